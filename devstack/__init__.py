@@ -1,0 +1,1 @@
+"""The local stack: everything that runs eventbatch offline. Never deployed (see .funcignore)."""

@@ -1,0 +1,242 @@
+"""The local stack: Azurite, the private registry, the Batch emulator and the Functions host, started once.
+
+`up()` health-checks each service, reuses any that is already healthy, starts the rest with logs under
+`.devstack/logs/`, builds the sample images, and writes the stack's endpoints and (well-known, local-only)
+credentials to `.devstack/env` so `source .devstack/env` points the azure SDKs at it. `down()` stops what the pid
+files say we started, and the containers the emulator left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack import local_accounts, paths
+from devstack.containers import Engine, detect_engine
+from devstack.registry import registry_service
+from devstack.services import Service, StackError, ensure_running, http_status, stop
+
+PY = sys.executable
+SERVICE_ORDER = ("azurite", "registry", "batch-emulator", "func-host")
+
+
+@dataclass(frozen=True)
+class Ports:
+    blob: int = 10000
+    queue: int = 10001
+    table: int = 10002
+    registry: int = 5055
+    batch: int = 8095
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        def port(name: str, default: int) -> int:
+            raw = os.environ.get(name)
+            if not raw:
+                return default
+            if not raw.isdigit() or not 0 < int(raw) < 65536:
+                raise StackError(f"{name}={raw!r} is not a port number (1-65535)")
+            return int(raw)
+
+        return cls(
+            port("EVENTBATCH_AZURITE_BLOB_PORT", 10000),
+            port("EVENTBATCH_AZURITE_QUEUE_PORT", 10001),
+            port("EVENTBATCH_AZURITE_TABLE_PORT", 10002),
+            port("EVENTBATCH_REGISTRY_PORT", 5055),
+            port("EVENTBATCH_BATCH_PORT", 8095),
+        )
+
+
+@dataclass
+class StackInfo:
+    env: dict[str, str]
+    actions: dict[str, str] = field(default_factory=dict)  # service -> started | reused
+
+
+def stack_env(ports: Ports, engine: Engine) -> dict[str, str]:
+    registry = f"127.0.0.1:{ports.registry}"
+    conn = local_accounts.azurite_connection_string("127.0.0.1", ports.blob, ports.queue, ports.table)
+    env = {
+        "AZURE_STORAGE_CONNECTION_STRING": conn,
+        "REGISTRY_SERVER": registry,
+        "REGISTRY_USERNAME": local_accounts.REGISTRY_USERNAME,
+        "REGISTRY_PASSWORD": local_accounts.REGISTRY_PASSWORD,
+        "WORKER_IMAGE": f"{registry}/eventbatch/worker:1",
+        "HELLO_IMAGE": f"{registry}/eventbatch/hello:1",
+        "CONTAINER_RUNTIME": engine.name,
+        "BATCH_ACCOUNT_URL": f"http://127.0.0.1:{ports.batch}",
+        "BATCH_ACCOUNT_NAME": local_accounts.BATCH_ACCOUNT_NAME,
+        "BATCH_ACCOUNT_KEY": local_accounts.BATCH_ACCOUNT_KEY,
+    }
+    env.update(engine.env)
+    return env
+
+
+def azurite_service(ports: Ports) -> Service:
+    exe = paths.REPO_ROOT / "node_modules" / ".bin" / "azurite"
+    location = paths.state_dir() / "azurite"
+    location.mkdir(parents=True, exist_ok=True)
+
+    def healthy() -> bool:
+        for port in (ports.blob, ports.queue, ports.table):
+            answer = http_status(f"http://127.0.0.1:{port}/{local_accounts.AZURITE_ACCOUNT}?comp=list")
+            if not answer or "Azurite" not in answer[1].get("Server", ""):
+                return False
+        return True
+
+    return Service(
+        name="azurite",
+        command=[str(exe), "--silent", "--skipApiVersionCheck", "--loose", "--location", str(location),
+                 "--blobHost", "127.0.0.1", "--blobPort", str(ports.blob),
+                 "--queueHost", "127.0.0.1", "--queuePort", str(ports.queue),
+                 "--tableHost", "127.0.0.1", "--tablePort", str(ports.table)],
+        port=ports.blob,
+        healthy=healthy,
+        hint="with EVENTBATCH_AZURITE_BLOB_PORT / _QUEUE_PORT / _TABLE_PORT",
+    )
+
+
+def batch_emulator_service(ports: Ports, env: dict[str, str]) -> Service:
+    registry_creds = {env["REGISTRY_SERVER"]: {"username": env["REGISTRY_USERNAME"],
+                                               "password": env["REGISTRY_PASSWORD"]}}
+    return Service(
+        name="batch-emulator",
+        command=[PY, "-m", "devstack.batch_emulator", "--host", "127.0.0.1", "--port", str(ports.batch),
+                 "--data-dir", str(paths.state_dir() / "batch"),
+                 "--account", f"{env['BATCH_ACCOUNT_NAME']}:{env['BATCH_ACCOUNT_KEY']}",
+                 "--runtime", os.environ.get("EVENTBATCH_BATCH_RUNTIME", "auto")],
+        port=ports.batch,
+        healthy=lambda: (http_status(f"http://127.0.0.1:{ports.batch}/_emulator/health") or (0,))[0] == 200,
+        env={**env,
+             "BATCH_EMULATOR_STORAGE_CONNECTION_STRING": env["AZURE_STORAGE_CONNECTION_STRING"],
+             "BATCH_EMULATOR_REGISTRY_CREDENTIALS": json.dumps(registry_creds)},
+        hint="with EVENTBATCH_BATCH_PORT",
+    )
+
+
+def func_host_service(env: dict[str, str]) -> Service:
+    state = paths.state_dir() / "func_host"
+    settings = write_local_settings(env)
+
+    def healthy() -> bool:
+        status = state / "status.json"
+        try:
+            info = json.loads(status.read_text())
+        except (OSError, ValueError):
+            return False
+        from devstack.services import pid_alive
+
+        return info.get("state") == "running" and pid_alive(int(info.get("pid", 0)))
+
+    return Service(
+        name="func-host",
+        command=[PY, "-m", "devstack.func_host", "--app-dir", str(paths.REPO_ROOT), "--settings", str(settings),
+                 "--state-dir", str(state)],
+        port=None,
+        healthy=healthy,
+        env=env,
+        start_timeout=60,
+    )
+
+
+def write_local_settings(env: dict[str, str]) -> Path:
+    """local.settings.json for the local host: the sample's values, pointed at this stack's endpoints."""
+    sample = paths.REPO_ROOT / "local.settings.sample.json"
+    settings = json.loads(sample.read_text()) if sample.exists() else {"IsEncrypted": False, "Values": {}}
+    values = settings.setdefault("Values", {})
+    conn = env["AZURE_STORAGE_CONNECTION_STRING"]
+    for key, value in list(values.items()):
+        if value == "UseDevelopmentStorage=true" or key in ("AzureWebJobsStorage", "EventBatchStorage"):
+            values[key] = conn
+        elif key in env:
+            values[key] = env[key]
+    out = paths.state_dir() / "local.settings.json"
+    out.write_text(json.dumps(settings, indent=2) + "\n")
+    return out
+
+
+def services(ports: Ports, env: dict[str, str], with_host: bool = True) -> list[Service]:
+    result = [azurite_service(ports), registry_service(ports.registry)]
+    if (paths.REPO_ROOT / "devstack" / "batch_emulator" / "__main__.py").exists():
+        result.append(batch_emulator_service(ports, env))
+    if with_host and (paths.REPO_ROOT / "function_app.py").exists() and \
+            (paths.REPO_ROOT / "devstack" / "func_host" / "__main__.py").exists():
+        result.append(func_host_service(env))
+    return result
+
+
+def up(with_host: bool = True, build_images: bool = True, log=print) -> StackInfo:
+    ports = Ports.from_env()
+    engine = detect_engine()
+    env = stack_env(ports, engine)
+    paths.state_dir().mkdir(parents=True, exist_ok=True)
+    write_env_file(env)
+    info = StackInfo(env)
+    log("eventbatch local stack:")
+    for service in services(ports, env, with_host):
+        if service.name == "batch-emulator" and build_images:
+            # Nodes prefetch the sample images from the registry as soon as a pool starts.
+            from devstack.images import build_and_push
+
+            build_and_push(engine, env["REGISTRY_SERVER"], log=log)
+            build_images = False
+        info.actions[service.name] = ensure_running(service, log=log)
+    if build_images:
+        from devstack.images import build_and_push
+
+        build_and_push(engine, env["REGISTRY_SERVER"], log=log)
+    log(f"endpoints and credentials written to {paths.env_file()} (source it to use the azure SDKs)")
+    return info
+
+
+def down(log=print) -> list[str]:
+    stopped = []
+    env = read_env_file() or {}
+    candidates = [Service(name, [name], None, lambda: False) for name in reversed(SERVICE_ORDER)]
+    for service in candidates:
+        if stop(service):
+            stopped.append(service.name)
+            log(f"  {service.name:<14} stopped")
+    _remove_emulator_containers(env)
+    if not stopped:
+        log("nothing of ours was running")
+    return stopped
+
+
+def _remove_emulator_containers(env: dict[str, str]) -> None:
+    """Containers the emulator started and did not get to remove (for example after a kill)."""
+    if env.get("CONTAINER_RUNTIME") != "podman":
+        return
+    engine = Engine("podman", {k: env[k] for k in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF") if k in env})
+    try:
+        listing = engine.run("ps", "-aq", "--filter", "label=eventbatch.emulator", check=False, timeout=30)
+        ids = listing.stdout.decode().split()
+        if ids:
+            engine.run("rm", "-f", *ids, check=False, timeout=60)
+    except (OSError, StackError):
+        pass
+
+
+def write_env_file(env: dict[str, str]) -> Path:
+    path = paths.env_file()
+    lines = ["# eventbatch local stack: `source .devstack/env`. Well-known local credentials only."]
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def read_env_file() -> dict[str, str] | None:
+    path = paths.env_file()
+    if not path.exists():
+        return None
+    env = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export "):].partition("=")
+            parts = shlex.split(value)
+            env[key] = parts[0] if parts else ""
+    return env
