@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=${PYTHON:-python3}
 
+# pip on some machines warns about missing local mirror folders; keep the output readable.
+quiet_pip() { "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }; return "${PIPESTATUS[0]}"; }
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -49,8 +51,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   say "installing the project into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  quiet_pip .venv/bin/python -m pip install -q --upgrade pip
+  quiet_pip .venv/bin/python -m pip install -q -e '.[dev]'
   touch "$stamp"
 fi
 
@@ -59,7 +61,7 @@ stamp14=.venv-batch14/.installed
 if [ ! -f "$stamp14" ]; then
   say "creating .venv-batch14 (azure-batch 14.2 compatibility client)"
   "$PY" -m venv .venv-batch14
-  .venv-batch14/bin/python -m pip install -q 'azure-batch==14.2.0' 'msrest>=0.7' 'pytest>=8.3'
+  quiet_pip .venv-batch14/bin/python -m pip install -q 'azure-batch==14.2.0' 'msrest>=0.7' 'pytest>=8.3'
   touch "$stamp14"
 fi
 
