@@ -136,7 +136,7 @@ class _Interpreter:
                 self.vars[full] = self.aliases[alias]
 
     def assign(self, node: t.Assign) -> None:
-        value = self.eval(node.expr)
+        value = self.scalar(self.eval(node.expr), node.expr)
         if isinstance(value, Metric):
             raise syntax_error(f"Cannot assign the sampled variable ${value.name} to {node.name}; "
                                "read it with GetSample()", node.line, node.col)
@@ -231,7 +231,8 @@ class _Interpreter:
         if not isinstance(cond, float | int):
             raise syntax_error(f"The condition of '?:' must be a double, not {type_name(cond)}",
                                node.line, node.col)
-        return self.eval(node.if_true if cond != 0 else node.if_false)
+        branch = node.if_true if cond != 0 else node.if_false
+        return self.scalar(self.eval(branch), branch)
 
     def eval_Binary(self, node: t.Binary) -> object:  # noqa: N802
         left = self.scalar(self.eval(node.left), node.left)
