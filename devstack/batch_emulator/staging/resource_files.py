@@ -1,0 +1,254 @@
+"""Downloading a task's resourceFiles into its working directory before the command runs.
+
+Input is the wire JSON the SDKs send (camelCase: httpUrl | storageContainerUrl | autoStorageContainerName,
+blobPrefix, filePath, fileMode, identityReference). The first failure stops staging and raises StagingError
+with Batch's failureInfo, so the caller fails the task without running its command, as Batch does.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import socket
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from .blob_urls import StorageLocation, blob_client, container_client, parse_storage_url
+from .credentials import CredentialResolver, IdentityUnavailable
+from .errors import InvalidSpec, StagingError, failure_info, redact_url
+from .paths import parse_file_mode, relative_parts, under
+
+DEFAULT_FILE_MODE = 0o770  # Batch: "If this property is not specified for a Linux Compute Node, ... 0770"
+_SOURCES = ("httpUrl", "storageContainerUrl", "autoStorageContainerName")
+
+
+def validate_resource_files(resource_files: list[dict], prop: str = "resourceFiles") -> None:
+    """Checks Batch makes when a task is added (the caller answers 400 with InvalidSpec.property_name)."""
+    for i, rf in enumerate(resource_files or []):
+        where = f"{prop}[{i}]"
+        if not isinstance(rf, dict):
+            raise InvalidSpec(where, "must be an object")
+        sources = [s for s in _SOURCES if rf.get(s)]
+        if len(sources) != 1:
+            raise InvalidSpec(where, "exactly one of autoStorageContainerName, storageContainerUrl and httpUrl "
+                              "must be specified", missing=not sources)
+        if rf.get("httpUrl") and not rf.get("filePath"):
+            raise InvalidSpec(f"{where}.filePath", "filePath is required with httpUrl", missing=True)
+        if rf.get("httpUrl") and rf.get("blobPrefix"):
+            raise InvalidSpec(f"{where}.blobPrefix", "blobPrefix is only valid with a container source")
+        try:
+            relative_parts(rf.get("filePath") or "", "filePath")
+            parse_file_mode(rf.get("fileMode"))
+        except ValueError as exc:
+            name = "fileMode" if "fileMode" in str(exc) else "filePath"
+            raise InvalidSpec(f"{where}.{name}", str(exc)) from None
+
+
+def download_resource_files(
+    resource_files: list[dict], working_dir: Path, resolver: CredentialResolver, timeout: float = 300
+) -> None:
+    working_dir = Path(working_dir)
+    for rf in resource_files or []:
+        _download_one(rf, working_dir, resolver, timeout)
+
+
+def _download_one(rf: dict, working_dir: Path, resolver: CredentialResolver, timeout: float) -> None:
+    file_path = rf.get("filePath") or ""
+    try:
+        mode = parse_file_mode(rf.get("fileMode"))
+        mode = DEFAULT_FILE_MODE if mode is None else mode
+        relative_parts(file_path, "filePath")
+    except ValueError as exc:
+        raise StagingError(failure_info("ResourceFileCreateFailed", str(exc), FilePath=file_path)) from None
+    identity = bool(rf.get("identityReference"))
+    if rf.get("autoStorageContainerName"):
+        raise StagingError(failure_info(
+            "BlobDownloadMiscError",
+            "autoStorageContainerName is not supported by the Batch emulator (it has no auto-storage account); "
+            "use storageContainerUrl with a SAS or an identityReference",
+            FilePath=file_path or None,
+        ))
+    if rf.get("httpUrl"):
+        if not file_path:
+            raise StagingError(failure_info("ResourceFileCreateFailed", "filePath is required with httpUrl",
+                                            ResourceUrl=redact_url(rf["httpUrl"])))
+        target = under(working_dir, file_path, "filePath")
+        _fetch_http(rf["httpUrl"], target, identity, resolver, timeout, file_path)
+        _chmod(target, mode, file_path)
+        return
+    if rf.get("storageContainerUrl"):
+        for target in _fetch_container(rf, working_dir, identity, resolver, timeout):
+            _chmod(target, mode, file_path)
+        return
+    raise StagingError(failure_info("BlobDownloadMiscError", "the resource file names no source "
+                                    "(httpUrl, storageContainerUrl or autoStorageContainerName)"))
+
+
+# -- one URL ------------------------------------------------------------------------------------------------
+
+
+def _is_storage_blob(url: str, loc: StorageLocation | None, identity: bool, resolver: CredentialResolver) -> bool:
+    if loc is None or not loc.blob:
+        return False
+    host = urlsplit(url).netloc.lower()
+    endpoint_host = urlsplit(resolver.blob_endpoint).netloc.lower() if resolver.blob_endpoint else None
+    return identity or loc.has_sas or ".blob." in host or host == endpoint_host
+
+
+def _fetch_http(url: str, target: Path, identity: bool, resolver: CredentialResolver, timeout: float,
+                file_path: str) -> None:
+    loc = parse_storage_url(url, resolver)
+    safe_url = redact_url(url)
+    details = {"FilePath": file_path, "ResourceUrl": safe_url}
+    if _is_storage_blob(url, loc, identity, resolver):
+        assert loc is not None
+        try:
+            client = blob_client(url, loc, identity, resolver, timeout)
+        except IdentityUnavailable as exc:
+            raise StagingError(failure_info("BlobAccessDenied", str(exc), **details)) from None
+
+        def write(fh) -> None:
+            client.download_blob(timeout=timeout).readinto(fh)
+
+        _write_atomically(target, write, details, _blob_error)
+        return
+
+    def write_http(fh) -> None:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - user-chosen URL, as on Batch
+            shutil.copyfileobj(resp, fh, 1024 * 1024)
+
+    _write_atomically(target, write_http, details, _http_error)
+
+
+def _fetch_container(rf: dict, working_dir: Path, identity: bool, resolver: CredentialResolver,
+                     timeout: float) -> list[Path]:
+    url = rf["storageContainerUrl"]
+    file_path = rf.get("filePath") or ""
+    details = {"FilePath": file_path or None, "ContainerUrl": redact_url(url)}
+    loc = parse_storage_url(url, resolver, assume_storage=True)
+    if loc is None:
+        raise StagingError(failure_info("ResourceContainerListMiscError",
+                                        "storageContainerUrl is not a blob container URL", **details))
+    try:
+        client = container_client(url, loc, identity, resolver, timeout)
+        names = [b.name for b in client.list_blobs(name_starts_with=rf.get("blobPrefix") or None, timeout=timeout)]
+    except IdentityUnavailable as exc:
+        raise StagingError(failure_info("ResourceContainerAccessDenied", str(exc), **details)) from None
+    except (ClientAuthenticationError, HttpResponseError) as exc:
+        status = getattr(exc, "status_code", None)
+        code = "ResourceContainerAccessDenied" if status in (401, 403) else "ResourceContainerListMiscError"
+        raise StagingError(failure_info(code, _storage_reason(exc), **details)) from None
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise StagingError(failure_info("ResourceContainerListMiscError", str(exc).splitlines()[0], **details)) from None
+    base = working_dir.joinpath(*relative_parts(file_path, "filePath"))
+    targets = []
+    for name in names:
+        if name.endswith("/"):
+            continue  # a directory marker, not a file
+        try:
+            target = under(base, name, "blob name")
+        except ValueError as exc:
+            raise StagingError(failure_info("ResourceFileCreateFailed", str(exc), **details)) from None
+        blob = client.get_blob_client(name)
+        blob_details = {**details, "BlobName": name}
+
+        def write(fh, blob=blob) -> None:
+            blob.download_blob(timeout=timeout).readinto(fh)
+
+        _write_atomically(target, write, blob_details, _blob_error)
+        targets.append(target)
+    return targets
+
+
+# -- writing and error mapping ------------------------------------------------------------------------------
+
+
+def _write_atomically(target: Path, write, details: dict, classify) -> None:
+    """Download into a temp file next to the target, then rename: a failed download leaves no partial file."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StagingError(failure_info(_disk_code(exc, "ResourceDirectoryCreateFailed"), exc.strerror, **details)) from None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
+    except OSError as exc:
+        raise StagingError(failure_info(_disk_code(exc, "ResourceFileCreateFailed"), exc.strerror, **details)) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            try:
+                write(fh)
+            except OSError as exc:
+                if isinstance(exc, (socket.timeout, TimeoutError, urllib.error.URLError)) or exc.errno is None:
+                    raise
+                raise StagingError(failure_info(_disk_code(exc, "ResourceFileWriteFailed"), exc.strerror,
+                                                **details)) from None
+        os.replace(tmp, target)
+    except StagingError:
+        _unlink(tmp)
+        raise
+    except Exception as exc:  # noqa: BLE001 - every download failure becomes the task's failureInfo
+        _unlink(tmp)
+        code, reason = classify(exc)
+        raise StagingError(failure_info(code, reason, **details)) from None
+
+
+def _blob_error(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, ResourceNotFoundError):
+        return "BlobNotFound", _storage_reason(exc)
+    if isinstance(exc, ClientAuthenticationError) or getattr(exc, "status_code", None) in (401, 403):
+        return "BlobAccessDenied", _storage_reason(exc)
+    if isinstance(exc, (ServiceResponseError, TimeoutError, socket.timeout)) and "timed out" in str(exc).lower():
+        return "BlobDownloadTimedOut", str(exc).splitlines()[0]
+    if isinstance(exc, HttpResponseError):
+        return "BlobDownloadMiscError", _storage_reason(exc)
+    return "BlobDownloadMiscError", (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def _http_error(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, urllib.error.HTTPError):
+        if exc.code == 404:
+            return "BlobNotFound", f"HTTP 404 {exc.reason}"
+        if exc.code in (401, 403):
+            return "BlobAccessDenied", f"HTTP {exc.code} {exc.reason}"
+        return "BlobDownloadMiscError", f"HTTP {exc.code} {exc.reason}"
+    reason = getattr(exc, "reason", exc)
+    if isinstance(exc, (TimeoutError, socket.timeout)) or isinstance(reason, (TimeoutError, socket.timeout)):
+        return "BlobDownloadTimedOut", "the download timed out"
+    return "BlobDownloadMiscError", str(reason)
+
+
+def _storage_reason(exc: Exception) -> str:
+    code = getattr(exc, "error_code", None)
+    status = getattr(exc, "status_code", None)
+    return f"HTTP {status} {code}" if code else f"HTTP {status}" if status else type(exc).__name__
+
+
+def _disk_code(exc: OSError, default: str) -> str:
+    return "DiskFull" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else default
+
+
+def _chmod(target: Path, mode: int, file_path: str) -> None:
+    try:
+        os.chmod(target, mode)
+    except OSError as exc:
+        raise StagingError(failure_info("ResourceFileWriteFailed", f"chmod failed: {exc.strerror}",
+                                        FilePath=file_path)) from None
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
