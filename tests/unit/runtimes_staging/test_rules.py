@@ -1,0 +1,163 @@
+"""Path rules, spec validation, credential parsing and engine-output classification (no services)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from devstack.batch_emulator.runtimes import RegistryAuth, StartError
+from devstack.batch_emulator.runtimes.base import Mount
+from devstack.batch_emulator.runtimes.cli import _env_file_text, _names_network, _volume_arg
+from devstack.batch_emulator.runtimes.errors import classify_create_error, classify_pull_error
+from devstack.batch_emulator.runtimes.images import is_loopback, normalize_server, registry_of
+from devstack.batch_emulator.staging import (
+    ConfigError,
+    CredentialResolver,
+    IdentityUnavailable,
+    InvalidSpec,
+    validate_output_files,
+    validate_resource_files,
+)
+from devstack.batch_emulator.staging.blob_urls import parse_storage_url
+from devstack.batch_emulator.staging.errors import redact_url
+from devstack.batch_emulator.staging.output_files import should_upload
+from devstack.batch_emulator.staging.paths import parse_file_mode, under
+
+KEY = "a2V5"  # any base64 text; never used against a service here
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/../../x", "a/..", "/etc/passwd"])
+def test_file_path_may_not_escape_the_working_dir(bad, tmp_path):
+    with pytest.raises(ValueError):
+        under(tmp_path, bad, "filePath")
+
+
+def test_file_path_segments_are_joined_under_the_working_dir(tmp_path):
+    assert under(tmp_path, "in/./data//x.csv", "filePath") == tmp_path / "in" / "data" / "x.csv"
+    assert under(tmp_path, "", "filePath") == tmp_path
+    assert under(tmp_path, "..a/b..", "filePath") == tmp_path / "..a" / "b.."
+
+
+def test_file_mode_is_octal():
+    assert parse_file_mode("0755") == 0o755
+    assert parse_file_mode("644") == 0o644
+    assert parse_file_mode(None) is None
+    for bad in ("rwx", "0999", "77777"):
+        with pytest.raises(ValueError):
+            parse_file_mode(bad)
+
+
+def test_resource_file_validation_names_the_property():
+    validate_resource_files([{"httpUrl": "http://x/y", "filePath": "y"},
+                             {"storageContainerUrl": "http://x/a/c", "blobPrefix": "p/", "fileMode": "0600"}])
+    cases = [
+        ({"filePath": "x"}, "resourceFiles[0]"),
+        ({"httpUrl": "http://x/y", "storageContainerUrl": "http://x/a/c"}, "resourceFiles[0]"),
+        ({"httpUrl": "http://x/y"}, "resourceFiles[0].filePath"),
+        ({"httpUrl": "http://x/y", "filePath": "../y"}, "resourceFiles[0].filePath"),
+        ({"storageContainerUrl": "http://x/a/c", "fileMode": "abc"}, "resourceFiles[0].fileMode"),
+        ({"httpUrl": "http://x/y", "filePath": "y", "blobPrefix": "p"}, "resourceFiles[0].blobPrefix"),
+    ]
+    for spec, prop in cases:
+        with pytest.raises(InvalidSpec) as err:
+            validate_resource_files([spec])
+        assert err.value.property_name == prop
+
+
+def test_output_file_validation_names_the_property():
+    good = {"filePattern": "*.txt", "destination": {"container": {"containerUrl": "http://x/a/c"}},
+            "uploadOptions": {"uploadCondition": "TaskCompletion"}}
+    validate_output_files([good])
+    bad = json.loads(json.dumps(good))
+    bad["uploadOptions"]["uploadCondition"] = "always"
+    with pytest.raises(InvalidSpec) as err:
+        validate_output_files([good, bad])
+    assert err.value.property_name == "outputFiles[1].uploadOptions.uploadCondition"
+
+
+@pytest.mark.parametrize(("condition", "succeeded", "expected"), [
+    ("tasksuccess", True, True), ("tasksuccess", False, False),
+    ("taskfailure", True, False), ("TaskFailure", False, True),
+    ("taskcompletion", True, True), ("taskcompletion", False, True),
+])
+def test_upload_condition(condition, succeeded, expected):
+    assert should_upload(condition, succeeded) is expected
+
+
+def test_storage_urls_both_styles():
+    loc = parse_storage_url("http://127.0.0.1:10000/devstoreaccount1/inputs/a/b.csv?sv=1&sig=x")
+    assert (loc.account, loc.container, loc.blob, loc.has_sas) == ("devstoreaccount1", "inputs", "a/b.csv", True)
+    loc = parse_storage_url("https://acct.blob.core.windows.net/out")
+    assert (loc.account, loc.container, loc.blob, loc.has_sas) == ("acct", "out", "", False)
+    assert parse_storage_url("https://example.com/file.txt") is None
+    assert redact_url("https://acct.blob.core.windows.net/out/x?sv=1&sig=secret") == \
+        "https://acct.blob.core.windows.net/out/x"
+
+
+def test_credential_resolver_from_env():
+    env = {
+        "BATCH_EMULATOR_STORAGE_CONNECTION_STRING":
+            f"DefaultEndpointsProtocol=http;AccountName=acct1;AccountKey={KEY};BlobEndpoint=http://127.0.0.1:10000/acct1;",
+        "BATCH_EMULATOR_REGISTRY_CREDENTIALS": json.dumps({"127.0.0.1:5055": {"username": "u", "password": "p"}}),
+    }
+    r = CredentialResolver.from_env(env)
+    assert r.storage_credential("acct1").named_key == ("acct1", KEY)
+    with pytest.raises(IdentityUnavailable):
+        r.storage_credential("otheraccount")
+    ident = {"resourceId": "/subscriptions/x/.../userAssignedIdentities/id"}
+    assert r.registry_auth("http://127.0.0.1:5055/", ident, None, None) == RegistryAuth("http://127.0.0.1:5055/", "u", "p")
+    assert r.registry_auth("127.0.0.1:5055", None, "me", "pw") == RegistryAuth("127.0.0.1:5055", "me", "pw")
+    assert r.registry_auth("127.0.0.1:5055", None, None, None) is None
+    assert r.registry_auth("other:5000", ident, None, None) is None
+    assert "p" not in repr(r.registry_auth("127.0.0.1:5055", ident, None, None)).split("username='u'")[1]
+    with pytest.raises(IdentityUnavailable):
+        CredentialResolver.from_env({}).storage_credential("acct1")
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("BATCH_EMULATOR_REGISTRY_CREDENTIALS", "{not json"),
+    ("BATCH_EMULATOR_REGISTRY_CREDENTIALS", '{"reg": {"username": "u"}}'),
+    ("BATCH_EMULATOR_STORAGE_CONNECTION_STRING", "AccountName=a"),
+])
+def test_bad_settings_name_the_setting(setting, value):
+    with pytest.raises(ConfigError, match=setting):
+        CredentialResolver.from_env({setting: value})
+
+
+def test_image_registry_rules():
+    assert registry_of("127.0.0.1:5055/eventbatch/worker:1") == "127.0.0.1:5055"
+    assert registry_of("myreg.azurecr.io/app") == "myreg.azurecr.io"
+    assert registry_of("library/ubuntu") is None
+    assert registry_of("ubuntu") is None
+    assert normalize_server("HTTPS://Reg.Example:5000/") == "reg.example:5000"
+    assert is_loopback("127.0.0.1:5055") and is_loopback("localhost:5000") and is_loopback("[::1]:5000")
+    assert not is_loopback("myreg.azurecr.io")
+
+
+def test_env_file_keeps_values_literal_and_moves_multiline_values_out_of_it():
+    cli_env: dict[str, str] = {}
+    text = _env_file_text({"A": "has space", "B": "x=y#z", "M": "two\nlines"}, cli_env)
+    assert text == "A=has space\nB=x=y#z\nM\n"
+    assert cli_env == {"M": "two\nlines"}
+    with pytest.raises(StartError):
+        _env_file_text({"PATH": "a\nb"}, {})
+    with pytest.raises(StartError):
+        _env_file_text({"BAD=NAME": "x"}, {})
+
+
+def test_network_and_mount_arguments():
+    assert _names_network(["--network=none"]) and _names_network(["--net", "bridge"])
+    assert not _names_network(["--workdir", "/app"])
+    assert _volume_arg(Mount("/host/dir", "/ctr", read_only=True)) == "/host/dir:/ctr:ro"
+    with pytest.raises(StartError):
+        _volume_arg(Mount("/host:dir", "/ctr"))
+
+
+def test_engine_errors_map_to_batch_codes():
+    assert classify_pull_error("Error: ... unauthorized: authentication required") == "ContainerInvalidRegistry"
+    assert classify_pull_error("reading manifest 2 in 127.0.0.1:5055/x: manifest unknown") == "ContainerInvalidImage"
+    assert classify_pull_error("dial tcp 127.0.0.1:1: connect: connection refused") == "ContainerInvalidRegistry"
+    assert classify_create_error("Error: unknown flag: --bogus") == "ContainerInvalidSettings"
+    assert classify_create_error("Error: x: image not known") == "ContainerInvalidImage"
+
