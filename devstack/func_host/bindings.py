@@ -1,0 +1,87 @@
+"""Turn trigger data into the value a function parameter asks for, as the worker's converters do.
+
+Queue: ``func.QueueMessage`` (or no annotation) gets the full message object, ``str``/``bytes`` get the body.
+Blob: an SDK type from ``azurefunctions.extensions.bindings.blob`` (BlobClient, ContainerClient,
+StorageStreamDownloader) is built by that package's own converter from model-binding data, exactly as the worker
+calls ``get_sdk_type()``, so the function receives real ``azure.storage.blob`` objects and the host never
+downloads the blob; ``func.InputStream`` (or no annotation) gets the blob's bytes in an
+``azure.functions.blob.InputStream``; ``bytes``/``str`` get the content.
+Timer: ``azure.functions.timer.TimerRequest``.
+"""
+
+import json
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import azure.functions as func
+from azure.functions.blob import InputStream
+from azure.functions.queue import QueueMessage
+from azure.functions.timer import TimerRequest
+
+try:  # optional package; only needed by apps that use SDK-type blob bindings
+    from azurefunctions.extensions.base import Datum
+    from azurefunctions.extensions.bindings.blob.blobClientConverter import BlobClientConverter
+except ImportError:  # pragma: no cover - the dev install has it
+    BlobClientConverter = None
+    Datum = None
+
+
+def queue_value(annotation: Any, message: Any, body: bytes) -> Any:
+    """``message`` is an azure.storage.queue QueueMessage; ``body`` its decoded bytes."""
+    if annotation is bytes:
+        return body
+    if annotation is str:
+        return body.decode("utf-8")
+    return QueueMessage(id=message.id, body=body, dequeue_count=message.dequeue_count,
+                        expiration_time=message.expires_on, insertion_time=message.inserted_on,
+                        time_next_visible=message.next_visible_on, pop_receipt=message.pop_receipt)
+
+
+def is_sdk_blob_type(annotation: Any) -> bool:
+    return (BlobClientConverter is not None and isinstance(annotation, type)
+            and BlobClientConverter.check_input_type_annotation(annotation))
+
+
+def wants_content(annotation: Any) -> bool:
+    """True if the parameter needs the blob's bytes (so the host must download it)."""
+    return not is_sdk_blob_type(annotation)
+
+
+@dataclass(frozen=True)
+class BlobEvent:
+    """One blob version the trigger fires for."""
+
+    connection_setting: str
+    container: str
+    name: str
+    etag: str
+    length: int
+    uri: str
+    properties: dict
+    metadata: dict
+
+
+def blob_value(annotation: Any, event: BlobEvent, content: bytes | None) -> Any:
+    if is_sdk_blob_type(annotation):
+        model = SimpleNamespace(
+            version="1.0", source="AzureStorageBlobs", content_type="application/json",
+            content=json.dumps({"Connection": event.connection_setting, "ContainerName": event.container,
+                                "BlobName": event.name}))
+        return BlobClientConverter.decode(Datum(value=model, type="model_binding_data"), trigger_metadata={},
+                                          pytype=annotation)
+    data = content or b""
+    if annotation is bytes:
+        return data
+    if annotation is str:
+        return data.decode("utf-8")
+    if annotation in (None, func.InputStream, InputStream) or (
+            isinstance(annotation, type) and issubclass(annotation, func.InputStream)):
+        return InputStream(data=data, name=f"{event.container}/{event.name}", uri=event.uri, length=len(data),
+                           blob_properties=event.properties, metadata=event.metadata)
+    raise TypeError(f"blob trigger parameter type {annotation!r} is not supported; use func.InputStream, bytes, "
+                    "str or an azurefunctions.extensions.bindings.blob SDK type")
+
+
+def timer_value(past_due: bool, status: dict, adjust_for_dst: bool = True) -> TimerRequest:
+    return TimerRequest(past_due=past_due, schedule_status=status, schedule={"AdjustForDST": adjust_for_dst})

@@ -1,0 +1,251 @@
+"""Blob trigger listener: the local stand-in for Event Grid delivery (and for LogsAndContainerScan).
+
+Azurite has no Event Grid, so new and changed blobs are found by listing the watched container (narrowed to the
+path's literal prefix) every ``scan_interval`` (default 0.25 s: a single upload reaches its function well within
+a second, and an idle container costs one small list call per scan). A blob version (container, name, ETag) is
+handed to the function once, guarded by a receipt (see blob_receipts); receipts already completed are loaded
+once at start, so a restarted host does not fire handled blobs again. A failed version is retried on later scans
+(after queues.visibilityTimeout) until poisonBlobThreshold failures, then a message goes to
+``webjobs-blobtrigger-poison`` and the version is marked handled.
+"""
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+from devstack.func_host import bindings
+from devstack.func_host.blob_path import BlobPath
+from devstack.func_host.blob_receipts import Claim, ReceiptStore
+from devstack.func_host.clients import blob_service, queue_client
+from devstack.func_host.connections import ResolvedConnection
+from devstack.func_host.host_config import HostConfig
+from devstack.func_host.invoker import Invoker, Outcome
+from devstack.func_host.loader import LoadedFunction
+from devstack.func_host.queue_listener import encode_body
+from devstack.func_host.renewer import Renewer
+
+log = logging.getLogger("func_host")
+
+POISON_QUEUE = "webjobs-blobtrigger-poison"
+
+
+class BlobGoneError(Exception):
+    """The blob was deleted between detection and invocation; the version is skipped, as the host does."""
+
+
+class Slots:
+    """maxDegreeOfParallelism: concurrent blob-triggered invocations across all blob functions."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def try_take(self) -> bool:
+        with self._lock:
+            if self._used >= self.limit:
+                return False
+            self._used += 1
+            return True
+
+    def give(self) -> None:
+        with self._lock:
+            self._used -= 1
+
+
+class BlobListener:
+    def __init__(self, function: LoadedFunction, connection: ResolvedConnection, path: BlobPath,
+                 receipts: ReceiptStore, config: HostConfig, invoker: Invoker, renewer: Renewer,
+                 settle_pool: ThreadPoolExecutor, slots: Slots, scan_interval: float,
+                 previous_lease_id: str | None = None):
+        self.function = function
+        self.path = path
+        self._connection = connection
+        self._container = blob_service(connection.connection_string).get_container_client(path.container)
+        self._receipts = receipts
+        self._config = config
+        self._invoker = invoker
+        self._renewer = renewer
+        self._settle = settle_pool
+        self._slots = slots
+        self._scan_interval = scan_interval
+        self._previous_lease_id = previous_lease_id
+        self._done: set[tuple[str, str, str]] = set()
+        self._running: dict[tuple[str, str, str], Claim] = {}
+        self._retry_at: dict[tuple[str, str, str], float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"blob-{function.name}", daemon=True)
+        self._missing_logged = False
+        self._released: set[tuple[str, str, str]] = set()
+
+    def describe(self) -> str:
+        return f"blobTrigger on {self.path.pattern!r}"
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def start(self) -> None:
+        done, incomplete = self._receipts.load(self.function.function_id)
+        self._done = done
+        if incomplete and self._previous_lease_id:
+            released = self._receipts.release_stale(incomplete, self._previous_lease_id)
+            if released:
+                log.info("Released %d blob receipt lease(s) of function %s left by a stopped host instance",
+                         released, self.function.name)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.scan_once()
+            except Exception as exc:  # noqa: BLE001 - keep scanning through storage hiccups
+                log.warning("Scanning container %r for %s failed: %s", self.path.container, self.function.name, exc)
+            self._stop.wait(max(0.0, self._scan_interval - (time.monotonic() - started)))
+
+    def scan_once(self) -> int:
+        """List the container once and dispatch new versions; returns how many were dispatched."""
+        try:
+            blobs = list(self._container.list_blobs(name_starts_with=self.path.prefix or None))
+            self._missing_logged = False
+        except ResourceNotFoundError:
+            if not self._missing_logged:
+                log.warning("Container %r (function %s) does not exist yet; scanning until it does",
+                            self.path.container, self.function.name)
+                self._missing_logged = True
+            return 0
+        now = time.monotonic()
+        dispatched = 0
+        for item in sorted(blobs, key=lambda b: b.last_modified):
+            if self._stop.is_set():
+                break
+            key = (self.path.container, item.name, item.etag)
+            with self._lock:
+                if key in self._done or key in self._running or self._retry_at.get(key, 0) > now:
+                    continue
+            if self.path.match(item.name) is None:
+                with self._lock:
+                    self._done.add(key)  # never a candidate; skip the regex next time
+                continue
+            if not self._slots.try_take():
+                break
+            try:
+                if self._claim_and_dispatch(key, item):
+                    dispatched += 1
+                else:
+                    self._slots.give()
+            except Exception:
+                self._slots.give()
+                raise
+        return dispatched
+
+    def _claim_and_dispatch(self, key, item) -> bool:
+        claim = self._receipts.try_claim(self.function.function_id, *key)
+        if claim == "completed":
+            with self._lock:
+                self._done.add(key)
+            return False
+        if claim == "busy":
+            return False
+        with self._lock:
+            self._running[key] = claim
+            self._retry_at.pop(key, None)
+        self._renewer.register(("blob", self.function.name, key), 15, lambda: ReceiptStore.renew(claim))
+        event = bindings.BlobEvent(
+            connection_setting=self._connection.setting_name, container=key[0], name=key[1], etag=key[2],
+            length=item.size or 0, uri=self._container.get_blob_client(key[1]).url,
+            properties={"Length": item.size, "ETag": item.etag, "LastModified": str(item.last_modified),
+                        "ContentType": getattr(item.content_settings, "content_type", None)},
+            metadata=dict(item.metadata or {}))
+        reason = f"New blob detected({self.path.container}/{item.name})"
+        future = self._invoker.invoke(self.function, lambda _ctx: self._build(event), reason)
+        future.add_done_callback(lambda f: _submit(self._settle, self._complete, key, claim, f.result()))
+        return True
+
+    def _build(self, event: bindings.BlobEvent) -> dict:
+        annotation = self.function.trigger_annotation
+        content = None
+        metadata = event.metadata
+        if bindings.wants_content(annotation):
+            try:
+                downloader = self._container.get_blob_client(event.name).download_blob()
+            except ResourceNotFoundError as exc:
+                raise BlobGoneError(f"blob {event.container}/{event.name} no longer exists") from exc
+            content = downloader.readall()
+            metadata = dict(downloader.properties.metadata or {})
+        event = bindings.BlobEvent(**{**event.__dict__, "metadata": metadata})
+        return {self.function.trigger_param: bindings.blob_value(annotation, event, content)}
+
+    def _complete(self, key, claim: Claim, outcome: Outcome) -> None:
+        try:
+            with self._lock:
+                if key in self._released:
+                    return
+            if outcome.succeeded or isinstance(outcome.error, BlobGoneError):
+                ReceiptStore.complete(claim)
+                with self._lock:
+                    self._done.add(key)
+                return
+            failures = ReceiptStore.record_failure(claim)
+            threshold = self._config.blobs.poison_blob_threshold
+            if failures >= threshold:
+                log.warning("Blob %s/%s (ETag %s) failed %d time(s) (poisonBlobThreshold=%d); moving it to queue '%s'",
+                            key[0], key[1], key[2], failures, threshold, POISON_QUEUE)
+                self._poison(key)
+                claim2 = self._receipts.try_claim(self.function.function_id, *key)
+                if not isinstance(claim2, str):
+                    ReceiptStore.complete(claim2)
+                with self._lock:
+                    self._done.add(key)
+            else:
+                with self._lock:
+                    self._retry_at[key] = time.monotonic() + self._config.queues.visibility_timeout
+        except Exception as exc:  # noqa: BLE001 - the lease expires and the version is retried
+            log.error("Recording the outcome for blob %s/%s failed: %s", key[0], key[1], exc)
+        finally:
+            self._renewer.unregister(("blob", self.function.name, key))
+            with self._lock:
+                self._running.pop(key, None)
+            self._slots.give()
+
+    def _poison(self, key) -> None:
+        queue = queue_client(self._connection.connection_string, POISON_QUEUE)
+        try:
+            queue.create_queue()
+        except ResourceExistsError:
+            pass
+        body = json.dumps({"Type": "BlobTrigger", "FunctionId": self.function.function_id, "BlobType": "BlockBlob",
+                           "ContainerName": key[0], "BlobName": key[1], "ETag": key[2]})
+        queue.send_message(encode_body(body.encode("utf-8"), self._config.queues.message_encoding))
+
+    def release_all(self) -> None:
+        """Give up receipts still running at shutdown so the next host start runs those versions again."""
+        with self._lock:
+            running = list(self._running.items())
+            self._released.update(k for k, _ in running)
+        for key, claim in running:
+            self._renewer.unregister(("blob", self.function.name, key))
+            try:
+                ReceiptStore.release(claim)
+                log.info("Released blob %s/%s for a later run (host shutting down)", key[0], key[1])
+            except Exception as exc:  # noqa: BLE001
+                log.warning("Releasing the receipt lease for %s/%s failed (it expires in 30 s): %s",
+                            key[0], key[1], exc)
+
+
+def _submit(pool: ThreadPoolExecutor, fn, *args) -> None:
+    """Settle on the host's small I/O pool (never on the event loop); after shutdown the work was released."""
+    try:
+        pool.submit(fn, *args)
+    except RuntimeError:
+        pass

@@ -1,0 +1,127 @@
+"""host.json: the subset of host settings this local host honours, typed and validated once at start-up.
+
+Defaults follow the Azure Functions docs for the v2 host (queues/blobs extension v5):
+queues.batchSize 16 (max 32), newBatchThreshold batchSize/2 x cores, maxPollingInterval 1 min,
+visibilityTimeout 0, maxDequeueCount 5, messageEncoding base64; blobs.poisonBlobThreshold 5,
+blobs.maxDegreeOfParallelism 8 x cores; functionTimeout 30 min (Premium/Dedicated default).
+"""
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.func_host.errors import ConfigError
+from devstack.func_host.timespan import parse_timespan
+
+log = logging.getLogger("func_host")
+
+DEFAULT_FUNCTION_TIMEOUT = 30 * 60.0
+
+
+@dataclass(frozen=True)
+class QueuesOptions:
+    batch_size: int = 16
+    new_batch_threshold: int = 8
+    max_polling_interval: float = 60.0
+    visibility_timeout: float = 0.0
+    max_dequeue_count: int = 5
+    message_encoding: str = "base64"
+
+
+@dataclass(frozen=True)
+class BlobsOptions:
+    poison_blob_threshold: int = 5
+    max_degree_of_parallelism: int = 8
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    queues: QueuesOptions
+    blobs: BlobsOptions
+    function_timeout: float | None  # seconds; None = unbounded ("-1")
+    dynamic_concurrency: bool = False
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
+def _int(section: dict, key: str, default: int, setting: str, lo: int, hi: int | None = None) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{setting}.{key}: expected an integer, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise ConfigError(f"{setting}.{key}: {value} is out of range; it must be {bound}")
+    return value
+
+
+def _queues(section: dict) -> QueuesOptions:
+    where = "host.json extensions.queues"
+    batch = _int(section, "batchSize", 16, where, 1, 32)
+    threshold_default = (batch // 2) * _cores()
+    threshold = _int(section, "newBatchThreshold", threshold_default, where, 0)
+    polling = parse_timespan(section.get("maxPollingInterval", "00:01:00"), f"{where}.maxPollingInterval")
+    if polling is None or polling < 0.1:
+        raise ConfigError(f"{where}.maxPollingInterval: must be at least \"00:00:00.100\"")
+    visibility = parse_timespan(section.get("visibilityTimeout", "00:00:00"), f"{where}.visibilityTimeout")
+    if visibility is None or visibility > 7 * 86400:
+        raise ConfigError(f"{where}.visibilityTimeout: must be between 00:00:00 and 7.00:00:00")
+    encoding = str(section.get("messageEncoding", "base64")).lower()
+    if encoding not in ("base64", "none"):
+        raise ConfigError(f"{where}.messageEncoding: {encoding!r} is not supported; use \"base64\" or \"none\"")
+    return QueuesOptions(
+        batch_size=batch,
+        new_batch_threshold=threshold,
+        max_polling_interval=polling,
+        visibility_timeout=visibility,
+        max_dequeue_count=_int(section, "maxDequeueCount", 5, where, 1),
+        message_encoding=encoding,
+    )
+
+
+def _blobs(section: dict) -> BlobsOptions:
+    where = "host.json extensions.blobs"
+    return BlobsOptions(
+        poison_blob_threshold=_int(section, "poisonBlobThreshold", 5, where, 1),
+        max_degree_of_parallelism=_int(section, "maxDegreeOfParallelism", 8 * _cores(), where, 1),
+    )
+
+
+def parse_host_json(doc: dict) -> HostConfig:
+    """Validate a parsed host.json document; unknown keys are ignored as the real host ignores them."""
+    if not isinstance(doc, dict):
+        raise ConfigError("host.json: the top level must be a JSON object")
+    version = doc.get("version")
+    if version is not None and version != "2.0":
+        raise ConfigError(f"host.json version: {version!r} is not supported; set \"version\": \"2.0\"")
+    extensions = doc.get("extensions") or {}
+    if not isinstance(extensions, dict):
+        raise ConfigError("host.json extensions: must be an object")
+    timeout_raw = doc.get("functionTimeout")
+    timeout = DEFAULT_FUNCTION_TIMEOUT if timeout_raw is None else parse_timespan(timeout_raw, "host.json functionTimeout")
+    concurrency = doc.get("concurrency") or {}
+    dynamic = bool(concurrency.get("dynamicConcurrencyEnabled", False))
+    if dynamic:
+        log.warning("host.json concurrency.dynamicConcurrencyEnabled=true is not emulated locally; "
+                    "static limits (batchSize/newBatchThreshold, maxDegreeOfParallelism) apply")
+    return HostConfig(
+        queues=_queues(extensions.get("queues") or {}),
+        blobs=_blobs(extensions.get("blobs") or {}),
+        function_timeout=timeout,
+        dynamic_concurrency=dynamic,
+    )
+
+
+def load_host_json(app_dir: Path) -> HostConfig:
+    """Read ``<app_dir>/host.json``; a missing file is an error, as it is for the real host."""
+    path = app_dir / "host.json"
+    if not path.is_file():
+        raise ConfigError(f"host.json not found in {app_dir}: a Functions app needs one next to function_app.py")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"host.json: invalid JSON ({exc})") from exc
+    return parse_host_json(doc)

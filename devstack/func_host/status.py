@@ -1,0 +1,53 @@
+"""The host's status file, ``<state-dir>/host.json``: what the stack health-checks and what a restart reads.
+
+Holds pid, state (starting/running/stopping/stopped), start time, host id, the instance's lease id (so a
+successor can release receipt leases of a host that was killed) and the indexed functions. Written atomically.
+"""
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from devstack.func_host.errors import HostError
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class StatusFile:
+    def __init__(self, state_dir: Path):
+        self.path = state_dir / "host.json"
+        self.data: dict = {}
+
+    def read_previous(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def check_not_running(self, previous: dict, host_id: str) -> None:
+        pid = previous.get("pid")
+        if (isinstance(pid, int) and pid != os.getpid() and previous.get("state") not in ("stopped", None)
+                and pid_alive(pid)):
+            raise HostError(f"another functions host (pid {pid}, host id {previous.get('host_id')!r}) is running "
+                            f"with state dir {self.path.parent}; stop it first or pass a different --state-dir")
+
+    def write(self, **fields) -> None:
+        self.data.update(fields)
+        self.data["updated"] = now_iso()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(self.data, indent=2) + "\n")
+        os.replace(tmp, self.path)
