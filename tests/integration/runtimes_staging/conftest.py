@@ -1,0 +1,189 @@
+"""Real services for the runtime and staging tests.
+
+- podman runs with a private CONTAINERS_CONF/CONTAINERS_STORAGE_CONF under a temp dir (the settings the
+  stack writes: runc, cgroupfs, no default ulimits, overlay storage), so these tests neither see nor disturb
+  the stack's images and containers.
+- A tiny busybox image is built from /bin/busybox (podman import of a tar rootfs).
+- A private htpasswd registry (docker-registry) on a free port, with random credentials, so pulls with and
+  without credentials are tested whatever the stack's registry holds.
+- Azurite: the stack's (session fixture `stack`); if the stack cannot start, a private azurite-blob on a free
+  port with a temp data dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from devstack.local_accounts import AZURITE_ACCOUNT, AZURITE_KEY
+
+REPO = Path(__file__).resolve().parents[3]
+BUSYBOX_APPLETS = ("sh", "cat", "echo", "sleep", "env", "pwd", "ls", "true", "false", "id", "wc")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()  # noqa: S310 - loopback
+            return
+        except urllib.error.HTTPError:
+            return  # any HTTP answer means it is up
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def podman_env(tmp_path_factory) -> dict[str, str]:
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed (bash devstack/setup.sh installs it)")
+    base = tmp_path_factory.mktemp("podman")
+    (base / "containers.conf").write_text(
+        '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\nruntime = "runc"\n'
+        f'tmp_dir = "{base}/tmp"\n'
+    )
+    (base / "storage.conf").write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{base}/storage"\nrunroot = "{base}/run"\n'
+    )
+    env = {"CONTAINERS_CONF": str(base / "containers.conf"),
+           "CONTAINERS_STORAGE_CONF": str(base / "storage.conf")}
+    yield env
+    full = {**os.environ, **env}
+    subprocess.run(["podman", "rm", "-a", "-f", "-t", "0"], env=full, capture_output=True, check=False)
+    subprocess.run(["podman", "system", "reset", "-f"], env=full, capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def podman(podman_env):
+    from devstack.batch_emulator.runtimes import detect_runtime
+
+    return detect_runtime("podman", podman_env)
+
+
+@dataclass(frozen=True)
+class Images:
+    plain: str  # /bin/sh and busybox applets, no ENTRYPOINT/CMD
+    entry: str  # ENTRYPOINT ["/bin/echo", "from-entrypoint"]
+
+
+@pytest.fixture(scope="session")
+def images(podman_env, tmp_path_factory) -> Images:
+    rootfs = tmp_path_factory.mktemp("rootfs")
+    (rootfs / "bin").mkdir()
+    shutil.copy("/bin/busybox", rootfs / "bin" / "busybox")
+    for applet in BUSYBOX_APPLETS:
+        (rootfs / "bin" / applet).symlink_to("busybox")
+    for folder in ("tmp", "etc", "task"):
+        (rootfs / folder).mkdir()
+    tar = rootfs.parent / f"{rootfs.name}.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    env = {**os.environ, **podman_env}
+    plain, entry = "localhost/rs-test/box:plain", "localhost/rs-test/box:entry"
+    subprocess.run(["podman", "import", "-q", str(tar), plain], env=env, check=True, capture_output=True)
+    subprocess.run(["podman", "import", "-q", "--change", 'ENTRYPOINT ["/bin/echo", "from-entrypoint"]',
+                    str(tar), entry], env=env, check=True, capture_output=True)
+    return Images(plain, entry)
+
+
+@dataclass(frozen=True)
+class Registry:
+    server: str
+    username: str
+    password: str
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Registry:
+    if not shutil.which("docker-registry"):
+        pytest.skip("docker-registry is not installed (bash devstack/setup.sh installs it)")
+    base = tmp_path_factory.mktemp("registry")
+    user, password = "rs-user", secrets.token_urlsafe(12)
+    (base / "htpasswd").write_text(f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()}\n")
+    port = free_port()
+    (base / "config.yml").write_text(json.dumps({  # YAML is a superset of JSON
+        "version": 0.1,
+        "log": {"level": "error"},
+        "storage": {"filesystem": {"rootdirectory": str(base / "data")}},
+        "http": {"addr": f"127.0.0.1:{port}"},
+        "auth": {"htpasswd": {"realm": "rs-test", "path": str(base / "htpasswd")}},
+    }))
+    log = open(base / "registry.log", "wb")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(["docker-registry", "serve", str(base / "config.yml")], stdout=log, stderr=log)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v2/")
+        yield Registry(f"127.0.0.1:{port}", user, password)
+    finally:
+        stop(proc)
+        log.close()
+
+
+@dataclass(frozen=True)
+class Storage:
+    connection_string: str
+    account: str
+    key: str
+    blob_endpoint: str
+
+
+def _private_azurite(tmp_path_factory, request) -> Storage:
+    azurite = REPO / "node_modules" / ".bin" / "azurite-blob"
+    if not azurite.exists():
+        pytest.skip("azurite is not installed (npm ci)")
+    base = tmp_path_factory.mktemp("azurite")
+    port = free_port()
+    log = open(base / "azurite.log", "wb")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen([str(azurite), "--silent", "--skipApiVersionCheck", "--loose", "--location", str(base),
+                             "--blobHost", "127.0.0.1", "--blobPort", str(port)], stdout=log, stderr=log)
+
+    def finish() -> None:
+        stop(proc)
+        log.close()
+
+    request.addfinalizer(finish)
+    wait_http(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}?comp=list")
+    endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
+    conn = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={endpoint};")
+    return Storage(conn, AZURITE_ACCOUNT, AZURITE_KEY, endpoint)
+
+
+@pytest.fixture(scope="session")
+def storage(request, tmp_path_factory) -> Storage:
+    if os.environ.get("RS_PRIVATE_AZURITE") != "1":
+        try:
+            stack = request.getfixturevalue("stack")
+            conn = stack.storage_connection_string
+            parts = dict(p.split("=", 1) for p in conn.split(";") if "=" in p)
+            return Storage(conn, parts["AccountName"], parts["AccountKey"], parts["BlobEndpoint"].rstrip("/"))
+        except Exception as exc:  # noqa: BLE001 - the stack is optional here; say why we fall back
+            warnings.warn(f"stack fixture unavailable ({exc!s:.200}); using a private Azurite", stacklevel=1)
+    return _private_azurite(tmp_path_factory, request)
