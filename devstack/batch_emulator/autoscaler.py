@@ -16,7 +16,6 @@ Intervals shorter than the service's 5-minute minimum are allowed here on purpos
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,26 +23,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .autoscale import PoolState, SampleHistory, evaluate, parse, validate
+from .autoscale.durations import parse_duration
 from .autoscale.errors import FormulaError
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Autoscaler", "check_interval_for_azure", "parse_duration"]
+
 DEFAULT_EVALUATION_INTERVAL = timedelta(minutes=15)
 AZURE_MIN_INTERVAL = timedelta(minutes=5)
 AZURE_MAX_INTERVAL = timedelta(hours=168)
-
-_DURATION = re.compile(r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
-                       r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$")
-
-
-def parse_duration(text: str, setting: str = "autoScaleEvaluationInterval") -> timedelta:
-    """ISO-8601 duration (PT5M, PT30S, P1D, PT1H30M) -> timedelta; ValueError naming the setting otherwise."""
-    m = _DURATION.match(text.strip()) if isinstance(text, str) else None
-    if not m or text.strip() in ("P", "PT") or text.strip().endswith("T"):
-        raise ValueError(f"{setting}: '{text}' is not an ISO-8601 duration such as PT5M, PT30S or P1D")
-    parts = {k: float(v) if v else 0.0 for k, v in m.groupdict().items()}
-    return timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
-
 
 def check_interval_for_azure(interval: timedelta) -> str | None:
     """The service rejects intervals outside 5 minutes .. 168 hours; say so for configs meant for Azure."""
