@@ -122,14 +122,15 @@ class Invoker:
                 return
             duration = (time.monotonic() - inv.started) * 1000 if inv.started else 0.0
             outcome = Outcome(inv.id, inv.function.name, error is None, duration, error, inv.started_wall)
+            if error is None:
+                log.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", inv.function.name, inv.id,
+                         duration)
+            else:
+                log.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)\n%s", inv.function.name, inv.id,
+                          duration, _format_error(error))
+            with self._active_lock:
+                self._active -= 1
             inv.future.set_result(outcome)
-        with self._active_lock:
-            self._active -= 1
-        if error is None:
-            log.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", inv.function.name, inv.id, duration)
-        else:
-            log.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)\n%s", inv.function.name, inv.id,
-                      duration, _format_error(error))
 
     def _arm(self, inv: _Invocation) -> None:
         if self.function_timeout is None:
