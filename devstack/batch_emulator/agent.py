@@ -1,0 +1,324 @@
+"""The node agent: boots nodes (folders, image prefetch, start task) and runs task attempts.
+
+It turns an :class:`Assignment` into a RunSpec for a runtime, with Batch's conventions: the command line split
+without a shell (empty = the image ENTRYPOINT), AZ_BATCH_* + job + task environment, the node root mounted at
+the same path (or only the containerHostBatchBindMounts chosen), the task working directory as the container's
+workdir, resource files before and output files after. It reports back to the model and never decides a state
+itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shlex
+import threading
+import time
+from pathlib import Path
+
+from devstack.batch_emulator import timeutil
+from devstack.batch_emulator.layout import BIND_SOURCE_VARS, NodeLayout
+from devstack.batch_emulator.model import Assignment, BatchModel, Outcome
+
+log = logging.getLogger("batch_emulator.agent")
+
+
+def split_command_line(command_line: str | None) -> list[str] | None:
+    """Batch runs the command line without a shell: split it into argv like a POSIX shell would tokenise it,
+    with no expansion. Empty means "the image's ENTRYPOINT"."""
+    if command_line is None or not command_line.strip():
+        return None
+    return shlex.split(command_line)
+
+
+def normalize_image(image: str) -> str:
+    last = image.rsplit("/", 1)[-1]
+    if "@" in last or ":" in last:
+        return image
+    return image + ":latest"
+
+
+def image_server(image: str) -> str:
+    first = image.split("/", 1)[0]
+    if "/" in image and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def _failure(code: str, message: str, category: str = "usererror") -> dict:
+    return {"category": category, "code": code, "message": message,
+            "details": [{"name": "Message", "value": message}]}
+
+
+class Agent:
+    def __init__(self, model: BatchModel, container_runtime, process_runtime, resolver, instance: str):
+        self.model = model
+        self.container_runtime = container_runtime
+        self.process_runtime = process_runtime
+        self.resolver = resolver
+        self.instance = instance
+        self._pull_locks: dict[str, threading.Lock] = {}
+        self._pull_guard = threading.Lock()
+
+    # ---- helpers -----------------------------------------------------------------------------------------
+    def _runtime_for(self, pool: dict):
+        vmc = pool.get("virtualMachineConfiguration") or {}
+        return self.container_runtime if vmc.get("containerConfiguration") else self.process_runtime
+
+    def _registry_auth(self, image: str, registry: dict | None, pool: dict):
+        server = image_server(image)
+        candidates = []
+        if registry:
+            candidates.append(registry)
+        cc = (pool.get("virtualMachineConfiguration") or {}).get("containerConfiguration") or {}
+        candidates += cc.get("containerRegistries") or []
+        for reg in candidates:
+            reg_server = (reg.get("registryServer") or "docker.io").lower()
+            if registry is reg or reg_server == server.lower():
+                return self.resolver.registry_auth(reg.get("registryServer") or server, reg.get("identityReference"),
+                                                   reg.get("username"), reg.get("password"))
+        return None
+
+    def _ensure_image(self, runtime, image: str, registry: dict | None, pool: dict, force: bool = False) -> None:
+        """Pull unless present (one pull per image at a time); raises the runtime's PullError."""
+        with self._pull_guard:
+            lock = self._pull_locks.setdefault(image, threading.Lock())
+        with lock:
+            if not force and runtime.has_image(image):
+                return
+            runtime.pull(image, self._registry_auth(image, registry, pool))
+
+    def _name(self, *parts: str) -> str:
+        digest = hashlib.sha1("/".join(parts).encode()).hexdigest()[:10]
+        tail = "-".join(parts)[-60:].strip("-_.")
+        return f"batchemu-{self.instance}-{digest}-{tail}".lower()
+
+    # ---- nodes -------------------------------------------------------------------------------------------
+    def start_node(self, pool_key: str, node_id: str) -> None:
+        threading.Thread(target=self._boot_node, args=(pool_key, node_id), name=f"node-{node_id}",
+                         daemon=True).start()
+
+    def _boot_node(self, pool_key: str, node_id: str) -> None:
+        try:
+            self._boot_node_inner(pool_key, node_id)
+        except Exception as exc:  # noqa: BLE001 - a node that cannot boot becomes unusable, visibly
+            log.exception("node %s failed to start", node_id)
+            self.model.node_transition(pool_key, node_id, "unusable", errors=[
+                {"code": "NodeStartFailed", "message": str(exc)[:500]}])
+
+    def _boot_node_inner(self, pool_key: str, node_id: str) -> None:
+        snap = self.model.node_internal(pool_key, node_id)
+        if snap is None:
+            return
+        pool, node = snap["pool"], snap["node"]
+        layout = self.model.layout(pool_key, node_id)
+        layout.create()
+        cc = (pool.get("virtualMachineConfiguration") or {}).get("containerConfiguration")
+        if cc:
+            runtime = self.container_runtime
+            for image in cc.get("containerImageNames") or []:
+                try:
+                    self._ensure_image(runtime, normalize_image(image), None, pool, force=False)
+                except Exception as exc:  # noqa: BLE001 - PullError or a runtime failure
+                    code = getattr(exc, "code", "ContainerMiscError")
+                    message = getattr(exc, "message", str(exc))
+                    self.model.node_transition(pool_key, node_id, "unusable", errors=[
+                        {"code": code, "message": f"Failed to pull container image {image}: {message}",
+                         "errorDetails": [{"name": "ImageName", "value": image}]}])
+                    return
+        start_task = pool.get("startTask")
+        if not start_task:
+            self.model.node_transition(pool_key, node_id, "idle")
+            return
+        wait = bool(start_task.get("waitForSuccess", True))
+        now = timeutil.now_iso()
+        info = {"state": "running", "startTime": now, "retryCount": 0}
+        self.model.node_transition(pool_key, node_id, "waitingforstarttask" if wait else "idle",
+                                   startTaskInfo=info)
+        retries = start_task.get("maxTaskRetryCount", 0)
+        attempt = 0
+        while True:
+            code, failure = self._run_start_task(pool, node, layout, start_task, pool_key)
+            if code == 0 and not failure:
+                break
+            if failure is None and (retries == -1 or attempt < retries):
+                attempt += 1
+                info = {**info, "retryCount": attempt, "lastRetryTime": timeutil.now_iso()}
+                self.model.node_transition(pool_key, node_id, "waitingforstarttask" if wait else "idle",
+                                           startTaskInfo=info)
+                continue
+            break
+        end = timeutil.now_iso()
+        info = {**info, "state": "completed", "endTime": end}
+        if code is not None:
+            info["exitCode"] = code
+        if failure or code != 0:
+            info["result"] = "failure"
+            info["failureInfo"] = failure or _failure("FailureExitCode", "The start task exited with an exit "
+                                                      "code representing a failure")
+            state = "starttaskfailed" if wait else "idle"
+        else:
+            info["result"] = "success"
+            state = "idle"
+        self.model.node_transition(pool_key, node_id, state, startTaskInfo=info)
+
+    def _run_start_task(self, pool, node, layout: NodeLayout, start_task: dict, pool_key: str):
+        env = layout.start_task_env(layout.node_env(self.model.account, self.model.account_url, pool["id"],
+                                                    node["id"], node.get("isDedicated", True)))
+        for item in start_task.get("environmentSettings") or []:
+            env[item["name"]] = item.get("value") or ""
+        wd = layout.startup / "wd"
+        try:
+            if start_task.get("resourceFiles"):
+                from devstack.batch_emulator.staging import StagingError, download_resource_files
+                try:
+                    download_resource_files(start_task["resourceFiles"], wd, self.resolver)
+                except StagingError as exc:
+                    return None, exc.failure_info
+            cs = start_task.get("containerSettings")
+            runtime = self.container_runtime if cs else self.process_runtime
+            spec = self._spec(runtime, self._name(node["id"], "starttask"), start_task.get("commandLine"), env,
+                              wd, layout, cs, layout.startup, pool)
+            handle = runtime.start(spec)
+            code = handle.wait(None)
+            return code, None
+        except Exception as exc:  # noqa: BLE001 - StartError / PullError from the runtime
+            return None, _failure(getattr(exc, "code", "CommandLaunchFailed"), getattr(exc, "message", str(exc)))
+        finally:
+            try:
+                runtime.cleanup(self._name(node["id"], "starttask"))
+            except Exception:  # noqa: BLE001
+                pass
+
+    # ---- tasks -------------------------------------------------------------------------------------------
+    def _spec(self, runtime, name, command_line, env, wd: Path, layout: NodeLayout, cs: dict | None,
+              task_dir: Path, pool: dict):
+        from devstack.batch_emulator.runtimes import Mount, RunSpec
+
+        command = split_command_line(command_line)
+        image, mounts, workdir, run_options = None, [], str(wd), []
+        if cs and runtime is not self.process_runtime:
+            image = normalize_image(cs["imageName"])
+            run_options = shlex.split(cs.get("containerRunOptions") or "")
+            binds = cs.get("containerHostBatchBindMounts")
+            if binds is None:
+                mounts = [Mount(str(layout.root), str(layout.root))]
+            else:
+                keep = set()
+                for entry in binds:
+                    folder, names = BIND_SOURCE_VARS.get(entry.get("source"), ("", ()))
+                    path = task_dir if folder is None else (layout.root / folder if folder else None)
+                    if path is not None:
+                        path.mkdir(parents=True, exist_ok=True)
+                        mounts.append(Mount(str(path), str(path), bool(entry.get("isReadOnly"))))
+                    keep.update(names)
+                for var in [v for source in BIND_SOURCE_VARS.values() for v in source[1]]:
+                    if var not in keep:
+                        env.pop(var, None)
+            if (cs.get("workingDirectory") or "taskWorkingDirectory") == "containerImageDefault":
+                workdir = None
+        elif command is None:
+            from devstack.batch_emulator.runtimes import StartError
+            raise StartError("CommandProgramNotFound", "The command line is empty and the pool has no container "
+                             "configuration")
+        return RunSpec(name=name, command=command, env=env, workdir=workdir, mounts=mounts, image=image,
+                       run_options=run_options, stdout_path=str(task_dir / "stdout.txt"),
+                       stderr_path=str(task_dir / "stderr.txt"))
+
+    def run_task(self, a: Assignment) -> None:
+        threading.Thread(target=self._run_task, args=(a,), name=f"task-{a.task_key}", daemon=True).start()
+
+    def _run_task(self, a: Assignment) -> None:
+        try:
+            outcome = self._attempt(a)
+        except Exception as exc:  # noqa: BLE001 - report, never lose a task in "running"
+            log.exception("task %s/%s failed in the emulator", a.job_key, a.task_key)
+            outcome = Outcome(pre_processing_failure=_failure("TaskEmulatorError", str(exc)[:500], "servererror"))
+        self.model.task_finished(a.job_key, a.task_key, a.attempt, outcome)
+
+    def _attempt(self, a: Assignment) -> Outcome:
+        task, job, pool, node = a.task, a.job, a.pool, a.node
+        layout = self.model.layout(a.pool_key, a.node_id)
+        task_dir = layout.task_dir(job["id"], task["id"])
+        wd = task_dir / "wd"
+        wd.mkdir(parents=True, exist_ok=True)
+        for name in ("stdout.txt", "stderr.txt"):
+            (task_dir / name).touch()
+        env = layout.task_env(layout.node_env(self.model.account, self.model.account_url, pool["id"], node["id"],
+                                              node.get("isDedicated", True)), job["id"], task["id"])
+        for item in (job.get("commonEnvironmentSettings") or []) + (task.get("environmentSettings") or []):
+            env[item["name"]] = item.get("value") or ""
+        cs = task.get("containerSettings")
+        container_pool = bool((pool.get("virtualMachineConfiguration") or {}).get("containerConfiguration"))
+        if container_pool != bool(cs):
+            return Outcome(pre_processing_failure=_failure(
+                "ContainerInvalidSettings", "A task on a container pool must specify containerSettings, and a task "
+                "on a pool without containerConfiguration must not"))
+        runtime = self._runtime_for(pool)
+        if cs and runtime is not self.process_runtime:
+            try:
+                self._ensure_image(runtime, normalize_image(cs["imageName"]), cs.get("registry"), pool)
+            except Exception as exc:  # noqa: BLE001 - PullError
+                return Outcome(pre_processing_failure=_failure(getattr(exc, "code", "ContainerMiscError"),
+                                                               getattr(exc, "message", str(exc))))
+        if task.get("resourceFiles"):
+            from devstack.batch_emulator.staging import StagingError, download_resource_files
+            try:
+                download_resource_files(task["resourceFiles"], wd, self.resolver)
+            except StagingError as exc:
+                return Outcome(pre_processing_failure=exc.failure_info)
+        if not self.model.attempt_current(a.job_key, a.task_key, a.attempt):
+            return Outcome()
+        name = self._name(node["id"], job["id"], task["id"], str(a.attempt))
+        try:
+            spec = self._spec(runtime, name, task.get("commandLine"), env, wd, layout, cs, task_dir, pool)
+            handle = runtime.start(spec)
+        except Exception as exc:  # noqa: BLE001 - StartError
+            self._cleanup(runtime, name)
+            return Outcome(pre_processing_failure=_failure(getattr(exc, "code", "CommandLaunchFailed"),
+                                                           getattr(exc, "message", str(exc))))
+        try:
+            if not self.model.register_kill(a.job_key, a.task_key, a.attempt, handle.kill, name):
+                handle.kill()
+            self.model.record_container(a.job_key, a.task_key, a.attempt, handle.container_id)
+            limit = timeutil.parse_duration((task.get("constraints") or {}).get("maxWallClockTime") or "")
+            timeout = None if limit is None or limit >= timeutil.UNLIMITED_SECONDS else limit
+            started = time.monotonic()
+            code = handle.wait(timeout)
+            timed_out = False
+            if code is None:
+                timed_out = True
+                handle.kill()
+                code = handle.wait(30)
+            log.debug("task %s exited %s after %.3fs", task["id"], code, time.monotonic() - started)
+            upload_failure = None
+            if task.get("outputFiles") and self.model.attempt_current(a.job_key, a.task_key, a.attempt):
+                from devstack.batch_emulator.staging import upload_output_files
+                upload_failure = upload_output_files(task["outputFiles"], task_dir, wd, code == 0 and not timed_out,
+                                                     self.resolver, env=env)
+            return Outcome(exit_code=code, timed_out=timed_out, upload_failure=upload_failure,
+                           container_id=handle.container_id)
+        finally:
+            self._cleanup(runtime, name)
+
+    @staticmethod
+    def _cleanup(runtime, name: str) -> None:
+        try:
+            runtime.cleanup(name)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
+    def cleanup_stale(self, names: list[str]) -> None:
+        """Remove containers left by a previous emulator process (their tasks were requeued)."""
+        for runtime in {id(r): r for r in (self.container_runtime, self.process_runtime)}.values():
+            try:
+                leftovers = set(runtime.list_names(f"batchemu-{self.instance}-"))
+            except Exception:  # noqa: BLE001
+                leftovers = set()
+            for name in leftovers | set(names):
+                self._cleanup(runtime, name)
+
+
+def instance_id(data_dir: Path) -> str:
+    return hashlib.sha1(str(Path(data_dir).resolve()).encode() + os.uname().nodename.encode()).hexdigest()[:8]

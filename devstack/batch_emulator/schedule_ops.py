@@ -1,0 +1,332 @@
+"""Placing tasks on node slots and applying their outcomes: the task state machine.
+
+active -> running (claimed by a node; resource files, image pull and the command all happen in ``running``, as
+Batch reports it) -> completed, or back to active for a retry (non-zero exit with retries left) or a requeue
+(node lost/removed, job disabled with requeue). Every outcome is tagged with the attempt number it belongs to,
+so a late report from a killed attempt cannot overwrite what terminate/requeue already decided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from devstack.batch_emulator import timeutil
+from devstack.batch_emulator.model_base import set_state, touch, wire
+
+USABLE_NODE_STATES = ("idle", "running")
+
+
+@dataclass
+class Assignment:
+    """Everything the agent needs to run one attempt of a task (snapshots, not live state)."""
+
+    job_key: str
+    task_key: str
+    attempt: int
+    pool_key: str
+    node_id: str
+    task: dict
+    job: dict
+    pool: dict
+    node: dict
+
+
+@dataclass
+class Outcome:
+    """What happened to one attempt; exactly one of the failure kinds applies, or a plain exit code."""
+
+    exit_code: int | None = None
+    pre_processing_failure: dict | None = None   # failureInfo: resource files, image pull, launch error
+    upload_failure: dict | None = None           # failureInfo from output file upload
+    timed_out: bool = False                      # maxWallClockTime exceeded (process was killed)
+    container_id: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _exit_options(task: dict, code: int | None, kind: str) -> dict:
+    """The exitConditions entry that applies to an outcome (kind: exit|preprocessing|upload)."""
+    ec = task.get("exitConditions") or {}
+    if kind == "exit" and code is not None:
+        for item in ec.get("exitCodes") or []:
+            if item.get("code") == code:
+                return item.get("exitOptions") or {}
+        for item in ec.get("exitCodeRanges") or []:
+            if item.get("start", 0) <= code <= item.get("end", -1):
+                return item.get("exitOptions") or {}
+        if code == 0:
+            return {"jobAction": "none", "dependencyAction": "satisfy"}
+    if kind == "preprocessing" and ec.get("preProcessingError"):
+        return ec["preProcessingError"]
+    if kind == "upload" and ec.get("fileUploadError"):
+        return ec["fileUploadError"]
+    return ec.get("default") or {}
+
+
+class ScheduleOps:
+    # ---- dependencies --------------------------------------------------------------------------------------
+    def _dependency_ids(self, task: dict):
+        deps = task.get("dependsOn") or {}
+        yield from deps.get("taskIds") or []
+        for rng in deps.get("taskIdRanges") or []:
+            for n in range(rng["start"], rng["end"] + 1):
+                yield str(n)
+
+    def _dependencies_met(self, job_key: str, task: dict) -> bool:
+        if not task.get("dependsOn"):
+            return True
+        tasks = self.tasks[job_key]
+        for dep_id in self._dependency_ids(task):
+            dep = tasks.get(dep_id.lower())
+            if dep is None or dep["state"] != "completed":
+                return False
+            if dep.get("_dependencyAction", "satisfy") != "satisfy":
+                return False
+        return True
+
+    # ---- placement -----------------------------------------------------------------------------------------
+    def claim_assignments(self) -> list[Assignment]:
+        """Assign runnable active tasks to free node slots (spread or pack); returns what to launch."""
+        out: list[Assignment] = []
+        with self.lock:
+            self.schedule_needed = False
+            for pool_key, pool in self.pools.items():
+                if pool.get("state") != "active":
+                    continue
+                nodes = [n for n in self.nodes.get(pool_key, {}).values()
+                         if n["state"] in USABLE_NODE_STATES and n.get("schedulingState") == "enabled"
+                         and not n.get("_leaving")]
+                if not nodes:
+                    continue
+                slots = pool.get("taskSlotsPerNode", 1)
+                jobs = [(k, j) for k, j in self.jobs.items() if j["state"] == "active"
+                        and j["poolInfo"]["poolId"].lower() == pool_key and self.active.get(k)]
+                if not jobs:
+                    continue
+                jobs.sort(key=lambda kj: (-kj[1].get("priority", 0), kj[1]["creationTime"]))
+                pack = (pool.get("taskSchedulingPolicy") or {}).get("nodeFillType", "spread").lower() == "pack"
+                out += self._fill_pool(pool_key, pool, nodes, slots, jobs, pack)
+        return out
+
+    def _fill_pool(self, pool_key, pool, nodes, slots, jobs, pack) -> list[Assignment]:
+        out = []
+        while True:
+            free_nodes = [n for n in nodes if slots - n["_used"] > 0]
+            if not free_nodes:
+                return out
+            free_nodes.sort(key=lambda n: (slots - n["_used"]) * (1 if pack else -1))
+            placed = False
+            for node in free_nodes:
+                found = self._next_task_for(jobs, slots - node["_used"])
+                if found is None:
+                    continue
+                job_key, task = found
+                out.append(self._assign(pool_key, pool, node, job_key, task))
+                placed = True
+                break
+            if not placed:
+                return out
+
+    def _next_task_for(self, jobs, free: int):
+        for job_key, job in jobs:
+            limit = job.get("maxParallelTasks", -1)
+            if limit not in (None, -1) and self.counts[job_key]["running"] >= limit:
+                continue
+            tasks = self.tasks[job_key]
+            for task_key in self.active[job_key]:
+                task = tasks[task_key]
+                if task.get("requiredSlots", 1) <= free and self._dependencies_met(job_key, task):
+                    return job_key, task
+        return None
+
+    def _assign(self, pool_key, pool, node, job_key, task) -> Assignment:
+        now = timeutil.now_iso()
+        task["_attempt"] = task.get("_attempt", 0) + 1
+        task["_node"] = [pool_key, node["id"]]
+        layout = self.layout(pool_key, node["id"])
+        task["_dir"] = str(layout.task_dir(self.jobs[job_key]["id"], task["id"]))
+        node["_used"] += task.get("requiredSlots", 1)
+        node["_running"].append([job_key, task["id"].lower()])
+        node["runningTasksCount"] = len(node["_running"])
+        node["runningTaskSlotsCount"] = node["_used"]
+        node["totalTasksRun"] = node.get("totalTasksRun", 0) + 1
+        if node["state"] == "idle":
+            set_state(node, "running", now)
+        info = {k: v for k, v in (task.get("executionInfo") or {}).items()
+                if k in ("retryCount", "requeueCount", "lastRetryTime", "lastRequeueTime")}
+        info["startTime"] = now
+        task["executionInfo"] = info
+        task["nodeInfo"] = {
+            "affinityId": node["affinityId"], "nodeUrl": f"{self.account_url}/pools/{pool['id']}/nodes/{node['id']}",
+            "poolId": pool["id"], "nodeId": node["id"], "taskRootDirectory": f"workitems/{self.jobs[job_key]['id']}"
+            f"/job-1/{task['id']}", "taskRootDirectoryUrl": f"{self.account_url}/pools/{pool['id']}/nodes/"
+            f"{node['id']}/files/workitems/{self.jobs[job_key]['id']}/job-1/{task['id']}"}
+        self.set_task_state(job_key, task, "running", now)
+        touch(task)
+        self.save_task(job_key, task)
+        self.save_node(pool_key, node)
+        return Assignment(job_key, task["id"].lower(), task["_attempt"], pool_key, node["id"], wire(task),
+                          wire(self.jobs[job_key]), wire(pool), dict(node))
+
+    # ---- agent callbacks -----------------------------------------------------------------------------------
+    def attempt_current(self, job_key: str, task_key: str, attempt: int) -> bool:
+        with self.lock:
+            task = self.tasks.get(job_key, {}).get(task_key)
+            return bool(task and task.get("_attempt") == attempt and task["state"] == "running")
+
+    def register_kill(self, job_key: str, task_key: str, attempt: int, kill, container: str | None) -> bool:
+        """Remember how to stop a running attempt; False when it was already terminated/requeued."""
+        with self.lock:
+            task = self.tasks.get(job_key, {}).get(task_key)
+            if not task or task.get("_attempt") != attempt or task["state"] != "running":
+                return False
+            self.kill_callbacks[(job_key, task_key)] = (attempt, kill)
+            if container:
+                task["_container"] = container
+            return True
+
+    def record_container(self, job_key: str, task_key: str, attempt: int, container_id: str | None) -> None:
+        with self.lock:
+            task = self.tasks.get(job_key, {}).get(task_key)
+            if task and task.get("_attempt") == attempt and container_id:
+                task["executionInfo"] = {**task["executionInfo"], "containerInfo": {"containerId": container_id,
+                                                                                     "state": "running"}}
+                self.save_task(job_key, task)
+
+    def task_finished(self, job_key: str, task_key: str, attempt: int, outcome: Outcome) -> None:
+        """Apply an attempt's outcome: success, retry, or completed with failureInfo; exit options."""
+        with self.lock:
+            task = self.tasks.get(job_key, {}).get(task_key)
+            self.kill_callbacks.pop((job_key, task_key), None)
+            if task is None or task.get("_attempt") != attempt:
+                return
+            if task["state"] != "running":
+                # terminated while running: keep the verdict, fill in the exit code the process gave
+                if task["state"] == "completed" and outcome.exit_code is not None and (
+                        "exitCode" not in task["executionInfo"]):
+                    task["executionInfo"] = {**task["executionInfo"], "exitCode": outcome.exit_code}
+                    self.save_task(job_key, task)
+                return
+            kills = self._apply_outcome(job_key, task, outcome)
+        self._run_kills(kills)
+
+    def _apply_outcome(self, job_key: str, task: dict, outcome: Outcome) -> list:
+        now = timeutil.now_iso()
+        info = dict(task["executionInfo"])
+        info.pop("containerInfo", None)
+        if outcome.container_id:
+            info["containerInfo"] = {"containerId": outcome.container_id, "state": "exited"}
+        node_ref = task.get("_node")
+        self._release_slot(task, job_key)
+        task.pop("_container", None)
+        failure, kind = None, "exit"
+        if outcome.pre_processing_failure:
+            failure, kind = outcome.pre_processing_failure, "preprocessing"
+        elif outcome.timed_out:
+            info["exitCode"] = outcome.exit_code if outcome.exit_code is not None else 137
+            failure = {"category": "servererror", "code": "TaskEnded", "message": "The task exceeded its "
+                       "maxWallClockTime and was terminated.",
+                       "details": [{"name": "Message", "value": "Max wall clock time exceeded"}]}
+        else:
+            info["exitCode"] = outcome.exit_code
+            if outcome.exit_code != 0:
+                max_retry = (task.get("constraints") or {}).get("maxTaskRetryCount", 0)
+                if max_retry == -1 or info.get("retryCount", 0) < max_retry:
+                    info["retryCount"] = info.get("retryCount", 0) + 1
+                    info["lastRetryTime"] = now
+                    info.pop("startTime", None)
+                    info.pop("exitCode", None)
+                    task["executionInfo"] = info
+                    self.set_task_state(job_key, task, "active", now)
+                    self.active[job_key].pop(task["id"].lower(), None)
+                    self.active[job_key][task["id"].lower()] = None
+                    touch(task)
+                    self.save_task(job_key, task)
+                    self.wake()
+                    return []
+                failure = {"category": "usererror", "code": "FailureExitCode", "message": "The task exited with "
+                           "an exit code representing a failure",
+                           "details": [{"name": "Message", "value": "The task exited with an exit code "
+                                        "representing a failure"}]}
+            if outcome.upload_failure:
+                if failure is None:
+                    kind = "upload"
+                failure = failure or outcome.upload_failure
+        info["endTime"] = now
+        info["result"] = "failure" if failure else "success"
+        if failure:
+            info["failureInfo"] = failure
+        else:
+            info.pop("failureInfo", None)
+        task["executionInfo"] = info
+        options = _exit_options(task, info.get("exitCode"), kind)
+        default_dep = "satisfy" if not failure else "block"
+        task["_dependencyAction"] = (options.get("dependencyAction") or default_dep).lower()
+        self.set_task_state(job_key, task, "completed", now)
+        touch(task)
+        self.save_task(job_key, task)
+        if node_ref and not failure:
+            node = self.nodes.get(node_ref[0], {}).get(node_ref[1])
+            if node is not None:
+                node["totalTasksSucceeded"] = node.get("totalTasksSucceeded", 0) + 1
+        kills = []
+        job = self.jobs[job_key]
+        if failure and (job.get("onTaskFailure") or "").lower() == "performexitoptionsjobaction":
+            action = (options.get("jobAction") or "terminate").lower()
+            if action == "terminate" and job["state"] == "active":
+                kills += self._terminate_job_locked(job_key, "TaskFailed")
+            elif action == "disable" and job["state"] == "active":
+                set_state(job, "disabled", now)
+                touch(job)
+                self.save_job(job)
+        kills += self._check_job_complete(job_key)
+        self.wake()
+        return kills
+
+    # ---- forced transitions --------------------------------------------------------------------------------
+    def _take_kill(self, job_key: str, task: dict) -> list:
+        entry = self.kill_callbacks.pop((job_key, task["id"].lower()), None)
+        return [entry[1]] if entry else []
+
+    def _requeue_task(self, job_key: str, task: dict) -> list:
+        """Put a running task back to active (node lost/removed, job disabled): requeueCount + 1."""
+        kills = self._take_kill(job_key, task)
+        now = timeutil.now_iso()
+        self._release_slot(task, job_key)
+        task.pop("_container", None)
+        info = {k: v for k, v in task["executionInfo"].items() if k in ("retryCount", "lastRetryTime",
+                                                                         "requeueCount")}
+        info["requeueCount"] = info.get("requeueCount", 0) + 1
+        info["lastRequeueTime"] = now
+        task["executionInfo"] = info
+        task["_attempt"] = task.get("_attempt", 0) + 1
+        self.set_task_state(job_key, task, "active", now)
+        touch(task)
+        self.save_task(job_key, task)
+        self.wake()
+        return kills
+
+    def _end_task(self, job_key: str, task: dict, code: str, message: str, check_job: bool = True) -> list:
+        """Complete a task now (terminate, job terminated/deleted): result failure with failureInfo."""
+        kills = self._take_kill(job_key, task)
+        now = timeutil.now_iso()
+        self._release_slot(task, job_key)
+        task.pop("_container", None)
+        info = dict(task["executionInfo"])
+        info.update({"endTime": now, "result": "failure",
+                     "failureInfo": {"category": "usererror", "code": code, "message": message}})
+        task["executionInfo"] = info
+        task["_dependencyAction"] = "block"
+        self.set_task_state(job_key, task, "completed", now)
+        touch(task)
+        self.save_task(job_key, task)
+        if check_job:
+            kills += self._check_job_complete(job_key)
+        self.wake()
+        return kills
+
+    def _run_kills(self, kills: list) -> None:
+        for kill in kills:
+            try:
+                kill()
+            except Exception:  # noqa: BLE001 - a container that is already gone is fine
+                pass

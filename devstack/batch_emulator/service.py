@@ -1,0 +1,121 @@
+"""One emulated Batch account: model + node agent + scheduler loop + store flusher + autoscaler, wired up.
+
+The scheduler is a single thread that sleeps on the model's condition variable and, when anything changed,
+claims assignments and hands them to the agent; it also flushes the store's write-behind queue and enforces
+job wall-clock limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from pathlib import Path
+
+from devstack.batch_emulator.agent import Agent, instance_id
+from devstack.batch_emulator.model import BatchModel
+
+log = logging.getLogger("batch_emulator.service")
+
+FLUSH_INTERVAL = 0.05
+
+
+class UnavailableRuntime:
+    """Stands in for a container runtime that could not be found: every use fails with the reason."""
+
+    name = "unavailable"
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def pull(self, image, auth, timeout=300):
+        from devstack.batch_emulator.runtimes import PullError
+        raise PullError("ContainerMiscError", f"No container runtime is available: {self.reason}")
+
+    def has_image(self, image):
+        return False
+
+    def start(self, spec):
+        from devstack.batch_emulator.runtimes import StartError
+        raise StartError("ContainerMiscError", f"No container runtime is available: {self.reason}")
+
+    def cleanup(self, name):
+        return None
+
+    def list_names(self, prefix):
+        return []
+
+
+class AccountService:
+    def __init__(self, account: str, data_dir: Path, container_runtime, process_runtime, resolver):
+        self.account = account
+        self.data_dir = Path(data_dir)
+        self.model = BatchModel(account, self.data_dir)
+        self.agent = Agent(self.model, container_runtime, process_runtime, resolver, instance_id(self.data_dir))
+        self.model.on_node_created = lambda pool_key, node_id: self._pending_nodes.append((pool_key, node_id))
+        self.model.on_node_removed = self._node_removed
+        self._pending_nodes: list[tuple[str, str]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.autoscaler = None
+
+    def _node_removed(self, pool_key: str, node: dict) -> None:
+        root = self.model.nodes_dir / pool_key / node["id"]
+        threading.Thread(target=shutil.rmtree, args=(root,), kwargs={"ignore_errors": True}, daemon=True).start()
+
+    def start(self) -> None:
+        self.model.load()
+        self.agent.cleanup_stale(self.model.recovered_containers)
+        with self.model.lock:
+            for pool_key, nodes in self.model.nodes.items():
+                for node in list(nodes.values()):
+                    if node.get("_leaving"):
+                        nodes.pop(node["id"])
+                        self.model.store.stage("node", f"{pool_key}/{node['id']}", None)
+                    else:
+                        self._pending_nodes.append((pool_key, node["id"]))
+                if pool_key in self.model.pools:
+                    self.model._reconcile_nodes(pool_key)
+        self.model.store.flush()
+        self._thread = threading.Thread(target=self._loop, name=f"scheduler-{self.account}", daemon=True)
+        self._thread.start()
+        try:
+            from devstack.batch_emulator.autoscaler import Autoscaler
+        except ImportError:
+            log.warning("autoscaler module not available: autoscale formulas are stored but not evaluated")
+        else:
+            self.autoscaler = Autoscaler(self.model)
+            self.autoscaler.start()
+
+    def _loop(self) -> None:
+        model = self.model
+        ticks = 0
+        while not self._stop.is_set():
+            with model.lock:
+                if not model.schedule_needed and not self._pending_nodes:
+                    model.changed.wait(FLUSH_INTERVAL)
+                nodes, self._pending_nodes = self._pending_nodes, []
+            try:
+                for pool_key, node_id in nodes:
+                    self.agent.start_node(pool_key, node_id)
+                for assignment in model.claim_assignments():
+                    self.agent.run_task(assignment)
+                model.store.flush()
+                ticks += 1
+                if ticks % 20 == 0:
+                    model.check_job_deadlines()
+            except Exception:  # noqa: BLE001 - the loop must survive a bad entity
+                log.exception("scheduler pass failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.autoscaler is not None:
+            try:
+                self.autoscaler.stop()
+            except Exception:  # noqa: BLE001
+                log.exception("autoscaler stop failed")
+        with self.model.lock:
+            self.model.changed.notify_all()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self.model.store.close()
