@@ -16,6 +16,8 @@ Choices worth knowing:
 - Registry credentials go in a temporary auth file (podman --authfile; docker: a temporary DOCKER_CONFIG),
   never in argv. Without credentials an empty auth file is used, so a pull is anonymous exactly as on Batch,
   whatever `podman login` state the machine has.
+- `create --rm`: the engine removes the container when it exits, as Batch cleans up task containers; the
+  exit code still comes back from `start -a`. `cleanup()` removes whatever is left (killed, never started).
 - `create --pull never`: images are pulled only by `pull()`, with the pool's credentials, so a task cannot
   silently pull anonymously what the pool was meant to prefetch.
 """
@@ -54,6 +56,7 @@ class ContainerHandle:
         self._proc = proc
         self._exit_code: int | None = None
         self._lock = threading.Lock()
+        self.removed = False
 
     def wait(self, timeout: float | None = None) -> int | None:
         try:
@@ -63,8 +66,10 @@ class ContainerHandle:
         with self._lock:
             if self._exit_code is None:
                 # A negative code means the attach process itself died of a signal, not the container:
-                # ask the engine for the container's own exit code.
+                # ask the engine for the container's own exit code (if it is still there to ask).
                 self._exit_code = rc if rc >= 0 else self._runtime.exit_code_of(self.name, default=128 - rc)
+                # `start -a` of a `--rm` container returns after the engine removed it.
+                self.removed = rc >= 0
             return self._exit_code
 
     def kill(self) -> None:
@@ -86,6 +91,7 @@ class ContainerCliRuntime:
         self.executable = executable or shutil.which(engine) or engine
         self.env = {**os.environ, **(env or {})}
         self._private: dict[str, Path] = {}
+        self._handles: dict[str, ContainerHandle] = {}
 
     # -- CLI plumbing ---------------------------------------------------------------------------------------
 
@@ -151,7 +157,7 @@ class ContainerCliRuntime:
         env_file = private / "env"
         _write_private(env_file, _env_file_text(spec.env, cli_env))
 
-        args = ["create", "--name", spec.name, "--pull", "never", "--env-file", str(env_file)]
+        args = ["create", "--rm", "--name", spec.name, "--pull", "never", "--env-file", str(env_file)]
         if spec.network:
             args += ["--network", spec.network]
         elif not _names_network(spec.run_options):
@@ -179,13 +185,20 @@ class ContainerCliRuntime:
                 env=self.env,
                 start_new_session=True,
             )
-        return ContainerHandle(self, spec.name, container_id, proc)
+        handle = ContainerHandle(self, spec.name, container_id, proc)
+        self._handles[spec.name] = handle
+        return handle
 
     def cleanup(self, name: str) -> None:
-        """Remove the container (running or not) and its private files; missing ones are fine."""
-        args = ["rm", "-f", "-t", "0", name] if self.name == "podman" else ["rm", "-f", name]
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.cli(args, timeout=60)
+        """Remove the container (running or not) and its private files; missing ones are fine.
+
+        A container whose `start -a` returned normally is already gone (`create --rm`), which saves one
+        engine call (~60 ms) per task."""
+        handle = self._handles.pop(name, None)
+        if handle is None or not handle.removed:
+            args = ["rm", "-f", "-t", "0", name] if self.name == "podman" else ["rm", "-f", name]
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.cli(args, timeout=60)
         private = self._private.pop(name, None)
         if private:
             shutil.rmtree(private, ignore_errors=True)

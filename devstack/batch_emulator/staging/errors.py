@@ -38,6 +38,13 @@ MESSAGES = {
     "FileUploadAccessDenied": "Access for one of the specified Azure container(s) was denied while uploading an output file",
     "FileUploadTimedOut": "The upload of an output file timed out",
     "FileUploadMiscError": "Miscellaneous error encountered while uploading an output file",
+    # Not staging, but the same failureInfo: codes the runtimes raise (PullError / StartError .code).
+    "ContainerInvalidImage": "The container image was invalid",
+    "ContainerInvalidRegistry": "The specified container registry was invalid",
+    "ContainerInvalidSettings": "At least one value of the specified Task container settings is invalid",
+    "ContainerMiscError": "There was an unknown error encountered while attempting to run a Task in a container",
+    "CommandProgramNotFound": "The program specified in the task's command line was not found",
+    "CommandLaunchFailed": "An error occurred when launching the task's command line",
 }
 
 _SERVER_CODES = {"ResourceDirectoryCreateFailed", "ResourceFileCreateFailed", "ResourceFileWriteFailed", "DiskFull"}
