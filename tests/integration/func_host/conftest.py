@@ -62,11 +62,12 @@ def make_host(storage, tmp_path):
     """Build (not start) a HostProcess against the stack's Azurite; every host is stopped after the test."""
     hosts: list[HostProcess] = []
     counter = iter(range(100))
+    run_id = uuid.uuid4().hex[:12]  # receipts and timer status of earlier runs never match this host id
 
     def make(app: str, **kwargs) -> HostProcess:
         folder = tmp_path / f"run{next(counter)}"
         folder.mkdir()
-        kwargs.setdefault("host_id", f"fh-{tmp_path.name[-16:]}".lower().replace("_", "-")[:32].strip("-"))
+        kwargs.setdefault("host_id", f"fh-{run_id}")
         host = HostProcess(app, folder, storage, **kwargs)
         hosts.append(host)
         return host

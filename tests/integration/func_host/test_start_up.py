@@ -1,0 +1,63 @@
+"""Start-up behaviour a user sees: unsupported app features fail at start naming the function; timers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.integration.func_host.hostproc import APPS, REPO, wait_for
+
+
+def _run_check(app: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "devstack.func_host", "--app-dir", str(APPS / app), "--settings",
+         str(APPS / app / "local.settings.test.json"), *extra],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_unsupported_trigger_is_a_clear_error_naming_the_function(tmp_path):
+    result = _run_check("bad_http", "--state-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "function 'hello_http'" in result.stdout and "'httpTrigger' is not supported" in result.stdout
+    assert not (tmp_path / "host.json").exists(), "nothing started"
+
+
+def test_output_binding_is_a_clear_error_naming_function_and_binding(tmp_path):
+    result = _run_check("bad_output", "--state-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "function 'forward'" in result.stdout and "binding 'out' of type 'queue'" in result.stdout
+
+
+def test_missing_settings_file_names_the_fix(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "devstack.func_host", "--app-dir", str(APPS / "timer"),
+                             "--settings", str(tmp_path / "nope.json")], cwd=REPO, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert "nope.json not found" in result.stdout and "local.settings.sample.json" in result.stdout
+
+
+def test_check_lists_the_indexed_functions():
+    result = _run_check("timer", "--check")
+    assert result.returncode == 0, result.stdout
+    assert "yearly: timerTrigger '0 0 0 1 Jan *'" in result.stdout
+    assert "every_two_seconds: timerTrigger '*/2 * * * * *'" in result.stdout
+
+
+@pytest.mark.integration
+def test_timer_runs_on_startup_and_on_schedule(make_host):
+    host = make_host("timer").start()
+    wait_for(lambda: len(host.events("every_two_seconds")) >= 2, 6, what="two ticks of the 2-second timer")
+    startup = host.events("yearly")
+    assert len(startup) == 1 and startup[0]["past_due"] is False and startup[0]["invocation_id"]
+    ticks = [e["t"] for e in host.events("every_two_seconds")]
+    assert all(round(t) % 2 == 0 for t in ticks), f"ticks fall on even UTC seconds: {ticks}"
+    assert 1.5 < ticks[1] - ticks[0] < 2.5
+    status = host.status()
+    assert {f["name"] for f in status["functions"]} == {"yearly", "every_two_seconds"}
+    assert status["state"] == "running"
+    assert host.stop() == 0
+    time.sleep(0.1)
+    assert host.status()["state"] == "stopped"
