@@ -11,11 +11,17 @@ The service model owns pool state; this module only reads it through four model 
 A daemon thread records a sample per autoscaled pool every ``sample_interval`` (30 s like the service; tests use
 1 s) and evaluates a pool when it first appears, when its formula or interval changes, and then every interval.
 Intervals shorter than the service's 5-minute minimum are allowed here on purpose (see ``check_interval_for_azure``).
+
+Environment knobs (read when the Autoscaler is built, so the emulator's server needs no flag for them):
+``BATCH_EMULATOR_AUTOSCALE_SAMPLE_INTERVAL`` (seconds between samples, default 30) and
+``BATCH_EMULATOR_AUTOSCALE_EVALUATION_INTERVAL`` (ISO-8601; when set, every pool is evaluated on this interval
+instead of its own autoScaleEvaluationInterval: demos and tests use PT5S where the REST API insists on >= PT5M).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,9 +62,12 @@ class Autoscaler:
     """Evaluates autoscale formulas of the emulator's pools. ``clock`` is injectable so tests can drive time."""
 
     model: Any
-    sample_interval: float = 30.0
+    sample_interval: float = field(default_factory=lambda: _env_seconds("BATCH_EMULATOR_AUTOSCALE_SAMPLE_INTERVAL",
+                                                                        30.0))
     sample_delay: float = 0.0
     tick: float | None = None
+    evaluation_interval: timedelta | None = field(default_factory=lambda: _env_interval(
+        "BATCH_EMULATOR_AUTOSCALE_EVALUATION_INTERVAL"))
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _pools: dict[str, _PoolTrack] = field(default_factory=dict, init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
@@ -109,6 +118,8 @@ class Autoscaler:
             self._sync(track, pool, self.clock())
             return self._run(pool, track, self.clock())
 
+    evaluate_and_apply = evaluate_now  # the name the emulator's HTTP layer calls on enableautoscale / pool add
+
     def history(self, pool_id: str) -> SampleHistory:
         with self._lock:
             return self._track(pool_id).history
@@ -145,6 +156,8 @@ class Autoscaler:
             interval = parse_duration(pool.get("autoScaleEvaluationInterval") or "PT15M")
         except ValueError:
             interval = DEFAULT_EVALUATION_INTERVAL
+        if self.evaluation_interval is not None:
+            interval = self.evaluation_interval
         if formula != track.formula or interval != track.interval:
             track.formula, track.interval = formula, interval
             track.next_evaluation = None
@@ -184,6 +197,29 @@ class Autoscaler:
             target_low_priority=float(pool.get("targetLowPriorityNodes",
                                                metrics.get("CurrentLowPriorityNodes", 0)) or 0),
         )
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected a number of seconds such as 30 or 1") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r}: must be greater than 0")
+    return value
+
+
+def _env_interval(name: str) -> timedelta | None:
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    interval = parse_duration(raw, name)
+    if interval <= timedelta(0):
+        raise ValueError(f"{name}={raw!r}: must be longer than zero")
+    return interval
 
 
 def _wire_time(when: datetime) -> str:

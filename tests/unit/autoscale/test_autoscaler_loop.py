@@ -143,3 +143,29 @@ def test_durations_and_azure_interval_range():
             assert "autoScaleEvaluationInterval" in str(exc)
         else:
             raise AssertionError(bad)
+
+
+def test_environment_knobs_set_sampling_and_override_the_evaluation_interval(monkeypatch):
+    monkeypatch.setenv("BATCH_EMULATOR_AUTOSCALE_SAMPLE_INTERVAL", "1")
+    monkeypatch.setenv("BATCH_EMULATOR_AUTOSCALE_EVALUATION_INTERVAL", "PT2S")
+    model, clock = FakeModel(interval="PT5M"), Clock()
+    scaler = Autoscaler(model, clock=clock)
+    assert scaler.sample_interval == 1
+    scaler.step()
+    model.pending = 2
+    clock.advance(1)
+    scaler.step()  # a sample at 1 s, no evaluation yet
+    clock.advance(1)
+    scaler.step()  # 2 s: evaluated although the pool says PT5M
+    assert [a[0] for a in model.applied] == [0, 2]
+    assert scaler.history("p1").period == timedelta(seconds=1)
+
+
+def test_bad_environment_knobs_name_the_variable(monkeypatch):
+    monkeypatch.setenv("BATCH_EMULATOR_AUTOSCALE_SAMPLE_INTERVAL", "soon")
+    try:
+        Autoscaler(FakeModel())
+    except ValueError as exc:
+        assert "BATCH_EMULATOR_AUTOSCALE_SAMPLE_INTERVAL" in str(exc)
+    else:
+        raise AssertionError("accepted a bad sample interval")
