@@ -243,3 +243,31 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_secrets_never_appear_in_engine_argv(podman, images, pushed_image, registry, tmp_path, monkeypatch):
+    """Env values and registry passwords reach the engine through files, not argv (readable in /proc)."""
+    seen: list[list[str]] = []
+    real_cli = podman.cli
+
+    def recording_cli(args, *a, **kw):
+        seen.append(list(args))
+        return real_cli(args, *a, **kw)
+
+    real_popen = subprocess.Popen
+
+    def recording_popen(argv, *a, **kw):
+        seen.append(list(argv))
+        return real_popen(argv, *a, **kw)
+
+    monkeypatch.setattr(podman, "cli", recording_cli)
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    secret = f"sas-{uuid.uuid4().hex}"
+    s = spec(tmp_path, image=images.plain, env={"SECRET_SAS": secret}, command=["/bin/sh", "-c", 'echo "$SECRET_SAS"'])
+    assert run(podman, s) == 0
+    assert out(tmp_path) == f"{secret}\n"
+    podman.pull(pushed_image, RegistryAuth(registry.server, registry.username, registry.password))
+    flat = " ".join(" ".join(argv) for argv in seen)
+    assert "create" in flat and "pull" in flat
+    assert secret not in flat
+    assert registry.password not in flat
