@@ -150,7 +150,8 @@ def write_local_settings(env: dict[str, str]) -> Path:
     values = settings.setdefault("Values", {})
     conn = env["AZURE_STORAGE_CONNECTION_STRING"]
     for key, value in list(values.items()):
-        if value == "UseDevelopmentStorage=true" or key in ("AzureWebJobsStorage", "EventBatchStorage"):
+        if isinstance(value, str) and (value.replace(" ", "").lower() == "usedevelopmentstorage=true"
+                                       or "AccountName=devstoreaccount1" in value):
             values[key] = conn
         elif key in env:
             values[key] = env[key]
