@@ -45,14 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         for trace in ("bursty", "diurnal", "idle"):
             extra = ["--chart", chart] if trace == "bursty" else []
             print()
-            autoscale_cli(["simulate", *common, "--trace", f"samples/traces/{trace}.csv", *extra])
+            autoscale_cli(["simulate", *common, "--trace", str(REPO / "samples" / "traces" / f"{trace}.csv"), *extra])
         print("\n# sensitivity: samples visible 60 s after they are taken")
-        autoscale_cli(["simulate", *common, "--trace", "samples/traces/bursty.csv", "--sample-delay", "PT60S"])
+        autoscale_cli(["simulate", *common, "--trace", str(REPO / "samples" / "traces" / "bursty.csv"), "--sample-delay", "PT60S"])
     return 0
 
 
 if __name__ == "__main__":
-    import os
-
-    os.chdir(REPO)
     sys.exit(main(sys.argv[1:]))
