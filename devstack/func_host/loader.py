@@ -8,6 +8,7 @@ host can run, so an unsupported trigger or a declared binding fails at start nam
 
 import importlib.util
 import inspect
+import logging
 import os
 import sys
 import typing
@@ -19,6 +20,8 @@ import azure.functions as func
 from azure.functions.decorators.function_app import FunctionRegister
 
 from devstack.func_host.errors import AppLoadError, UnsupportedFeatureError
+
+log = logging.getLogger("func_host")
 
 SUPPORTED_TRIGGERS = ("queueTrigger", "blobTrigger", "timerTrigger")
 
@@ -102,6 +105,9 @@ def _describe(function, script_dir: str) -> LoadedFunction:
         raise UnsupportedFeatureError(
             f"{where}: {_binding_label(binding)} is not supported by the local host (only triggers are); "
             "use an SDK client (azure.storage.blob / azure.storage.queue) in the function body instead")
+    if function.get_settings_dict("retry_policy"):
+        log.warning("%s: the retry policy is not emulated locally; queue and blob triggers retry through dequeue "
+                    "counts and poison thresholds, timers run again at their next occurrence", where)
     user = function.get_user_function()
     signature = inspect.signature(user)
     try:

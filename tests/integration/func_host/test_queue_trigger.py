@@ -154,3 +154,18 @@ def test_sigterm_after_grace_period_releases_the_message_for_the_next_host(stora
     wait_for(lambda: fast.events("records", "done"), 10, what="the released message to be processed again")
     assert fast.events("records", "start")[0]["dequeue_count"] == 2
     fast.stop()
+
+
+def test_invisibility_is_renewed_while_the_function_runs(storage, make_host, unique):
+    name = unique("renew")
+    queue = _queue(storage, name)
+    queue.send_message(_b64("long job"))
+    # 2 s invisibility renewed every 1 s; without renewal the message would reappear during the 4 s run and the
+    # host (polling every <= 0.5 s) would start it a second time.
+    host = make_host("queues", env=_queue_env(ok=name, QUEUE_SLEEP="4",
+                                              EVENTBATCH_FUNC_HOST_MESSAGE_LEASE_SECONDS="2")).start()
+    wait_for(lambda: host.events("records", "done"), 10, what="the long invocation to finish")
+    time.sleep(0.6)
+    assert len(host.events("records", "start")) == 1
+    assert list(queue.peek_messages()) == []
+    host.stop()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.storage.blob import BlobServiceClient
 
 from tests.integration.func_host.hostproc import APPS, REPO, wait_for
 
@@ -44,11 +47,20 @@ def test_check_lists_the_indexed_functions():
     assert result.returncode == 0, result.stdout
     assert "yearly: timerTrigger '0 0 0 1 Jan *'" in result.stdout
     assert "every_two_seconds: timerTrigger '*/2 * * * * *'" in result.stdout
+    assert "hourly: timerTrigger '0 0 * * * *'" in result.stdout
 
 
 @pytest.mark.integration
-def test_timer_runs_on_startup_and_on_schedule(make_host):
-    host = make_host("timer").start()
+def test_timer_runs_on_startup_and_on_schedule(make_host, storage):
+    host = make_host("timer")
+    # The schedule monitor's record says the hourly occurrence an hour ago never ran (host was down).
+    missed = (datetime.now(UTC) - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    status = {"Last": (missed - timedelta(hours=1)).isoformat(), "Next": missed.isoformat(), "LastUpdated": None}
+    hosts = BlobServiceClient.from_connection_string(storage).get_container_client("azure-webjobs-hosts")
+    if not hosts.exists():
+        hosts.create_container()
+    hosts.upload_blob(f"timers/{host.host_id}/Host.Functions.hourly/status", json.dumps(status), overwrite=True)
+    host.start()
     wait_for(lambda: len(host.events("every_two_seconds")) >= 2, 6, what="two ticks of the 2-second timer")
     startup = host.events("yearly")
     assert len(startup) == 1 and startup[0]["past_due"] is False and startup[0]["invocation_id"]
@@ -56,7 +68,9 @@ def test_timer_runs_on_startup_and_on_schedule(make_host):
     assert all(round(t) % 2 == 0 for t in ticks), f"ticks fall on even UTC seconds: {ticks}"
     assert 1.5 < ticks[1] - ticks[0] < 2.5
     status = host.status()
-    assert {f["name"] for f in status["functions"]} == {"yearly", "every_two_seconds"}
+    assert {f["name"] for f in status["functions"]} == {"yearly", "every_two_seconds", "hourly"}
+    hourly = host.events("hourly")
+    assert hourly and hourly[0]["past_due"] is True, "the missed occurrence ran at start, past due"
     assert status["state"] == "running"
     assert host.stop() == 0
     time.sleep(0.1)

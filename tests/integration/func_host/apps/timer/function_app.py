@@ -14,3 +14,8 @@ def yearly(timer: func.TimerRequest, context: func.Context) -> None:
 @app.timer_trigger(arg_name="timer", schedule="*/2 * * * * *")
 def every_two_seconds(timer: func.TimerRequest) -> None:
     record("start", fn="every_two_seconds", past_due=timer.past_due)
+
+
+@app.timer_trigger(arg_name="timer", schedule="0 0 * * * *", use_monitor=True)
+def hourly(timer: func.TimerRequest) -> None:
+    record("start", fn="hourly", past_due=timer.past_due, last=timer.schedule_status.get("Last"))
