@@ -171,3 +171,15 @@ def test_initial_size_example_fails_as_the_service_does_without_samples():
     assert e.error is not None and e.error.code == "InsufficientSampleData"
     assert e.error.value.endswith("Insufficient data from data set: $RunningTasks wanted 50%, received 33%")
     assert e.error.line == 8
+
+
+def test_powershell_test_azbatchautoscale_example():
+    """Test-AzBatchAutoScale's documented example printed `$TargetDedicated=5;$NodeDeallocationOption=requeue;
+    totalNodes=5` (pre-low-priority API); the current names and the low-priority target are printed here."""
+    formula = ("totalNodes=($CPUPercent.GetSamplePercent(TimeInterval_Minute*0,TimeInterval_Minute*10)<0.7?5:"
+               "(min($CPUPercent.GetSample(TimeInterval_Minute*0, TimeInterval_Minute*10))>0.8?"
+               "($CurrentDedicated*1.1):$CurrentDedicated));$TargetDedicated=min(100,totalNodes);")
+    e = run(formula)
+    assert e.error is None
+    assert e.results == ("$TargetDedicatedNodes=5;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;"
+                         "totalNodes=5")
