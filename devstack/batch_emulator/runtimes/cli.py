@@ -1,7 +1,7 @@
 """podman and docker through their command-line interfaces, as Batch drives docker on a node.
 
 Batch runs `docker create` with the task's image, containerRunOptions and command line, then starts the
-container and waits for it. We do the same with either CLI (they share the verbs and flags used here), so
+container and waits for it. We do the same with either CLI (as one attached `run`, see start()) (they share the verbs and flags used here), so
 that run options, ENTRYPOINT handling and exit codes behave as they will on Azure.
 
 Choices worth knowing:
@@ -10,15 +10,15 @@ Choices worth knowing:
   a task reaches them at the same addresses the app uses, the way a Batch node reaches Storage directly. It is
   also cheaper: measured here `podman run` takes ~0.17 s with host networking and ~0.40 s with the default
   bridge (netavark setup/teardown per container).
-- Environment values travel in a 0600 `--env-file` in a private temp folder that exists only while
-  `create` runs, never on the command line (which any local user can read in /proc). Multi-line values cannot go in an env file; they are named bare
-  in it and handed over in the CLI process's environment instead.
+- Environment values travel in a 0600 `--env-file` in a private temp folder that exists only until the
+  container is created, never on the command line (which any local user can read in /proc). Multi-line
+  values cannot go in an env file; they are named bare in it and handed over in the CLI's environment.
 - Registry credentials go in a temporary auth file (podman --authfile; docker: a temporary DOCKER_CONFIG),
   never in argv. Without credentials an empty auth file is used, so a pull is anonymous exactly as on Batch,
   whatever `podman login` state the machine has.
-- `create --rm`: the engine removes the container when it exits, as Batch cleans up task containers; the
-  exit code still comes back from `start -a`. `cleanup()` removes whatever is left (killed, never started).
-- `create --pull never`: images are pulled only by `pull()`, with the pool's credentials, so a task cannot
+- `--rm`: the engine removes the container when it exits, as Batch cleans up task containers; the
+  exit code still comes back from the attached `run`. `cleanup()` removes whatever is left.
+- `--pull never`: images are pulled only by `pull()`, with the pool's credentials, so a task cannot
   silently pull anonymously what the pool was meant to prefetch.
 """
 
@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from base64 import b64encode
 from pathlib import Path
 
@@ -47,7 +48,7 @@ _CLI_TIMEOUT = 120.0
 
 
 class ContainerHandle:
-    """A container started with `start -a`; the attach process ends when the container does."""
+    """A container started with an attached `run`; that process ends when the container does."""
 
     def __init__(self, runtime: ContainerCliRuntime, name: str, container_id: str, proc: subprocess.Popen):
         self._runtime = runtime
@@ -68,7 +69,7 @@ class ContainerHandle:
                 # A negative code means the attach process itself died of a signal, not the container:
                 # ask the engine for the container's own exit code (if it is still there to ask).
                 self._exit_code = rc if rc >= 0 else self._runtime.exit_code_of(self.name, default=128 - rc)
-                # `start -a` of a `--rm` container returns after the engine removed it.
+                # An attached `run --rm` returns after the engine removed the container.
                 self.removed = rc >= 0
             return self._exit_code
 
@@ -148,31 +149,41 @@ class ContainerCliRuntime:
     # -- containers -----------------------------------------------------------------------------------------
 
     def start(self, spec: RunSpec) -> ContainerHandle:
+        """Create and start the container with one `run` (one engine process instead of `create` + `start -a`,
+        ~70 ms less per task here), returning once the container exists.
+
+        `--cidfile` tells creation apart from running: the engine writes it right after `create`, so an engine
+        that exits without having written it never created the container, and that is a StartError with its
+        message, as `docker create` failing is on Batch. Exit codes after that are the container's own."""
         if not spec.image:
             raise StartError("ContainerInvalidImage", "a container task needs an image name")
-        with tempfile.TemporaryDirectory(prefix="eb-ctr-") as private:
-            # The engine copies the variables into the container's config at create time, so the env file
-            # exists only for the duration of `create` (nothing with task secrets is left behind in /tmp).
+        private = Path(tempfile.mkdtemp(prefix="eb-ctr-"))
+        try:
             cli_env = dict(self.env)
-            env_file = Path(private) / "env"
+            env_file, cidfile = private / "env", private / "cid"
             _write_private(env_file, _env_file_text(spec.env, cli_env))
-            container_id = self._create(spec, env_file, cli_env)
-
-        with open(spec.stdout_path, "wb") as out, open(spec.stderr_path, "wb") as err:
-            proc = subprocess.Popen(  # noqa: S603 - argv list, fixed verbs
-                [self.executable, "start", "-a", spec.name],
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-                start_new_session=True,
-            )
+            args = self._run_args(spec, env_file, cidfile)
+            with open(spec.stdout_path, "wb") as out, open(spec.stderr_path, "wb") as err:
+                proc = subprocess.Popen(  # noqa: S603 - argv list; no secrets in it
+                    [self.executable, *args],
+                    stdout=out,
+                    stderr=err,
+                    stdin=subprocess.DEVNULL,
+                    env=cli_env,
+                    start_new_session=True,
+                )
+            container_id = self._await_created(proc, cidfile, spec)
+        finally:
+            # The engine has read the env file by now (it copies the variables into the container's config
+            # at create time), so nothing holding task values is left behind in /tmp.
+            shutil.rmtree(private, ignore_errors=True)
         handle = ContainerHandle(self, spec.name, container_id, proc)
         self._handles[spec.name] = handle
         return handle
 
-    def _create(self, spec: RunSpec, env_file: Path, cli_env: dict[str, str]) -> str:
-        args = ["create", "--rm", "--name", spec.name, "--pull", "never", "--env-file", str(env_file)]
+    def _run_args(self, spec: RunSpec, env_file: Path, cidfile: Path) -> list[str]:
+        args = ["run", "--rm", "--name", spec.name, "--cidfile", str(cidfile), "--pull", "never",
+                "--env-file", str(env_file)]
         if spec.network:
             args += ["--network", spec.network]
         elif not _names_network(spec.run_options):
@@ -182,20 +193,37 @@ class ContainerCliRuntime:
         if spec.workdir:
             args += ["-w", spec.workdir]
         # Run options last among the flags so that, as on Batch, the user's --workdir etc. win.
-        args += [*spec.run_options, spec.image, *(spec.command or [])]
-        try:
-            res = self.cli(args, env=cli_env)
-        except subprocess.TimeoutExpired:
-            raise StartError("ContainerMiscError", f"creating container {spec.name} timed out") from None
-        if res.returncode != 0:
-            raise StartError(classify_create_error(res.stderr), f"Creating the container failed: {brief(res.stderr)}")
-        return res.stdout.strip().splitlines()[-1] if res.stdout.strip() else spec.name
+        return [*args, *spec.run_options, spec.image, *(spec.command or [])]
+
+    @staticmethod
+    def _await_created(proc: subprocess.Popen, cidfile: Path, spec: RunSpec) -> str:
+        deadline = time.monotonic() + _CLI_TIMEOUT
+        delay = 0.002
+        while True:
+            cid = _read_text(cidfile)
+            if len(cid) >= 64:
+                return cid
+            rc = proc.poll()
+            if rc is not None:
+                cid = _read_text(cidfile)
+                if cid:
+                    return cid  # created, and already finished
+                err_path = Path(spec.stderr_path)
+                stderr = err_path.read_text(errors="replace")
+                err_path.write_bytes(b"")  # the task never ran: its stderr.txt stays empty, as on Batch
+                raise StartError(classify_create_error(stderr), f"Creating the container failed: {brief(stderr)}")
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.wait(timeout=10)
+                raise StartError("ContainerMiscError", f"creating container {spec.name} timed out")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
 
     def cleanup(self, name: str) -> None:
         """Remove the container (running or not) and its private files; missing ones are fine.
 
-        A container whose `start -a` returned normally is already gone (`create --rm`), which saves one
-        engine call (~60 ms) per task."""
+        A container whose `run --rm` returned normally is already gone, which saves one engine call (~60 ms)
+        per task."""
         handle = self._handles.pop(name, None)
         if handle is None or not handle.removed:
             args = ["rm", "-f", "-t", "0", name] if self.name == "podman" else ["rm", "-f", name]
@@ -210,6 +238,13 @@ class ContainerCliRuntime:
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
 
 
 def _write_private(path: Path, text: str) -> None:

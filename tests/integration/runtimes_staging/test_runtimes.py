@@ -149,6 +149,17 @@ def test_bad_run_option_fails_to_start_with_a_batch_code(podman, images, tmp_pat
         podman.start(s)
     podman.cleanup(s.name)
     assert err.value.code == "ContainerInvalidSettings"
+    assert "--no-such-option" in err.value.message
+    assert (tmp_path / "stderr.txt").read_text() == ""  # the task never ran
+
+
+def test_a_container_exiting_125_is_not_mistaken_for_an_engine_error(podman, images, tmp_path):
+    assert run(podman, spec(tmp_path, image=images.plain, command=["/bin/sh", "-c", "exit 125"])) == 125
+
+
+def test_missing_program_in_the_image_is_a_nonzero_exit(podman, images, tmp_path):
+    assert run(podman, spec(tmp_path, image=images.plain, command=["/no/such/program"])) == 127
+    assert "/no/such/program" in (tmp_path / "stderr.txt").read_text()
 
 
 def test_image_not_present_is_not_pulled_implicitly(podman, tmp_path):
@@ -268,6 +279,6 @@ def test_secrets_never_appear_in_engine_argv(podman, images, pushed_image, regis
     assert out(tmp_path) == f"{secret}\n"
     podman.pull(pushed_image, RegistryAuth(registry.server, registry.username, registry.password))
     flat = " ".join(" ".join(argv) for argv in seen)
-    assert "create" in flat and "pull" in flat
+    assert " run " in f" {flat} " and " pull " in f" {flat} "
     assert secret not in flat
     assert registry.password not in flat
