@@ -155,10 +155,14 @@ def scale_settings(pool: dict[str, Any], slots: int, where: str) -> dict[str, An
     mode = scale.get("mode")
     max_dedicated = as_int(scale.get("maxDedicatedNodes", 0), f"{where}.scale.maxDedicatedNodes", 0, 1000)
     max_spot = as_int(scale.get("maxSpotNodes", 0), f"{where}.scale.maxSpotNodes", 0, 1000)
+    # Every key is always present (one shape for both modes): ARM evaluates both branches' property reads.
+    settings: dict[str, Any] = {"mode": mode, "formula": "", "formulaWithoutSpot": "", "evaluationInterval": "PT5M",
+                                "maxDedicatedNodes": max_dedicated, "maxSpotNodes": max_spot,
+                                "dedicatedNodes": 0, "spotNodes": 0}
     if mode == "fixed":
-        return {"mode": "fixed",
-                "dedicatedNodes": as_int(scale.get("dedicatedNodes", 0), f"{where}.scale.dedicatedNodes", 0, 1000),
-                "spotNodes": as_int(scale.get("spotNodes", 0), f"{where}.scale.spotNodes", 0, 1000)}
+        settings["dedicatedNodes"] = as_int(scale.get("dedicatedNodes", 0), f"{where}.scale.dedicatedNodes", 0, 1000)
+        settings["spotNodes"] = as_int(scale.get("spotNodes", 0), f"{where}.scale.spotNodes", 0, 1000)
+        return settings
     if mode != "autoscale":
         raise PoolSpecError(f"{where}.scale.mode must be autoscale or fixed, got {mode!r}")
     formula = scale.get("formula", "default")
@@ -171,10 +175,10 @@ def scale_settings(pool: dict[str, Any], slots: int, where: str) -> dict[str, An
         with_spot, without_spot = formula, ""
     else:
         raise PoolSpecError(f"{where}.scale.formula must be 'default' or the formula text")
-    return {"mode": "autoscale", "formula": with_spot, "formulaWithoutSpot": without_spot,
-            "evaluationInterval": check_interval(scale.get("evaluationInterval", "PT5M"),
-                                                 f"{where}.scale.evaluationInterval"),
-            "maxDedicatedNodes": max_dedicated, "maxSpotNodes": max_spot}
+    settings.update(formula=with_spot, formulaWithoutSpot=without_spot,
+                    evaluationInterval=check_interval(scale.get("evaluationInterval", "PT5M"),
+                                                      f"{where}.scale.evaluationInterval"))
+    return settings
 
 
 def load_default_formula():
@@ -196,7 +200,9 @@ def start_task(pool: dict[str, Any], where: str) -> dict[str, Any] | None:
         return None
     if not isinstance(task, dict) or not isinstance(task.get("commandLine"), str) or not task["commandLine"]:
         raise PoolSpecError(f"{where}.startTask.commandLine is required when startTask is given")
-    return {"commandLine": task["commandLine"], "waitForSuccess": bool(task.get("waitForSuccess", True))}
+    # The Batch StartTask as main.bicep passes it: non-admin pool-wide auto-user, one retry.
+    return {"commandLine": task["commandLine"], "waitForSuccess": bool(task.get("waitForSuccess", True)),
+            "maxTaskRetryCount": 1, "userIdentity": {"autoUser": {"scope": "Pool", "elevationLevel": "NonAdmin"}}}
 
 
 def pool_spec(raw: dict[str, Any], index: int) -> dict[str, Any]:
