@@ -4,6 +4,10 @@ Batch runs a task's command line without a shell, in the task working directory,
 environment; so do we (argv list, no shell). Each task gets its own process group so that killing a task
 (terminate, maxWallClockTime) also stops whatever it started.
 
+With a `state_dir`, each running process is also recorded on disk (pid + kernel start time), so an emulator
+that restarts after a crash can find and kill the process groups its previous life left running
+(`list_names` + `cleanup`) before it requeues their tasks; the start time guards against a reused pid.
+
 The task does NOT inherit the emulator's environment: that holds the storage connection string and registry
 credentials standing in for the pool's managed identity, which a task on Azure could not read either. It gets
 PATH, LANG/LC_ALL/TZ from the host plus the task environment.
@@ -12,7 +16,9 @@ PATH, LANG/LC_ALL/TZ from the host plus the task environment.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -53,11 +59,14 @@ class ProcessHandle:
 class ProcessRuntime:
     name = "process"
 
-    def __init__(self, env: dict[str, str] | None = None):
+    def __init__(self, env: dict[str, str] | None = None, state_dir: str | Path | None = None):
         source = {**os.environ, **(env or {})}
         self.base_env = {k: source[k] for k in _INHERITED if k in source}
         self.base_env.setdefault("PATH", _DEFAULT_PATH)
         self._handles: dict[str, ProcessHandle] = {}
+        self.state_dir = Path(state_dir) if state_dir else None
+        if self.state_dir:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
 
     def pull(self, image: str, auth: RegistryAuth | None, timeout: float = 300) -> None:
         """Nothing to pull: a non-container pool has no images."""
@@ -96,6 +105,9 @@ class ProcessRuntime:
                 ) from None
         handle = ProcessHandle(proc)
         self._handles[spec.name] = handle
+        if self.state_dir:
+            record = {"name": spec.name, "pid": proc.pid, "start": _start_time(proc.pid)}
+            self._record_path(spec.name).write_text(json.dumps(record))
         return handle
 
     def cleanup(self, name: str) -> None:
@@ -103,6 +115,36 @@ class ProcessRuntime:
         handle = self._handles.pop(name, None)
         if handle:
             handle.kill_group()
+        if self.state_dir:
+            path = self._record_path(name)
+            record = _load(path)
+            if record and not handle and _start_time(record["pid"]) == record.get("start"):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(record["pid"], signal.SIGKILL)  # left by an earlier emulator process
+            path.unlink(missing_ok=True)
 
     def list_names(self, prefix: str) -> list[str]:
-        return sorted(n for n in self._handles if n.startswith(prefix))
+        names = set(self._handles)
+        if self.state_dir:
+            names.update(r["name"] for r in map(_load, self.state_dir.glob("*.json")) if r)
+        return sorted(n for n in names if n.startswith(prefix))
+
+    def _record_path(self, name: str) -> Path:
+        assert self.state_dir is not None
+        return self.state_dir / (re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".json")
+
+
+def _start_time(pid: int) -> str | None:
+    """Kernel start time of a process (field 22 of /proc/PID/stat), or None if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "name" in record and "pid" in record else None

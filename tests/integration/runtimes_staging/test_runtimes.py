@@ -282,3 +282,18 @@ def test_secrets_never_appear_in_engine_argv(podman, images, pushed_image, regis
     assert " run " in f" {flat} " and " pull " in f" {flat} "
     assert secret not in flat
     assert registry.password not in flat
+
+
+def test_process_left_by_an_earlier_emulator_is_found_and_killed(tmp_path):
+    """An emulator restarting after a crash finds its predecessor's running tasks through state_dir."""
+    from devstack.batch_emulator.runtimes import ProcessRuntime
+
+    state = tmp_path / "state"
+    before = ProcessRuntime(state_dir=state)
+    s = spec(tmp_path, name="emu-old-task-1", command=["/bin/sleep", "300"])
+    handle = before.start(s)
+    after = ProcessRuntime(state_dir=state)  # the "restarted" emulator: no handles in memory
+    assert after.list_names("emu-") == ["emu-old-task-1"]
+    after.cleanup("emu-old-task-1")
+    assert handle.wait(10) == 137
+    assert after.list_names("emu-") == []
