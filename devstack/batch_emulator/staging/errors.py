@@ -4,7 +4,8 @@ Codes are Batch's TaskFailureInformationCodes (source: learn.microsoft.com, Micr
 TaskFailureInformationCodes and com.microsoft.azure.batch.TaskFailureInformationCodes):
   resource files: BlobNotFound, BlobAccessDenied, BlobDownloadTimedOut, BlobDownloadMiscError,
     ResourceContainerAccessDenied, ResourceContainerListMiscError (messages as in the Batch managed-identity
-    troubleshooting article), ResourceDirectoryCreateFailed, ResourceFileCreateFailed,
+    troubleshooting article), ResourceDirectoryCreateFailed (message as reported in
+    Azure-Samples/batch-dotnet-quickstart#9), ResourceFileCreateFailed,
     ResourceFileWriteFailed, DiskFull;
   output files: FileUploadContainerNotFound (message quoted in batch-task-output-files.md),
     FileUploadAccessDenied, FileUploadTimedOut, FileUploadMiscError.
@@ -28,7 +29,7 @@ MESSAGES = {
     "ResourceContainerListMiscError": (
         "Miscellaneous error encountered while listing one of the specified Azure Blob container(s)"
     ),
-    "ResourceDirectoryCreateFailed": "The compute node could not create a directory for the task's resource files",
+    "ResourceDirectoryCreateFailed": "The resource directory path could not be created",
     "ResourceFileCreateFailed": "The compute node could not create a local file for a resource file",
     "ResourceFileWriteFailed": "The compute node could not write to a local file for a resource file",
     "DiskFull": "The compute node disk ran out of space when downloading the resource files",
@@ -50,13 +51,14 @@ MESSAGES = {
 _SERVER_CODES = {"ResourceDirectoryCreateFailed", "ResourceFileCreateFailed", "ResourceFileWriteFailed", "DiskFull"}
 
 
-def failure_info(code: str, detail: str | None = None, **details: str | None) -> dict:
-    """Build Batch's failureInfo. `detail` adds the specific cause to the standard message."""
+def failure_info(code: str, detail: str | None = None, *, category: str | None = None, **details: str | None) -> dict:
+    """Build Batch's failureInfo. `detail` adds the specific cause to the standard message; `category`
+    overrides the code's usual one (a local-disk code caused by the user's own spec is a usererror)."""
     message = MESSAGES.get(code, code)
     if detail:
         message = f"{message}: {detail}"
     return {
-        "category": SERVER if code in _SERVER_CODES else USER,
+        "category": category or (SERVER if code in _SERVER_CODES else USER),
         "code": code,
         "message": message,
         "details": [{"name": name, "value": value} for name, value in details.items() if value is not None],

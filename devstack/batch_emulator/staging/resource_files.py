@@ -71,7 +71,10 @@ def _download_one(rf: dict, working_dir: Path, resolver: CredentialResolver, tim
         mode = DEFAULT_FILE_MODE if mode is None else mode
         relative_parts(file_path, "filePath")
     except ValueError as exc:
-        raise StagingError(failure_info("ResourceFileCreateFailed", str(exc), FilePath=file_path)) from None
+        # A filePath the node cannot create (Batch reports ResourceDirectoryCreateFailed, "The resource
+        # directory path could not be created", for such paths: Azure-Samples/batch-dotnet-quickstart#9).
+        code = "ResourceDirectoryCreateFailed" if "filePath" in str(exc) else "ResourceFileCreateFailed"
+        raise StagingError(failure_info(code, str(exc), category="usererror", FilePath=file_path)) from None
     identity = bool(rf.get("identityReference"))
     if rf.get("autoStorageContainerName"):
         raise StagingError(failure_info(
@@ -82,7 +85,8 @@ def _download_one(rf: dict, working_dir: Path, resolver: CredentialResolver, tim
         ))
     if rf.get("httpUrl"):
         if not file_path:
-            raise StagingError(failure_info("ResourceFileCreateFailed", "filePath is required with httpUrl",
+            raise StagingError(failure_info("ResourceDirectoryCreateFailed", "filePath is required with httpUrl",
+                                            category="usererror",
                                             ResourceUrl=redact_url(rf["httpUrl"])))
         target = under(working_dir, file_path, "filePath")
         _fetch_http(rf["httpUrl"], target, identity, resolver, timeout, file_path)
@@ -160,7 +164,8 @@ def _fetch_container(rf: dict, working_dir: Path, identity: bool, resolver: Cred
         try:
             target = under(base, name, "blob name")
         except ValueError as exc:
-            raise StagingError(failure_info("ResourceFileCreateFailed", str(exc), **details)) from None
+            raise StagingError(failure_info("ResourceDirectoryCreateFailed", str(exc), category="usererror",
+                                            **details)) from None
         blob = client.get_blob_client(name)
         blob_details = {**details, "BlobName": name}
 

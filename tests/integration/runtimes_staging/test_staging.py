@@ -154,7 +154,9 @@ def test_unsupported_and_escaping_specs_fail_clearly(resolver, tmp_path):
     assert "autoStorageContainerName is not supported" in err.value.failure_info["message"]
     with pytest.raises(StagingError) as err:
         download_resource_files([{"httpUrl": "http://127.0.0.1:1/x", "filePath": "../escape.txt"}], tmp_path, resolver)
-    assert "cannot break out" in err.value.failure_info["message"]
+    info = err.value.failure_info
+    assert (info["category"], info["code"]) == ("usererror", "ResourceDirectoryCreateFailed")
+    assert "cannot break out" in info["message"]
     assert not (tmp_path.parent / "escape.txt").exists()
 
 
