@@ -72,3 +72,17 @@ if [ ! -x node_modules/.bin/azurite ] || [ package.json -nt node_modules/.packag
 fi
 
 say "ready: .venv, .venv-batch14, node_modules/.bin/azurite"
+
+# === infra validation tools (owned by the infra engineer; appended section) ===============================
+# .venv-checkov: checkov + its Bicep parser, isolated because checkov pins many dependencies that would fight the
+# app's. Used by tests/infra (checkov over infra/). Re-installed when the pins below change.
+CHECKOV_PINS="checkov==3.3.30 pycep-parser==0.5.1"
+stampck=.venv-checkov/.installed
+if [ ! -f "$stampck" ] || [ "$(cat "$stampck")" != "$CHECKOV_PINS" ]; then
+  say "creating .venv-checkov ($CHECKOV_PINS)"
+  [ -x .venv-checkov/bin/python ] || "$PY" -m venv .venv-checkov
+  # shellcheck disable=SC2086 # the pins are separate words on purpose
+  .venv-checkov/bin/python -m pip install -q $CHECKOV_PINS
+  printf '%s' "$CHECKOV_PINS" > "$stampck"
+fi
+say "ready: .venv-checkov (checkov for tests/infra)"

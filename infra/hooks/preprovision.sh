@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# azd preprovision hook: refuse to provision pools that drifted from pipelines.yaml.
+# infra/pools.generated.json (what main.bicep deploys) must match what infra/generate_pools.py makes of
+# pipelines.yaml now; if not, regenerate and commit it before `azd provision`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+py=.venv/bin/python
+[ -x "$py" ] || py=python3
+if ! "$py" -c 'import yaml' 2>/dev/null; then
+  echo "preprovision: PyYAML is missing for $py; run 'make setup' (or pip install PyYAML) so the pool check can run" >&2
+  exit 1
+fi
+"$py" infra/generate_pools.py --check
