@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         host.shutdown(force)
     except HostError as exc:
         log.error("Host start failed: %s", exc)
+        if host.status.data:  # this instance had announced itself: say why it is gone
+            host.status.write(state="failed", error=str(exc))
         return 2
     except Exception:
         log.exception("Host failed unexpectedly")

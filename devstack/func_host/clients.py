@@ -34,3 +34,10 @@ def queue_service(connection_string: str) -> QueueServiceClient:
 
 def queue_client(connection_string: str, queue_name: str):
     return queue_service(connection_string).get_queue_client(queue_name)
+
+
+def probe_blob_service(connection_string: str) -> None:
+    """One quick request without retries, so an unreachable Azurite fails the start in seconds, not minutes."""
+    client = BlobServiceClient.from_connection_string(connection_string, retry_total=0, connection_timeout=3,
+                                                      read_timeout=10)
+    client.get_container_client("azure-webjobs-hosts").exists()

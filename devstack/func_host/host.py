@@ -18,16 +18,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from azure.core.exceptions import HttpResponseError, ServiceRequestError
+
 from devstack.func_host import bindings
 from devstack.func_host.app_settings import apply_settings, read_settings_file, resolve_percent_settings
 from devstack.func_host.blob_listener import BlobListener, Slots
 from devstack.func_host.blob_path import parse_blob_path
 from devstack.func_host.blob_receipts import ReceiptStore
-from devstack.func_host.clients import blob_service
+from devstack.func_host.clients import blob_service, probe_blob_service
 from devstack.func_host.connections import resolve_connection
-from devstack.func_host.errors import ConfigError, UnsupportedFeatureError
+from devstack.func_host.errors import ConfigError, HostError, UnsupportedFeatureError
 from devstack.func_host.host_config import load_host_json
 from devstack.func_host.invoker import Invoker, default_thread_count
+from devstack.func_host.journal import InflightJournal
 from devstack.func_host.loader import LoadedFunction, load_functions
 from devstack.func_host.ncrontab import parse_schedule
 from devstack.func_host.queue_listener import QueueListener
@@ -93,6 +96,8 @@ class FunctionsHost:
         self.invoker: Invoker | None = None
         self.renewer = Renewer()
         self.settle_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="settle")
+        self.journal = InflightJournal(self.state_dir)
+        self.orphans: list[dict] = []
 
     # -- start-up -------------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -109,6 +114,7 @@ class FunctionsHost:
         if (previous.get("state") != "stopped" and previous.get("host_id") == self.host_id
                 and isinstance(previous.get("pid"), int) and not pid_alive(previous["pid"])):
             previous_lease = previous.get("lease_id")
+            self.orphans = self.journal.read_previous()
         self.receipts = ReceiptStore(blob_service(self.host_storage.connection_string), self.host_id, self.lease_id)
         slots = Slots(self.config.blobs.max_degree_of_parallelism)
         for fn in self.functions:
@@ -125,7 +131,7 @@ class FunctionsHost:
                                   "single dashes)")
             connection = resolve_connection(trigger.connection, where)
             return QueueListener(fn, connection.connection_string, name, self.config.queues, self.invoker,
-                                 self.renewer, self.settle_pool)
+                                 self.renewer, self.settle_pool, self.journal, self.orphans)
         if fn.trigger_type == "blobTrigger":
             path = parse_blob_path(trigger.path, where)
             connection = resolve_connection(trigger.connection, where)
@@ -138,9 +144,15 @@ class FunctionsHost:
     def start(self) -> None:
         self.status.write(pid=os.getpid(), state="starting", started=now_iso(), host_id=self.host_id,
                           lease_id=self.lease_id, app_dir=str(self.app_dir), functions=[])
-        self.receipts.ensure_container()
+        try:
+            probe_blob_service(self.host_storage.connection_string)
+            self.receipts.ensure_container()
+        except (ServiceRequestError, HttpResponseError) as exc:
+            raise HostError(f"cannot reach host storage (setting {self.host_storage.setting_name}): "
+                            f"{type(exc).__name__}: {exc}. Is Azurite running? Start the stack with `make up`") from exc
         self.invoker.start()
         self.renewer.start()
+        self.journal.reset()  # the predecessor's entries are in self.orphans; listeners release them at start
         for listener in self.listeners:
             listener.start()
         functions = [{"name": lst.function.name, "trigger": lst.function.trigger_type, "detail": lst.describe()}

@@ -24,6 +24,7 @@ from devstack.func_host.backoff import Backoff
 from devstack.func_host.clients import queue_client
 from devstack.func_host.host_config import QueuesOptions
 from devstack.func_host.invoker import Invoker, Outcome
+from devstack.func_host.journal import InflightJournal
 from devstack.func_host.loader import LoadedFunction
 from devstack.func_host.renewer import Renewer
 
@@ -52,7 +53,8 @@ def decode_body(raw: str, encoding: str) -> bytes | None:
 
 class QueueListener:
     def __init__(self, function: LoadedFunction, connection_string: str, queue_name: str, options: QueuesOptions,
-                 invoker: Invoker, renewer: Renewer, settle_pool: ThreadPoolExecutor):
+                 invoker: Invoker, renewer: Renewer, settle_pool: ThreadPoolExecutor,
+                 journal: InflightJournal | None = None, orphans: list[dict] | None = None):
         self.function = function
         self.queue_name = queue_name
         self.options = options
@@ -68,6 +70,9 @@ class QueueListener:
         self._backoff = Backoff(options.max_polling_interval)
         self._thread = threading.Thread(target=self._run, name=f"queue-{function.name}", daemon=True)
         self._missing_logged = False
+        self._journal = journal
+        self._orphans = [o for o in (orphans or []) if o.get("function") == function.name
+                         and o.get("queue") == queue_name]
 
     @property
     def in_flight(self) -> int:
@@ -78,7 +83,21 @@ class QueueListener:
         return f"queueTrigger on {self.queue_name!r}"
 
     def start(self) -> None:
+        self._release_orphans()
         self._thread.start()
+
+    def _release_orphans(self) -> None:
+        """Make visible the messages a killed predecessor still held (see journal.py)."""
+        released = 0
+        for orphan in self._orphans:
+            try:
+                self._queue.update_message(orphan["id"], orphan["pop_receipt"], visibility_timeout=0)
+                released += 1
+            except Exception:  # noqa: BLE001 - deleted or re-received since: nothing to release
+                pass
+        if released:
+            log.info("Released %d message(s) on %r left in flight by a stopped host instance", released,
+                     self.queue_name)
 
     def stop(self) -> None:
         """Stop fetching; in-flight invocations keep running until they finish or are released."""
@@ -126,6 +145,8 @@ class QueueListener:
             return
         with self._cond:
             self._in_flight[message.id] = item
+        if self._journal:
+            self._journal.put(self.function.name, self.queue_name, message.id, item.pop_receipt)
         self._renewer.register(("queue", self.queue_name, message.id), MESSAGE_INVISIBILITY / 2,
                                lambda: self._renew(item))
         reason = f"New queue message detected on '{self.queue_name}'."
@@ -141,6 +162,8 @@ class QueueListener:
             receipt = self._queue.update_message(item.message.id, item.pop_receipt,
                                                  visibility_timeout=int(MESSAGE_INVISIBILITY))
             item.pop_receipt = receipt.pop_receipt
+            if self._journal:
+                self._journal.put(self.function.name, self.queue_name, item.message.id, item.pop_receipt)
 
     def _complete(self, item: _InFlight, outcome: Outcome) -> None:
         try:
@@ -183,6 +206,8 @@ class QueueListener:
 
     def _forget(self, item: _InFlight) -> None:
         self._renewer.unregister(("queue", self.queue_name, item.message.id))
+        if self._journal:
+            self._journal.remove(self.queue_name, item.message.id)
         with self._cond:
             self._in_flight.pop(item.message.id, None)
             self._cond.notify_all()

@@ -169,3 +169,24 @@ def test_invisibility_is_renewed_while_the_function_runs(storage, make_host, uni
     assert len(host.events("records", "start")) == 1
     assert list(queue.peek_messages()) == []
     host.stop()
+
+
+def test_killed_host_messages_are_released_by_the_next_start(storage, make_host, unique):
+    name = unique("killq")
+    queue = _queue(storage, name)
+    queue.send_message(_b64("survive a SIGKILL"))
+    first = make_host("queues", env=_queue_env(ok=name, QUEUE_SLEEP="60")).start()
+    wait_for(lambda: first.events("records", "start"), 10, what="the invocation to start")
+    first.kill()
+    assert list(queue.peek_messages()) == [], "the message is invisible (held by the dead host)"
+
+    second = make_host("queues", env=_queue_env(ok=name), host_id=first.host_id)
+    second.state_dir = first.state_dir  # the successor finds the dead host's journal
+    began = time.monotonic()
+    second.start()
+    wait_for(lambda: second.events("records", "done"), 10, what="the message to be processed after the restart")
+    assert time.monotonic() - began < 8, "released at start, not after the 10-minute invisibility"
+    assert second.events("records", "start")[0]["body"] == "survive a SIGKILL"
+    assert second.events("records", "start")[0]["dequeue_count"] == 2
+    assert "left in flight by a stopped host instance" in second.log()
+    second.stop()

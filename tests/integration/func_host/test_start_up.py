@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -75,3 +76,19 @@ def test_timer_runs_on_startup_and_on_schedule(make_host, storage):
     assert host.stop() == 0
     time.sleep(0.1)
     assert host.status()["state"] == "stopped"
+
+
+def test_unreachable_storage_fails_fast_with_the_fix(tmp_path):
+    unreachable = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+                   "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;")
+    began = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "devstack.func_host", "--app-dir", str(APPS / "timer"), "--settings",
+         str(APPS / "timer" / "local.settings.test.json"), "--state-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "AzureWebJobsStorage": unreachable, "FH_OUT": str(tmp_path)})
+    assert result.returncode == 2
+    assert time.monotonic() - began < 15
+    assert "cannot reach host storage" in result.stdout and "make up" in result.stdout
+    status = json.loads((tmp_path / "host.json").read_text())
+    assert status["state"] == "failed" and "cannot reach host storage" in status["error"]
