@@ -9,12 +9,17 @@ identityReference replaces the SAS with the emulator's stand-in credential (see 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from azure.storage.blob import BlobClient, ContainerClient
 
 from .credentials import CredentialResolver
+
+# azure-core logs every request and response at INFO; in the emulator's log that drowns the task events
+# (each task's staging makes several requests). Failures still surface, as failureInfo and WARNINGs.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def failure_info(code: str, detail: str | None = None, *, category: str | None =
     overrides the code's usual one (a local-disk code caused by the user's own spec is a usererror)."""
     message = MESSAGES.get(code, code)
     if detail:
-        message = f"{message}: {detail}"
+        message = f"{message.rstrip('.')}: {detail}"
     return {
         "category": category or (SERVER if code in _SERVER_CODES else USER),
         "code": code,
