@@ -297,3 +297,16 @@ def test_process_left_by_an_earlier_emulator_is_found_and_killed(tmp_path):
     after.cleanup("emu-old-task-1")
     assert handle.wait(10) == 137
     assert after.list_names("emu-") == []
+
+
+def test_image_removed_behind_the_runtime_is_noticed(podman, podman_env, images, tmp_path):
+    """has_image answers from memory for a while; a start that finds the image gone clears that memory."""
+    env = {**os.environ, **podman_env}
+    doomed = f"localhost/rs-test/doomed:{uuid.uuid4().hex[:6]}"
+    subprocess.run(["podman", "tag", images.plain, doomed], env=env, check=True)
+    assert podman.has_image(doomed)
+    subprocess.run(["podman", "rmi", doomed], env=env, check=True, capture_output=True)
+    with pytest.raises(StartError) as err:
+        podman.start(spec(tmp_path, image=doomed, command=["/bin/true"]))
+    assert err.value.code == "ContainerInvalidImage"
+    assert not podman.has_image(doomed)
