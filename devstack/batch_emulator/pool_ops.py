@@ -241,10 +241,12 @@ class PoolOps:
 
     def _new_node(self, pool: dict, dedicated: bool) -> dict:
         now = timeutil.now_iso()
-        n = next(_node_counter)
         stamp = timeutil.now().strftime("%Y%m%dt%H%M%Sz")
         digest = int(hashlib.sha1(f"{self.data_dir}/{pool['id']}".encode()).hexdigest()[:8], 16) % 10**10
-        node_id = f"tvm-{digest}_{n}-{stamp}"
+        existing = self.nodes.get(pool["id"].lower(), {})
+        node_id = f"tvm-{digest}_{next(_node_counter)}-{stamp}"
+        while node_id in existing:  # the counter restarts with the process; ids must stay unique in a pool
+            node_id = f"tvm-{digest}_{next(_node_counter)}-{stamp}"
         node = {
             "id": node_id, "state": "starting", "schedulingState": "enabled", "stateTransitionTime": now,
             "allocationTime": now, "lastBootTime": now, "ipAddress": "127.0.0.1",

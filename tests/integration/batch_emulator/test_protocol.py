@@ -296,6 +296,9 @@ def test_pool_resize_and_autoscale_formula_is_stored(client):
         auto_scale_formula="$TargetDedicatedNodes = 2;", auto_scale_evaluation_interval="PT5M"))
     pool = client.get_pool("sizing")
     assert pool.enable_auto_scale and pool.auto_scale_formula == "$TargetDedicatedNodes = 2;"
+    # enableautoscale evaluates at once (the autoscale module) and the model adds the node
+    assert pool.target_dedicated_nodes == 2 and pool.auto_scale_run.results
+    wait_nodes(client, "sizing", 2)
     run = client.evaluate_pool_auto_scale("sizing", m.BatchPoolEvaluateAutoScaleOptions(
         auto_scale_formula="$TargetDedicatedNodes = 2;"))
     assert run.timestamp
