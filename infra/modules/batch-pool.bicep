@@ -1,5 +1,7 @@
 // One container pool from infra/pools.generated.json. {{NAME}} tokens of the generated file are replaced here with
 // deploy-time values (registry login server, worker image, pool identity).
+@description('False for a GPU pool when deployGpuPools is off: the deployment then creates nothing.')
+param enabled bool = true
 param batchAccountName string
 @description('One entry of infra/pools.generated.json "pools".')
 param pool object
@@ -14,7 +16,7 @@ resource batch 'Microsoft.Batch/batchAccounts@2024-07-01' existing = {
 
 var autoScaleFormula = useSpotNodes || empty(pool.scale.formulaWithoutSpot) ? pool.scale.formula : pool.scale.formulaWithoutSpot
 
-resource batchPool 'Microsoft.Batch/batchAccounts/pools@2024-07-01' = {
+resource batchPool 'Microsoft.Batch/batchAccounts/pools@2024-07-01' = if (enabled) {
   parent: batch
   name: pool.id
   identity: {
@@ -64,4 +66,4 @@ resource batchPool 'Microsoft.Batch/batchAccounts/pools@2024-07-01' = {
   }
 }
 
-output id string = batchPool.id
+output id string = enabled ? batchPool.id : ''

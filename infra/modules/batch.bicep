@@ -43,9 +43,10 @@ resource functionBatchData 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }
 
-module batchPools 'batch-pool.bicep' = [for pool in pools: if (!pool.gpu || deployGpuPools) {
+module batchPools 'batch-pool.bicep' = [for pool in pools: {
   name: 'pool-${pool.id}'
   params: {
+    enabled: pool.gpu ? deployGpuPools : true
     batchAccountName: batch.name
     pool: pool
     poolIdentityId: poolIdentityId

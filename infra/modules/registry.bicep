@@ -11,7 +11,7 @@ param deployerPrincipalId string = ''
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
   // checkov:skip=CKV_AZURE_139: Public network access is needed because the Batch pools have no VNet in this template; pulls and pushes require an Entra ID token (admin user and anonymous pull are off).
   // checkov:skip=CKV_AZURE_163: Vulnerability scanning is Microsoft Defender for Containers, a subscription-level paid plan enabled outside this template.
-  // checkov:skip=CKV_AZURE_166: Image quarantine needs the Premium SKU.
+  // checkov:skip=CKV_AZURE_166: Image quarantine needs the Premium SKU; only principals holding AcrPush (the deploying user) can add images.
   // checkov:skip=CKV_AZURE_233: Zone redundancy needs the Premium SKU; a registry outage delays new nodes only (running nodes hold prefetched images).
   name: registryName
   location: location

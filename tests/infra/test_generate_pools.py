@@ -1,0 +1,140 @@
+"""The pools Azure gets are the pools pipelines.yaml declares: drift check and the generator's refusals."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATOR = ROOT / "infra" / "generate_pools.py"
+GENERATED = ROOT / "infra" / "pools.generated.json"
+
+spec = importlib.util.spec_from_file_location("generate_pools", GENERATOR)
+gen = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gen)
+
+from shared.autoscale_formula import default_formula  # noqa: E402  (after the generator put ROOT on sys.path)
+
+POOL = """
+pools:
+  - id: {id}
+    vmSize: {vm}
+    imageReference: {{publisher: microsoft-dsvm, offer: ubuntu-hpc, sku: "2204", version: latest}}
+    nodeAgentSkuId: {agent}
+    taskSlotsPerNode: 2
+    container:
+      images: ["${{WORKER_IMAGE}}", "${{REGISTRY_SERVER}}/tools/extra:3"]
+      registries:
+        - server: ${{REGISTRY_SERVER}}
+          username: ${{REGISTRY_USERNAME:-}}
+          password: ${{REGISTRY_PASSWORD:-}}
+          identityResourceId: ${{POOL_IDENTITY_RESOURCE_ID:-}}
+    scale:
+      mode: ${{POOL_SCALE_MODE:-fixed}}
+      formula: default
+      evaluationInterval: ${{POOL_AUTOSCALE_INTERVAL:-PT10M}}
+      maxDedicatedNodes: {max_dedicated}
+      maxSpotNodes: 3
+"""
+
+
+def write(tmp_path: Path, id="p1", vm="STANDARD_D2S_V5", agent="batch.node.ubuntu 22.04", max_dedicated=1,
+          extra="") -> Path:
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(POOL.format(id=id, vm=vm, agent=agent, max_dedicated=max_dedicated) + extra)
+    return path
+
+
+def test_committed_pools_file_is_up_to_date_with_pipelines_yaml():
+    """Drift check: fails when pipelines.yaml changed and infra/pools.generated.json was not regenerated."""
+    result = subprocess.run([sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True, cwd=ROOT,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_pool_of_pipelines_yaml_is_generated_with_its_contract_values():
+    declared = yaml.safe_load((ROOT / "pipelines.yaml").read_text())["pools"]
+    generated = {p["id"]: p for p in gen.generate()["pools"]}
+    assert set(generated) == {p["id"] for p in declared}
+    for pool in declared:
+        out = generated[pool["id"]]
+        assert out["vmSize"] == pool["vmSize"]
+        assert out["taskSlotsPerNode"] == pool["taskSlotsPerNode"]
+        assert out["nodeAgentSkuId"] == pool["nodeAgentSkuId"]
+        scale = pool["scale"]
+        if out["scale"]["mode"] == "autoscale" and scale.get("formula", "default") == "default":
+            assert out["scale"]["formula"] == default_formula(scale["maxDedicatedNodes"], scale["maxSpotNodes"],
+                                                              pool["taskSlotsPerNode"])
+
+
+def test_check_mode_reports_drift_and_write_mode_fixes_it(tmp_path):
+    pipelines = write(tmp_path)
+    out = tmp_path / "pools.json"
+    out.write_text("{}\n")
+    check = [sys.executable, str(GENERATOR), "--pipelines", str(pipelines), "--output", str(out)]
+    drift = subprocess.run([*check, "--check"], capture_output=True, text=True, timeout=60)
+    assert drift.returncode == 1 and "out of date" in drift.stderr and "generate_pools.py" in drift.stderr
+    assert subprocess.run(check, capture_output=True, text=True, timeout=60).returncode == 0
+    assert subprocess.run([*check, "--check"], capture_output=True, text=True, timeout=60).returncode == 0
+
+
+def test_placeholders_become_deploy_time_tokens_and_azure_values(tmp_path):
+    pool = gen.generate(write(tmp_path))["pools"][0]
+    assert pool["containerImageNames"] == ["{{WORKER_IMAGE}}", "{{REGISTRY_SERVER}}/tools/extra:3"]
+    assert pool["registryServers"] == ["{{REGISTRY_SERVER}}"]
+    # POOL_SCALE_MODE is autoscale on Azure whatever the file's default; other defaults are taken as written.
+    assert pool["scale"]["mode"] == "autoscale"
+    assert pool["scale"]["evaluationInterval"] == "PT10M"
+    assert pool["scale"]["formula"] == default_formula(1, 3, 2)
+    assert pool["scale"]["formulaWithoutSpot"] == default_formula(1, 0, 2)
+    assert pool["gpu"] is False
+
+
+def test_gpu_sizes_are_marked_so_bicep_deploys_them_only_on_request(tmp_path):
+    pool = gen.generate(write(tmp_path, vm="Standard_NC4as_T4_v3"))["pools"][0]
+    assert pool["gpu"] is True
+
+
+def test_spot_only_pool_has_no_dedicated_variant(tmp_path):
+    pool = gen.generate(write(tmp_path, max_dedicated=0))["pools"][0]
+    assert pool["scale"]["formulaWithoutSpot"] == ""
+    assert pool["scale"]["formula"] == default_formula(0, 3, 2)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"agent": "batch.node.ubuntu 20.04"}, "nodeAgentSkuId must be 'batch.node.ubuntu 22.04' or newer"),
+    ({"id": "bad id!"}, ".id must be 1-64 letters"),
+    ({"extra": "  - id: p2\n    vmSize: x\n"}, "pools[1] is missing imageReference"),
+])
+def test_invalid_pools_are_refused_with_the_setting_named(tmp_path, kwargs, message):
+    with pytest.raises(gen.PoolSpecError, match=re.escape(message)):
+        gen.generate(write(tmp_path, **kwargs))
+
+
+def test_registry_password_is_refused_on_azure(tmp_path):
+    path = write(tmp_path)
+    path.write_text(path.read_text().replace("${REGISTRY_PASSWORD:-}", "hunter2"))
+    with pytest.raises(gen.PoolSpecError, match="managed identity"):
+        gen.generate(path)
+
+
+def test_unknown_setting_without_default_is_refused(tmp_path):
+    path = write(tmp_path)
+    path.write_text(path.read_text().replace("vmSize: STANDARD_D2S_V5", "vmSize: ${POOL_VM_SIZE}"))
+    with pytest.raises(gen.PoolSpecError, match=r"\$\{POOL_VM_SIZE\} has no default"):
+        gen.generate(path)
+
+
+def test_missing_app_formula_is_an_error_not_an_invented_formula(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "shared.autoscale_formula", None)  # import now raises ImportError
+    with pytest.raises(gen.PoolSpecError, match="shared/autoscale_formula.py"):
+        gen.generate(write(tmp_path))
+    result = subprocess.run([sys.executable, str(GENERATOR), "--pipelines", str(tmp_path / "nope.yaml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "cannot read" in result.stderr
