@@ -11,9 +11,10 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
-from devstack.func_host.errors import HostError
+from devstack.func_host.errors import AppLoadError, HostError
 from devstack.func_host.host import FunctionsHost, HostOptions
 
 log = logging.getLogger("func_host")
@@ -86,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
             pass
         host.shutdown(force)
     except HostError as exc:
-        log.error("Host start failed: %s", exc)
+        cause = exc.__cause__
+        if isinstance(exc, AppLoadError) and cause is not None:
+            detail = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+            log.error("Host start failed: %s\n%s", exc, detail.rstrip())
+        else:
+            log.error("Host start failed: %s", exc)
         if host.status.data:  # this instance had announced itself: say why it is gone
             host.status.write(state="failed", error=str(exc))
         return 2

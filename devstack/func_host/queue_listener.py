@@ -113,8 +113,7 @@ class QueueListener:
             if self._stop.is_set():
                 return
             try:
-                messages = list(self._queue.receive_messages(max_messages=self.options.batch_size,
-                                                             visibility_timeout=int(MESSAGE_INVISIBILITY)))
+                messages = self._receive_batch()
                 self._missing_logged = False
             except ResourceNotFoundError:
                 if not self._missing_logged:
@@ -134,6 +133,13 @@ class QueueListener:
                     self._release(_InFlight(message))
                     continue
                 self._dispatch(message)
+
+    def _receive_batch(self) -> list:
+        """One Get Messages call for up to batchSize messages (the SDK's max_messages alone asks one at a time)."""
+        pager = self._queue.receive_messages(messages_per_page=self.options.batch_size,
+                                             visibility_timeout=int(MESSAGE_INVISIBILITY))
+        page = next(pager.by_page(), None)
+        return list(page) if page is not None else []
 
     def _dispatch(self, message) -> None:
         body = decode_body(message.content or "", self.options.message_encoding)

@@ -94,10 +94,7 @@ class TimerListener:
         try:
             request = bindings.timer_value(past_due, status)
             future = self._invoker.invoke(self.function, lambda _ctx: {self.function.trigger_param: request}, reason)
-            while not self._stop.is_set() and not future.done():
-                self._stop.wait(0.2)
-            if future.done():
-                future.result()
+            future.result()  # runs never overlap; shutdown waits for this one through in_flight
         finally:
             self._busy.clear()
 
