@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from devstack.batch_emulator import errors, timeutil, validation
 from devstack.batch_emulator.model_base import set_state, touch, wire
 
@@ -150,10 +152,12 @@ class JobOps:
             job = self._job(job_id)
             key = job["id"].lower()
             set_state(job, "deleting")
-            kills = []
+            kills, dirs = [], set()
             for task in list(self.tasks[key].values()):
                 if task["state"] in ("running", "preparing"):
                     kills += self._end_task(key, task, "TaskEnded", "The job was deleted.", check_job=False)
+                if task.get("_dir"):
+                    dirs.add(Path(task["_dir"]).parents[1])  # workitems/<job>
                 self.store.stage("task", f"{key}/{task['id'].lower()}", None)
             del self.jobs[key]
             self.tasks.pop(key, None)
@@ -163,6 +167,7 @@ class JobOps:
             self.wake()
         self._run_kills(kills)
         self.store.flush()
+        self.remove_dirs_later(dirs)
 
     def task_counts(self, job_id: str) -> dict:
         with self.lock:

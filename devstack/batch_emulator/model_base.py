@@ -8,6 +8,7 @@ HTTP layer stay consistent after the lock is released.
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -79,6 +80,18 @@ class ModelBase:
         """Tell the scheduler something changed (caller holds the lock)."""
         self.schedule_needed = True
         self.changed.notify_all()
+
+    @staticmethod
+    def remove_dirs_later(paths) -> None:
+        """Delete task/job folders in the background (a stopped container may still be letting go of them)."""
+        paths = sorted({str(p) for p in paths})
+        if not paths:
+            return
+
+        def work():
+            for path in paths:
+                shutil.rmtree(path, ignore_errors=True)
+        threading.Thread(target=work, name="remove-dirs", daemon=True).start()
 
     def layout(self, pool_key: str, node_id: str) -> NodeLayout:
         return NodeLayout(self.nodes_dir / pool_key / node_id)

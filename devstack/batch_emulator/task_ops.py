@@ -184,3 +184,5 @@ class TaskOps:
             self.wake()
         self._run_kills(kills)
         self.store.flush()
+        if task.get("_dir"):
+            self.remove_dirs_later([task["_dir"]])

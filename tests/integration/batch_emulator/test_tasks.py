@@ -203,3 +203,38 @@ def test_launch_failure_is_reported_without_retry(client):
     task = wait_task(client, job, "nope")
     assert task.execution_info.result == "failure" and task.execution_info.retry_count == 0
     assert task.execution_info.failure_info.code in ("CommandProgramNotFound", "CommandLaunchFailed")
+
+
+def test_node_states_and_deallocation_options(client):
+    start = m.BatchStartTask(command_line="/bin/sleep 1", wait_for_success=True)
+    client.create_pool(m.BatchPoolCreateOptions(id="shrink", vm_size="standard_d2s_v3",
+                                                virtual_machine_configuration=vm_config(m), target_dedicated_nodes=2,
+                                                start_task=start))
+    seen = wait_nodes(client, "shrink", 1, states=("waitingforstarttask",), timeout=10)
+    assert {n.state for n in seen} <= {"starting", "waitingforstarttask"}
+    wait_nodes(client, "shrink", 2)
+    job = f"shrink-{uuid.uuid4().hex[:6]}"
+    client.create_job(m.BatchJobCreateOptions(id=job, pool_info=m.BatchPoolInfo(pool_id="shrink")))
+    client.create_task(job, m.BatchTaskCreateOptions(id="keep", command_line="/bin/sleep 1.5"))
+    client.create_task(job, m.BatchTaskCreateOptions(id="moved", command_line="/bin/sleep 1.5"))
+    wait_task(client, job, "keep", "running")
+    wait_task(client, job, "moved", "running")
+    assert {n.state for n in client.list_nodes("shrink")} == {"running"}
+    # taskcompletion: the node leaves only when its task is done, and the task is not disturbed
+    client.begin_resize_pool("shrink", m.BatchPoolResizeOptions(target_dedicated_nodes=1,
+                                                                node_deallocation_option="taskcompletion"),
+                             polling_interval=0.2)
+    states = sorted(n.state for n in client.list_nodes("shrink"))
+    assert states == ["leavingpool", "running"]
+    wait_for(lambda: len(list(client.list_nodes("shrink"))) == 1, 15, what="node to leave")
+    assert {wait_task(client, job, t).execution_info.requeue_count for t in ("keep", "moved")} == {0}
+    # requeue (the default): the running task goes back to active and runs again elsewhere or later
+    client.create_task(job, m.BatchTaskCreateOptions(id="requeued", command_line="/bin/sleep 1"))
+    wait_task(client, job, "requeued", "running")
+    client.begin_resize_pool("shrink", m.BatchPoolResizeOptions(target_dedicated_nodes=0), polling_interval=0.2)
+    task = client.get_task(job, "requeued")
+    assert task.state == "active" and task.execution_info.requeue_count == 1
+    client.begin_resize_pool("shrink", m.BatchPoolResizeOptions(target_dedicated_nodes=1), polling_interval=0.2)
+    done = wait_task(client, job, "requeued", timeout=30)
+    assert done.execution_info.result == "success" and done.execution_info.requeue_count == 1
+    client.begin_delete_pool("shrink", polling_interval=0.2).result()
