@@ -1,5 +1,7 @@
 """The host's status file, ``<state-dir>/host.json``: what the stack health-checks and what a restart reads.
 
+The same document is also written as ``<state-dir>/status.json`` (the name devstack/stack.py checks).
+
 Holds pid, state (starting/running/stopping/stopped), start time, host id, the instance's lease id (so a
 successor can release receipt leases of a host that was killed) and the indexed functions. Written atomically.
 """
@@ -29,6 +31,7 @@ def pid_alive(pid: int) -> bool:
 class StatusFile:
     def __init__(self, state_dir: Path):
         self.path = state_dir / "host.json"
+        self.alias = state_dir / "status.json"
         self.data: dict = {}
 
     def read_previous(self) -> dict:
@@ -48,6 +51,8 @@ class StatusFile:
         self.data.update(fields)
         self.data["updated"] = now_iso()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.data, indent=2) + "\n")
-        os.replace(tmp, self.path)
+        text = json.dumps(self.data, indent=2) + "\n"
+        for target in (self.path, self.alias):
+            tmp = target.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(text)
+            os.replace(tmp, target)

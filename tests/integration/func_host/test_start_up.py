@@ -73,6 +73,7 @@ def test_timer_runs_on_startup_and_on_schedule(make_host, storage):
     hourly = host.events("hourly")
     assert hourly and hourly[0]["past_due"] is True, "the missed occurrence ran at start, past due"
     assert status["state"] == "running"
+    assert json.loads((host.state_dir / "status.json").read_text())["pid"] == host.proc.pid
     assert host.stop() == 0
     time.sleep(0.1)
     assert host.status()["state"] == "stopped"
