@@ -1,0 +1,12 @@
+"""The eventbatch function app: registers the trigger blueprints in functions/, nothing else."""
+
+import azure.functions as func
+
+from functions.blob_intake import bp as blob_intake
+from functions.queue_intake import bp as queue_intake
+from functions.reconciler import bp as reconciler
+from functions.submit_drain import bp as submit_drain
+
+app = func.FunctionApp()
+for blueprint in (blob_intake, queue_intake, submit_drain, reconciler):
+    app.register_functions(blueprint)

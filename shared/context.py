@@ -1,0 +1,77 @@
+"""Everything a function invocation needs, built once per worker process from the settings.
+
+Functions call `get_context()`; the first call reads and validates the settings and pipelines.yaml (raising
+ConfigError with the fix), creates the clients, the run table and the queues. Tests build their own AppContext
+from explicit settings.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shared.errors import ConfigError
+from shared.messages import Messenger
+from shared.pipelines import PipelineConfig, load_config
+from shared.records import RunStore
+from shared.settings import Settings, load_settings
+from shared.storage import StorageClients, make_access
+from shared.submitter import Submitter
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    config: PipelineConfig
+    storage: StorageClients
+    runs: RunStore
+    messenger: Messenger
+    access: object  # shared.task_spec.BlobAccess
+    batch: object  # azure.batch.BatchClient
+    submitter: Submitter
+
+    @classmethod
+    def create(cls, settings: Settings, *, batch_client=None, ensure_resources: bool = True) -> AppContext:
+        from shared.batch_client import make_batch_client
+
+        config = load_config(settings.pipelines_file, settings.environ)
+        watched = settings.environ.get("INPUT_CONTAINER") or "input"
+        for p in config.pipelines.values():
+            if p.blob_input and p.blob_input.container != watched:
+                raise ConfigError(f"pipelines.yaml pipeline {p.name}: inputs.blob.container is "
+                                  f"{p.blob_input.container!r} but the blob trigger watches INPUT_CONTAINER="
+                                  f"{watched!r}; make them the same")
+            if p.blob_input and p.outputs.container == p.blob_input.container:
+                raise ConfigError(f"pipelines.yaml pipeline {p.name}: outputs.container must differ from the input "
+                                  "container, or every output would trigger the pipeline again")
+        storage = StorageClients(settings.storage)
+        runs = RunStore(storage.table.get_table_client(settings.runs_table))
+        messenger = Messenger(storage.queue, settings.queues)
+        if ensure_resources:
+            runs.ensure()
+            messenger.ensure()
+        batch = batch_client or make_batch_client(settings.batch)
+        return cls(settings=settings, config=config, storage=storage, runs=runs, messenger=messenger,
+                   access=make_access(storage, settings.sas_validity, settings.node_identity_resource_id),
+                   batch=batch, submitter=Submitter(batch, config,
+                                                    create_missing_pools=settings.create_missing_pools))
+
+
+_context: AppContext | None = None
+_lock = threading.Lock()
+
+
+def get_context(environ: Mapping[str, str] | None = None) -> AppContext:
+    global _context
+    with _lock:
+        if _context is None:
+            _context = AppContext.create(load_settings(environ))
+        return _context
+
+
+def set_context(context: AppContext | None) -> None:
+    """Install (or clear) the process-wide context; tests use it to point the functions at their own stack."""
+    global _context
+    with _lock:
+        _context = context

@@ -1,0 +1,184 @@
+"""Intake: a blob event or a queue request -> run records + (submit message | Batch tasks) or one rejection.
+
+Blob events are buffered: the record is written in state `received` and a compact message goes to the submit
+queue; the drain (shared.drain) submits everything waiting in bulk, so a burst of 1,000 files costs about ten
+Batch calls instead of a thousand. A request already is a batch, so it is submitted directly.
+Rejections happen once per bad input: a record in state `rejected` (keyed by the input's identity, so a
+redelivered bad event finds it) and one message on the rejected queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared import ids
+from shared.context import AppContext
+from shared.errors import Rejection
+from shared.records import now_iso
+from shared.task_spec import build_merge_task, build_task
+from shared.work_items import (
+    BlobInfo,
+    BlobRef,
+    WorkItem,
+    check_size,
+    decode_request,
+    parse_request,
+    resolve_inputs,
+    route_blob,
+)
+
+log = logging.getLogger("eventbatch.intake")
+UNROUTED = "unrouted"
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    status: str  # queued | duplicate | submitted | rejected
+    run_ids: tuple[str, ...] = ()
+    reason: str | None = None
+    job_id: str | None = None
+    batch_calls: int = 0
+
+
+def blob_info(props, container: str, name: str) -> BlobInfo:
+    settings = getattr(props, "content_settings", None)
+    return BlobInfo(container=container, name=name, etag=str(props.etag), size=int(props.size or 0),
+                    content_type=getattr(settings, "content_type", None))
+
+
+def lookup_blob(ctx: AppContext, ref: BlobRef) -> BlobInfo | None:
+    """HEAD the blob (properties only, never the content)."""
+    try:
+        props = ctx.storage.blob.get_blob_client(ref.container, ref.name).get_blob_properties()
+    except ResourceNotFoundError:
+        return None
+    return blob_info(props, ref.container, ref.name)
+
+
+# ---- rejections ------------------------------------------------------------------------------------------
+def reject(ctx: AppContext, *, partition: str, run_id: str, rejection: Rejection, source: str, payload: str,
+           fields: dict | None = None) -> IntakeResult:
+    """Record the rejection and announce it once; safe to call again for the same input."""
+    record_fields = {"source": source, "reason": rejection.reason, "rejectionCode": rejection.code,
+                     "payload": payload[:4000], "notified": False, **(fields or {})}
+    created, record = ctx.runs.create(partition, run_id, "rejected", record_fields)
+    if not created and record.get("state") != "rejected":
+        # An earlier delivery got further (e.g. submitted) before this one failed: keep the better record.
+        return IntakeResult("duplicate", (run_id,))
+    if created or not record.get("notified"):
+        message = {"runId": run_id, "state": "rejected", "code": rejection.code, "reason": rejection.reason,
+                   "source": source, "pipeline": None if partition == UNROUTED else partition, "payload": payload,
+                   "rejectedAt": record.get("rejectedAt") or now_iso(), **(fields or {})}
+        ctx.messenger.reject(message)
+        ctx.runs.merge(partition, run_id, {"notified": True})
+    log.warning("rejected %s: %s", run_id, rejection.reason)
+    return IntakeResult("rejected", (run_id,), rejection.reason)
+
+
+# ---- blob events -----------------------------------------------------------------------------------------
+def submit_message(item: WorkItem, run_id: str, record_etag: str | None = None) -> dict:
+    b = item.blob
+    return {"v": 1, "runId": run_id, "recordEtag": record_etag, "pipeline": item.pipeline, "container": b.container, "name": b.name,
+            "etag": b.etag, "size": b.size, "contentType": b.content_type, "receivedAt": now_iso()}
+
+
+def handle_blob(ctx: AppContext, container: str, name: str, props=None) -> IntakeResult:
+    """A BlobCreated event for container/name. `props`: the blob's properties if the caller has them (else HEAD)."""
+    pipeline_name = UNROUTED
+    etag = str(getattr(props, "etag", "") or "")
+    payload = json.dumps({"container": container, "name": name, "etag": etag}, ensure_ascii=False)
+    try:
+        pipeline = route_blob(ctx.config, container, name)
+        pipeline_name = pipeline.name
+        info = blob_info(props, container, name) if props is not None else lookup_blob(ctx, BlobRef(container, name))
+        if info is None:
+            raise Rejection("missing-blob", f"blob {container}/{name} no longer exists (deleted after its event)")
+        etag = info.etag
+        check_size(pipeline, info)
+        item = WorkItem(pipeline=pipeline.name, blob=info, source="blob")
+        spec = build_task(item, pipeline, ctx.access)  # validates the output path; the drain builds it again
+    except Rejection as exc:
+        run_id = ids.rejection_id("blob", container, name, etag)
+        return reject(ctx, partition=pipeline_name, run_id=run_id, rejection=exc, source="blob", payload=payload,
+                      fields={"inputContainer": container, "inputName": name, "inputEtag": etag or None})
+    created, record = ctx.runs.create(pipeline.name, spec.task_id, "received", record_fields(item, spec))
+    if not created and record.get("state") != "received":
+        log.info("duplicate event for %s/%s (run %s is %s)", container, name, spec.task_id, record.get("state"))
+        return IntakeResult("duplicate", (spec.task_id,))
+    ctx.messenger.submit(submit_message(item, spec.task_id, record.get("_etag")))
+    return IntakeResult("queued", (spec.task_id,))
+
+
+def record_fields(item: WorkItem, spec) -> dict:
+    b = item.blob
+    return {"pipeline": item.pipeline, "source": item.source, "kind": spec.kind, "inputContainer": b.container,
+            "inputName": b.name, "inputEtag": b.etag, "inputSize": b.size, "inputContentType": b.content_type,
+            "requestId": item.request_id, "idempotencyKey": item.idempotency_key, "taskId": spec.task_id,
+            "outputContainer": spec.output_container, "outputPrefix": spec.output_prefix,
+            "overrides": json.dumps(item.overrides.as_dict()) if item.overrides.as_dict() else None}
+
+
+# ---- queue requests --------------------------------------------------------------------------------------
+def handle_request(ctx: AppContext, body: bytes | str, message_id: str | None = None,
+                   now: datetime | None = None) -> IntakeResult:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    pipeline_name = UNROUTED
+    try:
+        data = decode_request(body)
+        if isinstance(data.get("pipeline"), str) and data["pipeline"] in ctx.config.pipelines:
+            pipeline_name = data["pipeline"]
+        request = parse_request(ctx.config, data, ctx.storage.blob_endpoint)
+        infos = resolve_inputs(request, lambda ref: lookup_blob(ctx, ref))
+        request_id = ids.request_id(request.idempotency_key, message_id, text)
+        pipeline = request.pipeline
+        items = [WorkItem(pipeline=pipeline.name, blob=info, source="queue", request_id=request_id,
+                          idempotency_key=request.idempotency_key, overrides=request.overrides) for info in infos]
+        specs = [build_task(item, pipeline, ctx.access, now=now, merge_follows=pipeline.merge is not None)
+                 for item in items]
+        if pipeline.merge is not None:
+            specs.append(build_merge_task(pipeline, request_id, [s.task_id for s in specs], ctx.access, now=now))
+    except Rejection as exc:
+        run_id = ids.rejection_id("request", message_id or "", text if not message_id else "")
+        return reject(ctx, partition=pipeline_name, run_id=run_id, rejection=exc, source="queue", payload=text,
+                      fields={"messageId": message_id})
+    return submit_request(ctx, pipeline.name, request_id, specs, now=now)
+
+
+def _spec_fields(spec, request_id: str) -> dict:
+    if spec.work_item is not None:
+        return record_fields(spec.work_item, spec)
+    return {"pipeline": spec.pipeline, "source": "queue", "kind": spec.kind, "requestId": request_id,
+            "taskId": spec.task_id, "outputContainer": spec.output_container, "outputPrefix": spec.output_prefix}
+
+
+def submit_request(ctx: AppContext, pipeline: str, request_id: str, specs: list, now: datetime | None = None
+                   ) -> IntakeResult:
+    existing = ctx.runs.by_request(pipeline, request_id)
+    etags = ctx.runs.create_many(pipeline, [(s.task_id, _spec_fields(s, request_id)) for s in specs
+                                            if s.task_id not in existing])
+    etags.update({rid: r.get("_etag") for rid, r in existing.items() if r.get("state") == "received"})
+    # A redelivered request stays in the job it was first submitted to (the merge task depends on its siblings).
+    job_id = next((r["jobId"] for r in existing.values() if r.get("jobId")), None) or ids.job_id(
+        ctx.settings.job_prefix, pipeline, ctx.settings.job_period, now)
+    ctx.submitter.ensure_job(job_id, pipeline)
+    to_submit = [s for s in specs if s.task_id in etags]
+    outcome = ctx.submitter.submit(job_id, to_submit)
+    ctx.runs.advance_many(pipeline, {t: etags[t] for t in outcome.accepted if t in etags}, "submitted",
+                          {"jobId": job_id})
+    for task_id, reason in outcome.rejected.items():
+        ctx.runs.advance(pipeline, task_id, "rejected", {"reason": reason, "rejectionCode": "batch-client-error",
+                                                         "jobId": job_id})
+        ctx.messenger.reject({"runId": task_id, "state": "rejected", "code": "batch-client-error", "reason": reason,
+                              "source": "queue", "pipeline": pipeline, "requestId": request_id})
+    if outcome.unsubmitted:
+        # Leave the message to the host: it comes back (dequeue count) and the IDs make the retry idempotent.
+        raise RuntimeError(f"{len(outcome.unsubmitted)} task(s) of request {request_id} could not be submitted "
+                           f"yet ({next(iter(outcome.unsubmitted.values()))}); the request will be retried")
+    return IntakeResult("submitted", tuple(s.task_id for s in specs), job_id=job_id, batch_calls=outcome.calls)
+
+

@@ -1,0 +1,102 @@
+"""The result manifest (JSON written next to a run's outputs) and the completion/failure message. Pure.
+
+Manifest, `<output prefix>/manifest.json` in the output container:
+    {"schema": "eventbatch.manifest/1", "runId", "pipeline", "kind": "task"|"merge", "jobId", "taskId",
+     "requestId", "input": {"container", "name", "etag", "size", "contentType"} | null,
+     "state": "succeeded"|"failed", "result": "success"|"failure", "exitCode", "failureInfo": {...} | null,
+     "startTime", "endTime", "durationSeconds", "retryCount", "requeueCount",
+     "outputs": [{"container", "name", "size"}], "logs": {"stdout": {...}, "stderr": {...}},
+     "stderrTail": "..." | null (failures), "recordedAt"}
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+SCHEMA = "eventbatch.manifest/1"
+STDERR_TAIL_BYTES = 4096
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _iso(value: Any) -> str | None:
+    t = _time(value)
+    return t.isoformat().replace("+00:00", "Z") if t else None
+
+
+def task_outcome(task: dict) -> dict:
+    """The facts of a completed task (from the Batch task JSON) in manifest/record vocabulary."""
+    info = task.get("executionInfo") or {}
+    failure = info.get("failureInfo")
+    result = info.get("result") or ("failure" if failure or info.get("exitCode") not in (0, None) else "success")
+    start, end = _time(info.get("startTime")), _time(info.get("endTime"))
+    return {
+        "result": result,
+        "state": "succeeded" if result == "success" else "failed",
+        "exitCode": info.get("exitCode"),
+        "failureInfo": dict(failure) if failure else None,
+        "startTime": _iso(start),
+        "endTime": _iso(end),
+        "durationSeconds": round((end - start).total_seconds(), 3) if start and end else None,
+        "retryCount": info.get("retryCount", 0),
+        "requeueCount": info.get("requeueCount", 0),
+    }
+
+
+def build_manifest(record: dict, job_id: str, task_id: str, outcome: dict, outputs: list[dict], logs: dict,
+                   stderr_tail: str | None, recorded_at: str) -> dict:
+    has_input = bool(record.get("inputName"))
+    return {
+        "schema": SCHEMA,
+        "runId": record.get("RowKey", task_id),
+        "pipeline": record.get("pipeline") or record.get("PartitionKey"),
+        "kind": record.get("kind", "task"),
+        "jobId": job_id,
+        "taskId": task_id,
+        "requestId": record.get("requestId"),
+        "input": {"container": record.get("inputContainer"), "name": record.get("inputName"),
+                  "etag": record.get("inputEtag"), "size": record.get("inputSize"),
+                  "contentType": record.get("inputContentType")} if has_input else None,
+        **{k: outcome[k] for k in ("state", "result", "exitCode", "failureInfo", "startTime", "endTime",
+                                   "durationSeconds", "retryCount", "requeueCount")},
+        "outputs": outputs,
+        "logs": logs,
+        "stderrTail": stderr_tail,
+        "recordedAt": recorded_at,
+    }
+
+
+def completion_message(manifest: dict, manifest_container: str, manifest_name: str) -> dict:
+    failure = manifest.get("failureInfo") or {}
+    return {
+        "runId": manifest["runId"], "state": manifest["state"], "pipeline": manifest["pipeline"],
+        "kind": manifest["kind"], "jobId": manifest["jobId"], "taskId": manifest["taskId"],
+        "requestId": manifest.get("requestId"), "input": manifest.get("input"), "exitCode": manifest["exitCode"],
+        "result": manifest["result"],
+        "failure": {"code": failure.get("code"), "message": failure.get("message")} if failure else None,
+        "manifest": {"container": manifest_container, "name": manifest_name},
+        "outputs": [o["name"] for o in manifest.get("outputs", [])][:50],
+        "completedAt": manifest.get("endTime"),
+    }
+
+
+def record_update(manifest: dict, manifest_name: str) -> dict:
+    failure = manifest.get("failureInfo") or {}
+    return {
+        "exitCode": manifest.get("exitCode"), "result": manifest.get("result"),
+        "failureCode": failure.get("code"), "failureMessage": failure.get("message"),
+        "startedAt": manifest.get("startTime"), "endedAt": manifest.get("endTime"),
+        "durationSeconds": manifest.get("durationSeconds"), "retryCount": manifest.get("retryCount"),
+        "manifestBlob": manifest_name, "outputCount": len(manifest.get("outputs", [])),
+        "stderrTail": (manifest.get("stderrTail") or "")[-2000:] or None, "notified": False,
+    }

@@ -1,0 +1,67 @@
+"""The app's queues and the messages it puts on them (UTF-8 JSON text, no base64: host.json sets
+messageEncoding "none", so `az storage message put --content '{...}'` works for requests).
+
+    requests     in:  {pipeline, inputs, overrides?, idempotencyKey?}            (queue trigger)
+    submit       internal: {v, runId, pipeline, container, name, etag, size, contentType, receivedAt}
+                 (blob intake -> drain; deleted only after Batch accepted the task)
+    rejected     out: {runId, reason, code, source, pipeline?, payload, rejectedAt}
+    completions  out: {runId, pipeline, state: succeeded, jobId, taskId, input, manifest, outputs, ...}
+    failures     out: the same shape with state failed, exitCode and failure
+"""
+
+from __future__ import annotations
+
+import json
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueServiceClient
+
+from shared.settings import QueueNames
+
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+def encode(message: dict) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+def fit(message: dict, big_field: str) -> dict:
+    """Shorten `big_field` (e.g. the original payload) so the message stays under the 64 KiB queue limit."""
+    text = encode(message)
+    if len(text.encode("utf-8")) <= MAX_MESSAGE_BYTES - 1024:
+        return message
+    value = str(message.get(big_field, ""))
+    keep = max(0, len(value) - (len(text.encode("utf-8")) - MAX_MESSAGE_BYTES + 2048))
+    return {**message, big_field: value[:keep], f"{big_field}Truncated": True}
+
+
+class Messenger:
+    def __init__(self, service: QueueServiceClient, names: QueueNames):
+        self.service = service
+        self.names = names
+        self._clients = {}
+
+    def client(self, name: str):
+        if name not in self._clients:
+            self._clients[name] = self.service.get_queue_client(name)
+        return self._clients[name]
+
+    def ensure(self) -> None:
+        for name in self.names.all():
+            try:
+                self.client(name).create_queue()
+            except ResourceExistsError:
+                pass
+
+    def send(self, queue: str, message: dict) -> None:
+        self.client(queue).send_message(encode(message))
+
+    def reject(self, message: dict) -> None:
+        self.send(self.names.rejected, fit(message, "payload"))
+
+    def submit(self, message: dict) -> None:
+        self.send(self.names.submit, message)
+
+    def completed(self, message: dict) -> None:
+        queue = self.names.completions if message.get("state") == "succeeded" else self.names.failures
+        self.send(queue, message)

@@ -1,0 +1,391 @@
+"""pipelines.yaml: load, substitute `${SETTING}` / `${SETTING:-default}`, validate, and turn into typed objects.
+
+One file declares the pools and the pipelines; infra/ generates Bicep parameters from the same `pools:` keys. It is
+validated completely at start-up (every error names the path inside the file, e.g. `pipelines[1].outputs.path`,
+and says what is allowed), so a typo never turns into a stream of rejected inputs. Substitution happens on the
+parsed tree (string values only), so a setting's value can never change the YAML structure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared.durations import parse_duration
+from shared.errors import ConfigError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
+POOL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+RESERVED_ENV_PREFIXES = ("AZ_BATCH_", "INPUT_", "EVENTBATCH_")
+OVERRIDABLE = ("environment", "retries", "maxWallClockTime")
+TEMPLATE_FIELDS = ("pipeline", "input", "inputKey", "request", "task", "date")
+UPLOAD_CONDITIONS = ("tasksuccess", "taskfailure", "taskcompletion")
+WORKING_DIRECTORIES = ("taskWorkingDirectory", "containerImageDefault")
+
+
+@dataclass(frozen=True)
+class BlobInputPolicy:
+    container: str
+    prefix: str = ""
+    glob: str = "*"
+
+
+@dataclass(frozen=True)
+class Outputs:
+    container: str
+    path: str  # template: {pipeline} {input} {inputKey} {request} {task} {date}
+    patterns: tuple[str, ...] = ("out/**",)
+    upload_condition: str = "tasksuccess"
+    logs: bool = True
+
+
+@dataclass(frozen=True)
+class MergeStep:
+    command_line: str
+    path: str  # output path template of the merge task
+    image: str | None = None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    pool: str
+    image: str
+    command_line: str  # "" = the image's ENTRYPOINT
+    outputs: Outputs
+    description: str = ""
+    blob_input: BlobInputPolicy | None = None
+    queue_input: bool = False
+    container_run_options: str = ""
+    working_directory: str = "taskWorkingDirectory"
+    environment: Mapping[str, str] = field(default_factory=dict)
+    overridable: tuple[str, ...] = ()
+    max_input_bytes: int | None = None
+    merge: MergeStep | None = None
+    retries: int = 0
+    max_wall_clock_time: timedelta = timedelta(hours=1)
+    required_slots: int = 1
+    max_inputs: int = 5000
+
+
+@dataclass(frozen=True)
+class Registry:
+    server: str
+    username: str | None = None
+    password: str | None = None
+    identity_resource_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Scale:
+    mode: str  # autoscale | fixed
+    formula: str = "default"
+    evaluation_interval: timedelta = timedelta(minutes=5)
+    max_dedicated_nodes: int = 1
+    max_spot_nodes: int = 0
+    dedicated_nodes: int = 1
+    spot_nodes: int = 0
+
+
+@dataclass(frozen=True)
+class Pool:
+    id: str
+    vm_size: str
+    image_reference: Mapping[str, str]
+    node_agent_sku_id: str
+    task_slots_per_node: int
+    images: tuple[str, ...]
+    registries: tuple[Registry, ...]
+    scale: Scale
+    start_task_command: str | None = None
+    start_task_wait: bool = True
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    pools: Mapping[str, Pool]
+    pipelines: Mapping[str, Pipeline]
+
+    def pipeline(self, name: str) -> Pipeline | None:
+        return self.pipelines.get(name)
+
+
+# ---- substitution -----------------------------------------------------------------------------------------
+def substitute(node: Any, settings: Mapping[str, str], where: str = "") -> Any:
+    """Replace ${NAME} / ${NAME:-default} in every string of the tree; ConfigError for an unset NAME."""
+    if isinstance(node, dict):
+        return {k: substitute(v, settings, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [substitute(v, settings, f"{where}[{i}]") for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def repl(m: re.Match) -> str:
+        name, default = m.group(1), m.group(2)
+        value = settings.get(name)
+        if value is not None and value != "":
+            return value
+        if default is not None:
+            return default
+        raise ConfigError(f"pipelines.yaml {where}: ${{{name}}} is not set; set the app setting {name} "
+                          f"(or write ${{{name}:-default}})")
+
+    return _VAR.sub(repl, node)
+
+
+# ---- validation helpers -----------------------------------------------------------------------------------
+class _Reader:
+    """Typed access to one mapping of the file, with errors that carry the path."""
+
+    def __init__(self, data: Any, where: str):
+        if not isinstance(data, dict):
+            raise ConfigError(f"pipelines.yaml {where}: expected a mapping, got {type(data).__name__}")
+        self.data, self.where = data, where
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"pipelines.yaml {self.where}.{key}: {message}")
+
+    def known(self, *keys: str) -> None:
+        unknown = sorted(set(self.data) - set(keys))
+        if unknown:
+            raise ConfigError(f"pipelines.yaml {self.where}: unknown key(s) {', '.join(map(str, unknown))}; "
+                              f"allowed: {', '.join(keys)}")
+
+    def str(self, key: str, default: str | None = None, *, required: bool = False, pattern: re.Pattern | None = None
+            ) -> str | None:
+        value = self.data.get(key, default)
+        if value is None or value == "":
+            if required:
+                raise self.fail(key, "is required")
+            return default if value is None else value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected text, got {type(value).__name__}")
+        if pattern and not pattern.match(value):
+            raise self.fail(key, f"{value!r} does not match {pattern.pattern}")
+        return value
+
+    def int(self, key: str, default: int, low: int, high: int) -> int:
+        value = self.data.get(key, default)
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = int(str(value).strip())
+        except ValueError:
+            raise self.fail(key, f"{value!r} is not a whole number") from None
+        if not low <= number <= high:
+            raise self.fail(key, f"{number} is out of range {low}..{high}")
+        return number
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise self.fail(key, f"{value!r} is not true or false")
+
+    def duration(self, key: str, default: str) -> timedelta:
+        try:
+            return parse_duration(str(self.data.get(key, default)))
+        except ValueError as exc:
+            raise self.fail(key, str(exc)) from None
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(key, default)
+        if value not in choices:
+            raise self.fail(key, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def sub(self, key: str, required: bool = False) -> _Reader | None:
+        if key not in self.data or self.data[key] is None:
+            if required:
+                raise self.fail(key, "is required")
+            return None
+        return _Reader(self.data[key], f"{self.where}.{key}")
+
+    def str_list(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.data.get(key, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(key, "expected a list of non-empty strings")
+        return tuple(value)
+
+    def env(self, key: str) -> dict[str, str]:
+        value = self.data.get(key) or {}
+        if not isinstance(value, dict):
+            raise self.fail(key, "expected a mapping of NAME: value")
+        out = {}
+        for name, val in value.items():
+            check_env_name(str(name), f"{self.where}.{key}")
+            out[str(name)] = "" if val is None else str(val)
+        return out
+
+
+def check_env_name(name: str, where: str) -> None:
+    if not ENV_NAME.match(name):
+        raise ConfigError(f"pipelines.yaml {where}: {name!r} is not a valid environment variable name")
+    if name.upper().startswith(RESERVED_ENV_PREFIXES):
+        raise ConfigError(f"pipelines.yaml {where}: {name!r} is reserved (names starting with "
+                          f"{', '.join(RESERVED_ENV_PREFIXES)} are set by eventbatch or Batch)")
+
+
+def check_template(template: str, where: str) -> None:
+    for name in re.findall(r"\{([^{}]*)\}", template):
+        if name not in TEMPLATE_FIELDS:
+            raise ConfigError(f"pipelines.yaml {where}: unknown field {{{name}}}; use {', '.join(TEMPLATE_FIELDS)}")
+    if template.startswith("/") or ".." in template.split("/"):
+        raise ConfigError(f"pipelines.yaml {where}: {template!r} must be a relative blob path without '..'")
+
+
+# ---- pools -----------------------------------------------------------------------------------------------
+def _pool(data: Any, where: str) -> Pool:
+    r = _Reader(data, where)
+    r.known("id", "vmSize", "imageReference", "nodeAgentSkuId", "taskSlotsPerNode", "container", "startTask", "scale",
+            "description")
+    image_ref = r.sub("imageReference", required=True)
+    image_ref.known("publisher", "offer", "sku", "version", "virtualMachineImageId")
+    container = r.sub("container", required=True)
+    container.known("images", "registries")
+    registries = []
+    for i, item in enumerate(container.data.get("registries") or []):
+        rr = _Reader(item, f"{where}.container.registries[{i}]")
+        rr.known("server", "username", "password", "identityResourceId")
+        reg = Registry(server=rr.str("server", required=True), username=rr.str("username") or None,
+                       password=rr.str("password") or None,
+                       identity_resource_id=rr.str("identityResourceId") or None)
+        if bool(reg.username) != bool(reg.password):
+            raise rr.fail("username", "username and password go together (or use identityResourceId)")
+        registries.append(reg)
+    scale = r.sub("scale", required=True)
+    scale.known("mode", "formula", "evaluationInterval", "maxDedicatedNodes", "maxSpotNodes", "dedicatedNodes",
+                "spotNodes")
+    start = r.sub("startTask")
+    if start:
+        start.known("commandLine", "waitForSuccess")
+    interval = scale.duration("evaluationInterval", "PT5M")
+    if interval < timedelta(seconds=1):
+        # Azure accepts PT5M..PT168H; the local emulator also accepts shorter intervals for quick demos.
+        raise scale.fail("evaluationInterval", "must be at least PT1S (Azure: PT5M..PT168H)")
+    return Pool(
+        id=r.str("id", required=True, pattern=POOL_ID),
+        vm_size=r.str("vmSize", required=True),
+        image_reference={k: str(v) for k, v in image_ref.data.items()},
+        node_agent_sku_id=r.str("nodeAgentSkuId", required=True),
+        task_slots_per_node=r.int("taskSlotsPerNode", 1, 1, 256),
+        images=container.str_list("images"),
+        registries=tuple(registries),
+        scale=Scale(mode=scale.choice("mode", "autoscale", ("autoscale", "fixed")),
+                    formula=scale.str("formula", "default"), evaluation_interval=interval,
+                    max_dedicated_nodes=scale.int("maxDedicatedNodes", 1, 0, 10000),
+                    max_spot_nodes=scale.int("maxSpotNodes", 0, 0, 10000),
+                    dedicated_nodes=scale.int("dedicatedNodes", 1, 0, 10000),
+                    spot_nodes=scale.int("spotNodes", 0, 0, 10000)),
+        start_task_command=start.str("commandLine") if start else None,
+        start_task_wait=start.bool("waitForSuccess", True) if start else True,
+    )
+
+
+# ---- pipelines -------------------------------------------------------------------------------------------
+def _outputs(r: _Reader, where: str) -> Outputs:
+    r.known("container", "path", "patterns", "uploadCondition", "logs")
+    path = r.str("path", "{pipeline}/{inputKey}")
+    check_template(path, f"{where}.path")
+    return Outputs(container=r.str("container", required=True), path=path,
+                   patterns=r.str_list("patterns", ("out/**",)),
+                   upload_condition=r.choice("uploadCondition", "tasksuccess", UPLOAD_CONDITIONS),
+                   logs=r.bool("logs", True))
+
+
+def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
+    r = _Reader(data, where)
+    r.known("name", "description", "pool", "image", "commandLine", "containerRunOptions", "workingDirectory",
+            "inputs", "maxInputBytes", "maxInputs", "environment", "overridable", "outputs", "merge", "retries",
+            "maxWallClockTime", "requiredSlots")
+    name = r.str("name", required=True, pattern=PIPELINE_NAME)
+    pool = r.str("pool", required=True)
+    if pool not in pools:
+        raise r.fail("pool", f"{pool!r} is not a pool declared under pools: ({', '.join(pools) or 'none'})")
+    inputs = r.sub("inputs", required=True)
+    inputs.known("blob", "queue")
+    blob = inputs.sub("blob")
+    blob_policy = None
+    if blob:
+        blob.known("container", "prefix", "glob")
+        blob_policy = BlobInputPolicy(container=blob.str("container", required=True), prefix=blob.str("prefix", ""),
+                                      glob=blob.str("glob", "*"))
+    queue = inputs.bool("queue", False)
+    if not blob_policy and not queue:
+        raise inputs.fail("blob", "a pipeline needs inputs.blob, inputs.queue: true, or both")
+    overridable = r.str_list("overridable")
+    bad = [o for o in overridable if o not in OVERRIDABLE]
+    if bad:
+        raise r.fail("overridable", f"{', '.join(bad)} cannot be overridden; allowed: {', '.join(OVERRIDABLE)}")
+    merge = None
+    merge_r = r.sub("merge")
+    if merge_r:
+        merge_r.known("commandLine", "image", "outputs")
+        merge_out = merge_r.sub("outputs", required=True)
+        merge_out.known("path")
+        path = merge_out.str("path", required=True)
+        check_template(path, f"{where}.merge.outputs.path")
+        merge = MergeStep(command_line=merge_r.str("commandLine", ""), path=path, image=merge_r.str("image"))
+    max_bytes = r.data.get("maxInputBytes")
+    slots = r.int("requiredSlots", 1, 1, 256)
+    if slots > pools[pool].task_slots_per_node:
+        raise r.fail("requiredSlots", f"{slots} exceeds taskSlotsPerNode ({pools[pool].task_slots_per_node}) of "
+                     f"pool {pool}")
+    return Pipeline(
+        name=name, pool=pool, image=r.str("image", required=True), command_line=r.str("commandLine", ""),
+        outputs=_outputs(r.sub("outputs", required=True), f"{where}.outputs"),
+        description=r.str("description", ""), blob_input=blob_policy, queue_input=queue,
+        container_run_options=r.str("containerRunOptions", ""),
+        working_directory=r.choice("workingDirectory", "taskWorkingDirectory", WORKING_DIRECTORIES),
+        environment=r.env("environment"), overridable=overridable,
+        max_input_bytes=None if max_bytes is None else r.int("maxInputBytes", 0, 0, 2**53),
+        max_inputs=r.int("maxInputs", 5000, 1, 100000), merge=merge, retries=r.int("retries", 0, -1, 100),
+        max_wall_clock_time=r.duration("maxWallClockTime", "PT1H"), required_slots=slots,
+    )
+
+
+def parse_config(data: Any, settings: Mapping[str, str]) -> PipelineConfig:
+    """Validate an already-parsed document (after substitution); ConfigError on the first problem."""
+    root = _Reader(substitute(data, settings), "")
+    root.where = "(root)"
+    root.known("version", "pools", "pipelines")
+    if root.data.get("version", 1) not in (1, "1"):
+        raise root.fail("version", "only version 1 is supported")
+    pools: dict[str, Pool] = {}
+    for i, item in enumerate(root.data.get("pools") or []):
+        pool = _pool(item, f"pools[{i}]")
+        if pool.id in pools:
+            raise ConfigError(f"pipelines.yaml pools[{i}].id: duplicate pool id {pool.id!r}")
+        pools[pool.id] = pool
+    pipelines: dict[str, Pipeline] = {}
+    raw = root.data.get("pipelines") or []
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("pipelines.yaml pipelines: declare at least one pipeline (a list)")
+    for i, item in enumerate(raw):
+        pipeline = _pipeline(item, f"pipelines[{i}]", pools)
+        if pipeline.name in pipelines:
+            raise ConfigError(f"pipelines.yaml pipelines[{i}].name: duplicate pipeline name {pipeline.name!r}")
+        pipelines[pipeline.name] = pipeline
+    return PipelineConfig(pools=pools, pipelines=pipelines)
+
+
+def load_config(path: Path, settings: Mapping[str, str]) -> PipelineConfig:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"setting PIPELINES_FILE: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"pipelines.yaml is not valid YAML: {exc}") from None
+    return parse_config(data, settings)

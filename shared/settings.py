@@ -1,0 +1,244 @@
+"""App settings, read and validated once at start-up.
+
+Every setting the app reads is here, with its default. A wrong or missing value raises ConfigError naming the
+setting and the fix, so a misconfigured deployment fails at its first invocation with a readable message instead
+of half-working (for example rejecting every blob).
+
+Storage: the connection named by STORAGE_CONNECTION (default `EVENTBATCH_STORAGE`, falling back to
+`AzureWebJobsStorage` like the host) is either a connection string (local: Azurite) or an identity section:
+`<NAME>__accountName` or `<NAME>__blobServiceUri` / `__queueServiceUri` / `__tableServiceUri`, with
+`<NAME>__clientId` for a user-assigned identity (DefaultAzureCredential).
+Batch: BATCH_ACCOUNT_URL plus BATCH_ACCOUNT_NAME + BATCH_ACCOUNT_KEY (local emulator), or no key: Microsoft Entra
+ID through DefaultAzureCredential (Azure; needs https, token credentials refuse plain http).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from shared.durations import parse_duration
+from shared.errors import ConfigError
+
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURITE_CONNECTION_STRING = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    f"AccountKey={AZURITE_KEY};"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+APP_ROOT = Path(__file__).resolve().parent.parent
+_QUEUE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_JOB_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Either `connection_string`, or service URLs + identity (client_id None = system-assigned/default)."""
+
+    setting: str
+    connection_string: str | None = None
+    blob_url: str | None = None
+    queue_url: str | None = None
+    table_url: str | None = None
+    client_id: str | None = None
+
+    @property
+    def uses_identity(self) -> bool:
+        return self.connection_string is None
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    url: str
+    account_name: str | None = None
+    account_key: str | None = None  # None: DefaultAzureCredential
+    client_id: str | None = None
+
+    @property
+    def uses_identity(self) -> bool:
+        return self.account_key is None
+
+
+@dataclass(frozen=True)
+class QueueNames:
+    requests: str = "requests"
+    submit: str = "submit"
+    rejected: str = "rejected"
+    completions: str = "completions"
+    failures: str = "failures"
+
+    def all(self) -> list[str]:
+        return [self.requests, self.submit, self.rejected, self.completions, self.failures]
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageSettings
+    batch: BatchSettings
+    pipelines_file: Path
+    queues: QueueNames = field(default_factory=QueueNames)
+    runs_table: str = "runs"
+    job_prefix: str = "eb"
+    job_period: str = "day"  # day | hour: one job per pipeline and period
+    task_retention: timedelta = timedelta(0)
+    job_retention: timedelta = timedelta(hours=1)
+    sas_validity: timedelta = timedelta(hours=12)
+    node_identity_resource_id: str | None = None  # set: resource/output files by identityReference
+    create_missing_pools: bool = True
+    drain_max_messages: int = 1000
+    submit_visibility: timedelta = timedelta(minutes=5)
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+
+def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = env.get(name)
+    if value is None or not value.strip():
+        return default
+    return value.strip()
+
+
+def _duration(env: Mapping[str, str], name: str, default: str) -> timedelta:
+    text = _get(env, name, default)
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"setting {name}: {exc}; fix the value or remove it to use {default}") from None
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = _get(env, name, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"setting {name}: {text!r} is not a whole number; use {low}..{high}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"setting {name}: {value} is out of range; use {low}..{high}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    text = _get(env, name)
+    if text is None:
+        return default
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"setting {name}: {text!r} is not a boolean; use true or false")
+
+
+def _storage(env: Mapping[str, str]) -> StorageSettings:
+    name = _get(env, "STORAGE_CONNECTION", "EVENTBATCH_STORAGE")
+    candidates = [name] if name != "EVENTBATCH_STORAGE" else [name, "AzureWebJobsStorage"]
+    for setting in candidates:
+        value = _get(env, setting)
+        if value:
+            if value.replace(" ", "").lower().startswith("usedevelopmentstorage=true"):
+                value = AZURITE_CONNECTION_STRING
+            if "AccountName=" not in value and "SharedAccessSignature=" not in value:
+                raise ConfigError(f"setting {setting}: not a storage connection string (no AccountName=); set a "
+                                  "connection string, or remove it and use the identity settings "
+                                  f"{setting}__accountName / {setting}__blobServiceUri")
+            return StorageSettings(setting=setting, connection_string=value)
+        account = _get(env, f"{setting}__accountName")
+        blob = _get(env, f"{setting}__blobServiceUri")
+        if account or blob:
+            queue = _get(env, f"{setting}__queueServiceUri")
+            table = _get(env, f"{setting}__tableServiceUri")
+            if account:
+                blob = blob or f"https://{account}.blob.core.windows.net"
+                queue = queue or f"https://{account}.queue.core.windows.net"
+                table = table or f"https://{account}.table.core.windows.net"
+            missing = [f"{setting}__{k}" for k, v in (("queueServiceUri", queue), ("tableServiceUri", table))
+                       if not v]
+            if missing:
+                raise ConfigError(f"settings {', '.join(missing)} are missing: with {setting}__blobServiceUri set "
+                                  f"them too (or set {setting}__accountName instead)")
+            return StorageSettings(setting=setting, blob_url=blob.rstrip("/"), queue_url=queue.rstrip("/"),
+                                   table_url=table.rstrip("/"), client_id=_get(env, f"{setting}__clientId"))
+    raise ConfigError(f"setting {name} is missing: set it to a storage connection string (local: "
+                      f"UseDevelopmentStorage=true) or set {name}__accountName for a managed identity")
+
+
+def _batch(env: Mapping[str, str]) -> BatchSettings:
+    url = _get(env, "BATCH_ACCOUNT_URL")
+    if not url:
+        raise ConfigError("setting BATCH_ACCOUNT_URL is missing: set the Batch account endpoint, e.g. "
+                          "https://<account>.<region>.batch.azure.com (local: http://127.0.0.1:8095)")
+    if not url.startswith(("http://", "https://")):
+        url = "https://" + url
+    name = _get(env, "BATCH_ACCOUNT_NAME")
+    key = _get(env, "BATCH_ACCOUNT_KEY")
+    if key and not name:
+        raise ConfigError("setting BATCH_ACCOUNT_NAME is missing: shared-key auth (BATCH_ACCOUNT_KEY) needs the "
+                          "account name too")
+    if not key and url.startswith("http://"):
+        raise ConfigError(f"setting BATCH_ACCOUNT_KEY is missing: {url} is plain http and Microsoft Entra tokens are "
+                          "only sent over https; set BATCH_ACCOUNT_NAME + BATCH_ACCOUNT_KEY (local emulator) or an "
+                          "https BATCH_ACCOUNT_URL")
+    return BatchSettings(url=url.rstrip("/"), account_name=name, account_key=key,
+                         client_id=_get(env, "BATCH_CLIENT_ID") or _get(env, "AZURE_CLIENT_ID"))
+
+
+def _queue_names(env: Mapping[str, str]) -> QueueNames:
+    values = {}
+    for attr in ("requests", "submit", "rejected", "completions", "failures"):
+        setting = f"{attr.upper()}_QUEUE"
+        value = _get(env, setting, getattr(QueueNames, attr))
+        if not _QUEUE_NAME.match(value):
+            raise ConfigError(f"setting {setting}: {value!r} is not a valid queue name (3-63 lower-case letters, "
+                              "digits and single hyphens)")
+        values[attr] = value
+    names = QueueNames(**values)
+    if len(set(names.all())) != len(names.all()):
+        raise ConfigError("settings *_QUEUE: the five queues must have different names")
+    return names
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting from `environ` (default: os.environ); ConfigError names the first bad one."""
+    env = dict(os.environ if environ is None else environ)
+    table = _get(env, "RUNS_TABLE", "runs")
+    if not _TABLE_NAME.match(table):
+        raise ConfigError(f"setting RUNS_TABLE: {table!r} is not a valid table name (3-63 letters and digits, "
+                          "starting with a letter)")
+    prefix = _get(env, "JOB_ID_PREFIX", "eb")
+    if not _JOB_PREFIX.match(prefix):
+        raise ConfigError(f"setting JOB_ID_PREFIX: {prefix!r} must be 1-16 letters, digits, '-' or '_'")
+    period = _get(env, "JOB_PERIOD", "day").lower()
+    if period not in ("day", "hour"):
+        raise ConfigError(f"setting JOB_PERIOD: {period!r} is not supported; use day or hour")
+    pipelines_file = Path(_get(env, "PIPELINES_FILE", "pipelines.yaml"))
+    if not pipelines_file.is_absolute():
+        pipelines_file = APP_ROOT / pipelines_file
+    if not pipelines_file.is_file():
+        raise ConfigError(f"setting PIPELINES_FILE: {pipelines_file} does not exist; deploy pipelines.yaml with the "
+                          "app or point PIPELINES_FILE at it")
+    sas = _duration(env, "SAS_VALIDITY", "PT12H")
+    if not timedelta(minutes=5) <= sas <= timedelta(days=7):
+        raise ConfigError("setting SAS_VALIDITY: must be between PT5M and P7D (user delegation keys last 7 days)")
+    return Settings(
+        storage=_storage(env),
+        batch=_batch(env),
+        pipelines_file=pipelines_file,
+        queues=_queue_names(env),
+        runs_table=table,
+        job_prefix=prefix,
+        job_period=period,
+        task_retention=_duration(env, "TASK_RETENTION", "PT0S"),
+        job_retention=_duration(env, "JOB_RETENTION", "PT1H"),
+        sas_validity=sas,
+        node_identity_resource_id=_get(env, "BATCH_NODE_IDENTITY_RESOURCE_ID"),
+        create_missing_pools=_bool(env, "CREATE_MISSING_POOLS", True),
+        drain_max_messages=_int(env, "DRAIN_MAX_MESSAGES", 1000, 1, 20000),
+        submit_visibility=_duration(env, "SUBMIT_VISIBILITY_TIMEOUT", "PT5M"),
+        environ=env,
+    )

@@ -1,0 +1,217 @@
+"""WorkItem + pipeline -> the Batch task (REST wire JSON). Pure: data in, data out.
+
+The task references its input as a resource file (SAS URL or identityReference, whatever the BlobAccess given
+says), sends outputs and stdout/stderr back to the output container as OutputFiles (Batch uploads them itself),
+runs in the pipeline's container image, and carries the untrusted blob name only in environment variables
+(INPUT_NAME): the command line is fixed by pipelines.yaml and never contains input data.
+
+Environment contract for worker images:
+    INPUT_PATH          the downloaded input file (absolute when the pipeline has a commandLine; relative to the
+                        task working directory when it uses the image's ENTRYPOINT)
+    INPUT_FILE          the same file relative to AZ_BATCH_TASK_WORKING_DIR (in/<file>)
+    INPUT_NAME          the exact blob name (untrusted: treat as data), INPUT_CONTAINER, INPUT_ETAG, INPUT_SIZE,
+                        INPUT_CONTENT_TYPE
+    EVENTBATCH_PIPELINE, EVENTBATCH_RUN_ID, EVENTBATCH_REQUEST_ID, EVENTBATCH_INPUT_COUNT (merge tasks)
+    outputs go under $AZ_BATCH_TASK_WORKING_DIR/out/ (the pipeline's output patterns); merge tasks find the
+    fan-out tasks' uploaded outputs under $AZ_BATCH_TASK_WORKING_DIR/in/.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from shared import ids
+from shared.durations import format_duration
+from shared.errors import Rejection
+from shared.names import MAX_BLOB_NAME, local_file_name
+from shared.pipelines import TEMPLATE_FIELDS, Pipeline
+from shared.work_items import WorkItem
+
+# The fixed wrapper that turns INPUT_FILE into an absolute INPUT_PATH inside the container; it contains no input
+# data (the name travels in the environment) and hands over to the pipeline's command with exec.
+INPUT_PATH_WRAPPER = ("/bin/sh -c 'INPUT_PATH=\"$AZ_BATCH_TASK_WORKING_DIR/$INPUT_FILE\"; export INPUT_PATH; "
+                      "exec \"$@\"' eventbatch-input ")
+LOG_SLACK = 100  # room for "/logs/stderr.txt" and the worker's own file names under the output prefix
+BLOB_EVENTS_REQUEST = "_events"
+
+
+class BlobAccess(Protocol):
+    """How tasks reach Storage: SAS URLs (key or user delegation) or identityReference (Azure)."""
+
+    def read_blob_url(self, container: str, name: str) -> str: ...
+    def list_container_url(self, container: str) -> str: ...
+    def write_container_url(self, container: str) -> str: ...
+    def identity_reference(self) -> dict | None: ...
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One Batch task plus what the app needs to remember about it."""
+
+    task_id: str
+    pipeline: str
+    body: dict  # the TaskAddParameter wire JSON
+    output_container: str
+    output_prefix: str
+    kind: str = "task"  # task | merge
+    work_item: WorkItem | None = None
+
+    @property
+    def manifest_blob(self) -> str:
+        return f"{self.output_prefix}/manifest.json"
+
+    @property
+    def size(self) -> int:
+        return len(json.dumps(self.body, separators=(",", ":")).encode("utf-8"))
+
+
+def render_path(template: str, values: dict[str, str]) -> str:
+    out = template
+    for name in TEMPLATE_FIELDS:
+        out = out.replace("{" + name + "}", values.get(name, ""))
+    return out.strip("/")
+
+
+def task_id_for(item: WorkItem) -> str:
+    b = item.blob
+    if item.request_id:
+        return ids.request_task_id(item.pipeline, item.request_id, b.container, b.name, b.etag)
+    return ids.blob_task_id(item.pipeline, b.container, b.name, b.etag)
+
+
+def _output_files(pipeline: Pipeline, url: str, identity: dict | None, prefix: str, patterns: Sequence[str],
+                  condition: str) -> list[dict]:
+    def dest(path: str) -> dict:
+        container = {"containerUrl": url, "path": path}
+        if identity:
+            container["identityReference"] = identity
+        return {"container": container}
+
+    files = [{"filePattern": p, "destination": dest(prefix), "uploadOptions": {"uploadCondition": condition}}
+             for p in patterns]
+    if pipeline.outputs.logs:
+        for log in ("stdout.txt", "stderr.txt"):
+            files.append({"filePattern": f"../{log}", "destination": dest(f"{prefix}/logs/{log}"),
+                          "uploadOptions": {"uploadCondition": "taskcompletion"}})
+    return files
+
+
+def _constraints(pipeline: Pipeline, item: WorkItem | None) -> dict:
+    retries = pipeline.retries
+    wall = format_duration(pipeline.max_wall_clock_time)
+    if item is not None:
+        if item.overrides.retries is not None:
+            retries = item.overrides.retries
+        if item.overrides.max_wall_clock_time:
+            wall = item.overrides.max_wall_clock_time
+    return {"maxWallClockTime": wall, "maxTaskRetryCount": retries}
+
+
+def _env(values: dict[str, str]) -> list[dict]:
+    return [{"name": k, "value": v} for k, v in values.items()]
+
+
+def _container_settings(pipeline: Pipeline, image: str | None = None) -> dict:
+    settings = {"imageName": image or pipeline.image, "workingDirectory": pipeline.working_directory}
+    if pipeline.container_run_options:
+        settings["containerRunOptions"] = pipeline.container_run_options
+    return settings
+
+
+def build_task(item: WorkItem, pipeline: Pipeline, access: BlobAccess, *, now: datetime | None = None,
+               merge_follows: bool = False) -> TaskSpec:
+    """The Batch task for one input; Rejection when the name makes the output path too long."""
+    now = now or datetime.now(UTC)
+    blob = item.blob
+    task_id = task_id_for(item)
+    values = {"pipeline": pipeline.name, "input": blob.name, "inputKey": ids.input_key(blob.container, blob.name),
+              "request": item.request_id or BLOB_EVENTS_REQUEST, "task": task_id, "date": now.strftime("%Y-%m-%d")}
+    prefix = render_path(pipeline.outputs.path, values)
+    if len(prefix) + LOG_SLACK > MAX_BLOB_NAME:
+        raise Rejection("unsafe-name", f"the blob name is too long: its output path would be {len(prefix)} "
+                                       f"characters and output blob names are limited to {MAX_BLOB_NAME}; use a "
+                                       f"name shorter than {len(blob.name) - (len(prefix) + LOG_SLACK - MAX_BLOB_NAME)}"
+                                       " characters")
+    file_path = f"in/{local_file_name(blob.name)}"
+    identity = access.identity_reference()
+    resource = {"httpUrl": access.read_blob_url(blob.container, blob.name), "filePath": file_path}
+    if identity:
+        resource["identityReference"] = identity
+    env = dict(pipeline.environment)
+    env.update(item.overrides.environment)
+    env.update({
+        "INPUT_NAME": blob.name, "INPUT_CONTAINER": blob.container, "INPUT_FILE": file_path,
+        "INPUT_PATH": file_path, "INPUT_ETAG": blob.etag, "INPUT_SIZE": str(blob.size),
+        "INPUT_CONTENT_TYPE": blob.content_type or "",
+        "EVENTBATCH_PIPELINE": pipeline.name, "EVENTBATCH_RUN_ID": task_id,
+        "EVENTBATCH_REQUEST_ID": item.request_id or "",
+    })
+    command = INPUT_PATH_WRAPPER + pipeline.command_line if pipeline.command_line.strip() else ""
+    body = {
+        "id": task_id,
+        "displayName": f"{pipeline.name} {values['inputKey']}",
+        "commandLine": command,
+        "containerSettings": _container_settings(pipeline),
+        "resourceFiles": [resource],
+        "outputFiles": _output_files(pipeline, access.write_container_url(pipeline.outputs.container), identity,
+                                     prefix, pipeline.outputs.patterns, pipeline.outputs.upload_condition),
+        "environmentSettings": _env(env),
+        "constraints": _constraints(pipeline, item),
+        "requiredSlots": pipeline.required_slots,
+    }
+    if merge_follows:
+        # A failed fan-out task must not block the merge forever: it runs after all of them, with what succeeded.
+        body["exitConditions"] = {"default": {"dependencyAction": "satisfy"}}
+    return TaskSpec(task_id=task_id, pipeline=pipeline.name, body=body, output_container=pipeline.outputs.container,
+                    output_prefix=prefix, work_item=item)
+
+
+def fanout_prefix(pipeline: Pipeline, request_id: str, now: datetime | None = None) -> str:
+    """The output folder shared by all fan-out tasks of a request: the template cut before the first per-input
+    field. The merge task downloads everything under it."""
+    template = pipeline.outputs.path
+    cut = min([template.index(f) for f in ("{input}", "{inputKey}", "{task}") if f in template] or [len(template)])
+    now = now or datetime.now(UTC)
+    return render_path(template[:cut], {"pipeline": pipeline.name, "request": request_id,
+                                        "date": now.strftime("%Y-%m-%d")})
+
+
+def build_merge_task(pipeline: Pipeline, request_id: str, depends_on: Sequence[str], access: BlobAccess, *,
+                     now: datetime | None = None) -> TaskSpec:
+    """The task that runs after all fan-out tasks of a request and reads their outputs from in/."""
+    if pipeline.merge is None:
+        raise ValueError(f"pipeline {pipeline.name} has no merge step")
+    now = now or datetime.now(UTC)
+    task_id = ids.merge_task_id(pipeline.name, request_id)
+    prefix = render_path(pipeline.merge.path, {"pipeline": pipeline.name, "request": request_id, "task": task_id,
+                                                "date": now.strftime("%Y-%m-%d")})
+    identity = access.identity_reference()
+    source = {"storageContainerUrl": access.list_container_url(pipeline.outputs.container),
+              "blobPrefix": fanout_prefix(pipeline, request_id, now) + "/", "filePath": "in"}
+    if identity:
+        source["identityReference"] = identity
+    env = dict(pipeline.environment)
+    env.update({"EVENTBATCH_PIPELINE": pipeline.name, "EVENTBATCH_RUN_ID": task_id,
+                "EVENTBATCH_REQUEST_ID": request_id, "EVENTBATCH_INPUT_COUNT": str(len(depends_on))})
+    body = {
+        "id": task_id,
+        "displayName": f"{pipeline.name} merge",
+        "commandLine": pipeline.merge.command_line,
+        "containerSettings": _container_settings(pipeline, pipeline.merge.image),
+        "resourceFiles": [source],
+        "outputFiles": _output_files(pipeline, access.write_container_url(pipeline.outputs.container), identity,
+                                     prefix, pipeline.outputs.patterns, pipeline.outputs.upload_condition),
+        "environmentSettings": _env(env),
+        "constraints": _constraints(pipeline, None),
+        "requiredSlots": pipeline.required_slots,
+        "dependsOn": {"taskIds": list(depends_on)},
+    }
+    if len(json.dumps(body["dependsOn"])) > 64000:
+        raise Rejection("outside-policy", f"{len(depends_on)} inputs are too many for one merge task (Batch limits "
+                                          "a task's dependency list to 64000 characters); split the request")
+    return TaskSpec(task_id=task_id, pipeline=pipeline.name, body=body, output_container=pipeline.outputs.container,
+                    output_prefix=prefix, kind="merge")

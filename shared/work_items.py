@@ -1,0 +1,256 @@
+"""WorkItems and the pure rules that make them: blob routing, request parsing, input policy, overrides.
+
+Both triggers end here. The blob trigger knows a container, a name and the blob's properties; the queue trigger
+knows a JSON request. Either way the result is a list of WorkItems (one per input) for one pipeline, or a
+Rejection with a reason a person can act on. Nothing here does I/O: the caller looks blobs up (HEAD, never a
+download) and passes the properties in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from shared.durations import format_duration, parse_duration
+from shared.errors import Rejection
+from shared.names import check_blob_name
+from shared.pipelines import ENV_NAME, RESERVED_ENV_PREFIXES, Pipeline, PipelineConfig
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+_CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$|^\$root$")
+REQUEST_KEYS = ("pipeline", "inputs", "overrides", "idempotencyKey")
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    container: str
+    name: str
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """What a HEAD on the blob tells us; never the content."""
+
+    container: str
+    name: str
+    etag: str
+    size: int
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Overrides:
+    environment: Mapping[str, str] = field(default_factory=dict)
+    retries: int | None = None
+    max_wall_clock_time: str | None = None  # ISO 8601
+
+    def as_dict(self) -> dict:
+        out: dict[str, Any] = {}
+        if self.environment:
+            out["environment"] = dict(self.environment)
+        if self.retries is not None:
+            out["retries"] = self.retries
+        if self.max_wall_clock_time:
+            out["maxWallClockTime"] = self.max_wall_clock_time
+        return out
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    pipeline: str
+    blob: BlobInfo
+    source: str  # blob | queue
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    overrides: Overrides = field(default_factory=Overrides)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A parsed queue request, before its blobs were looked up."""
+
+    pipeline: Pipeline
+    inputs: tuple[BlobRef, ...]
+    overrides: Overrides
+    idempotency_key: str | None
+
+
+# ---- blob routing ----------------------------------------------------------------------------------------
+def route_blob(config: PipelineConfig, container: str, name: str) -> Pipeline:
+    """The first pipeline (in file order) whose blob policy takes container/name; Rejection when none does."""
+    check_blob_name(name)
+    for pipeline in config.pipelines.values():
+        policy = pipeline.blob_input
+        if policy and blob_matches(pipeline, container, name):
+            return pipeline
+    taken = [f"{p.blob_input.container}/{p.blob_input.prefix}{p.blob_input.glob} ({p.name})"
+             for p in config.pipelines.values() if p.blob_input]
+    raise Rejection("outside-policy", f"no pipeline takes blob {container}/{name}; blob inputs are accepted at "
+                                      f"{', '.join(taken) or 'no location'}")
+
+
+def blob_matches(pipeline: Pipeline, container: str, name: str) -> bool:
+    policy = pipeline.blob_input
+    if policy is None or container != policy.container or not name.startswith(policy.prefix):
+        return False
+    return fnmatch.fnmatchcase(name[len(policy.prefix):], policy.glob)
+
+
+def check_size(pipeline: Pipeline, blob: BlobInfo) -> None:
+    if pipeline.max_input_bytes is not None and blob.size > pipeline.max_input_bytes:
+        raise Rejection("outside-policy", f"input {blob.container}/{blob.name} is {blob.size} bytes; pipeline "
+                                          f"{pipeline.name} accepts at most {pipeline.max_input_bytes} bytes")
+
+
+# ---- queue requests --------------------------------------------------------------------------------------
+def decode_request(body: bytes | str) -> dict:
+    """The JSON object of a request message; Rejection('malformed') for anything else."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Rejection("malformed", "the message is not UTF-8 text; send a JSON object") from None
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise Rejection("malformed", f"the message is not valid JSON ({exc.msg} at line {exc.lineno} column "
+                                     f"{exc.colno}); send a JSON object like "
+                                     '{"pipeline": "...", "inputs": ["container/name"]}') from None
+    if not isinstance(data, dict):
+        raise Rejection("malformed", f"the message is JSON {type(data).__name__}, not an object; send "
+                                     '{"pipeline": "...", "inputs": [...]}')
+    return data
+
+
+def parse_input(value: Any, index: int, account_blob_url: str) -> BlobRef:
+    """A blob URL of this app's storage account, `container/name`, or {container, name}."""
+    where = f"inputs[{index}]"
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"container", "name"})
+        if unknown or not isinstance(value.get("container"), str) or not isinstance(value.get("name"), str):
+            raise Rejection("schema", f"{where} must be a blob URL, 'container/name' or "
+                                      '{"container": "...", "name": "..."}')
+        ref = BlobRef(value["container"], value["name"])
+    elif isinstance(value, str) and value:
+        if value.startswith(("http://", "https://")):
+            ref = _from_url(value, where, account_blob_url)
+        else:
+            container, _, name = value.partition("/")
+            ref = BlobRef(container, name)
+    else:
+        raise Rejection("schema", f"{where} must be a non-empty string or object, got {type(value).__name__}")
+    if not _CONTAINER.match(ref.container):
+        raise Rejection("schema", f"{where}: {ref.container!r} is not a valid container name")
+    check_blob_name(ref.name, f"name of {where}")
+    return ref
+
+
+def _from_url(url: str, where: str, account_blob_url: str) -> BlobRef:
+    parts = urlsplit(url)
+    base = urlsplit(account_blob_url)
+    base_path = base.path.rstrip("/")
+    if (parts.scheme, parts.netloc.lower()) != (base.scheme, base.netloc.lower()) or \
+            not parts.path.startswith(base_path + "/"):
+        raise Rejection("outside-policy", f"{where} is not in this app's storage account ({account_blob_url}); "
+                                          "copy the blob there first")
+    if parts.query:
+        raise Rejection("schema", f"{where}: leave the query string (SAS) off the URL; the app has its own access")
+    container, _, name = parts.path[len(base_path) + 1:].partition("/")
+    return BlobRef(unquote(container), unquote(name))
+
+
+def parse_overrides(pipeline: Pipeline, data: Any) -> Overrides:
+    if data is None:
+        return Overrides()
+    if not isinstance(data, dict):
+        raise Rejection("schema", "overrides must be an object")
+    not_allowed = sorted(set(data) - set(pipeline.overridable))
+    if not_allowed:
+        allowed = ", ".join(pipeline.overridable) or "nothing"
+        raise Rejection("outside-policy", f"pipeline {pipeline.name} does not allow overriding "
+                                          f"{', '.join(not_allowed)} (allowed: {allowed})")
+    raw_env = data.get("environment") or {}
+    if not isinstance(raw_env, dict):
+        raise Rejection("schema", "overrides.environment must be an object of NAME: value")
+    env: dict[str, str] = {}
+    for name, value in raw_env.items():
+        if not ENV_NAME.match(name) or name.upper().startswith(RESERVED_ENV_PREFIXES):
+            raise Rejection("outside-policy", f"overrides.environment: {name!r} is not an allowed variable name")
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool) or len(str(value)) > 4096:
+            raise Rejection("schema", f"overrides.environment.{name} must be a string of at most 4096 characters")
+        env[name] = str(value)
+    retries = data.get("retries")
+    if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10):
+        raise Rejection("outside-policy", "overrides.retries must be a whole number 0..10")
+    wall = data.get("maxWallClockTime")
+    if wall is not None:
+        try:
+            duration = parse_duration(str(wall))
+        except ValueError as exc:
+            raise Rejection("schema", f"overrides.maxWallClockTime: {exc}") from None
+        if duration > pipeline.max_wall_clock_time:
+            raise Rejection("outside-policy", f"overrides.maxWallClockTime {wall} exceeds the pipeline's limit "
+                                              f"{format_duration(pipeline.max_wall_clock_time)}")
+        wall = format_duration(duration)
+    return Overrides(environment=env, retries=retries, max_wall_clock_time=wall)
+
+
+def parse_request(config: PipelineConfig, data: dict, account_blob_url: str) -> Request:
+    """Validate a decoded request against the schema and the pipeline's policy (no I/O)."""
+    unknown = sorted(set(data) - set(REQUEST_KEYS))
+    if unknown:
+        raise Rejection("schema", f"unknown field(s) {', '.join(unknown)}; a request has {', '.join(REQUEST_KEYS)}")
+    name = data.get("pipeline")
+    if not isinstance(name, str) or not name:
+        raise Rejection("schema", "field 'pipeline' is required and must be a pipeline name")
+    pipeline = config.pipeline(name)
+    if pipeline is None:
+        raise Rejection("unknown-pipeline", f"pipeline {name!r} does not exist; known pipelines: "
+                                            f"{', '.join(sorted(config.pipelines))}")
+    if not pipeline.queue_input:
+        raise Rejection("outside-policy", f"pipeline {name} does not take queue requests (inputs.queue is false)")
+    inputs = data.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise Rejection("schema", "field 'inputs' is required: a non-empty list of blob URLs or 'container/name'")
+    if len(inputs) > pipeline.max_inputs:
+        raise Rejection("outside-policy", f"{len(inputs)} inputs; pipeline {name} takes at most "
+                                          f"{pipeline.max_inputs} per request")
+    key = data.get("idempotencyKey")
+    if key is not None and (not isinstance(key, str) or not IDEMPOTENCY_KEY.match(key)):
+        raise Rejection("schema", "idempotencyKey must be 1-128 letters, digits or ._:@-")
+    refs = []
+    seen = set()
+    for i, value in enumerate(inputs):
+        ref = parse_input(value, i, account_blob_url)
+        if pipeline.blob_input and not blob_matches(pipeline, ref.container, ref.name):
+            p = pipeline.blob_input
+            raise Rejection("outside-policy", f"inputs[{i}] {ref.container}/{ref.name} is outside pipeline "
+                                              f"{name}'s inputs ({p.container}/{p.prefix}{p.glob})")
+        if ref in seen:
+            raise Rejection("schema", f"inputs[{i}] {ref.container}/{ref.name} is listed twice")
+        seen.add(ref)
+        refs.append(ref)
+    return Request(pipeline=pipeline, inputs=tuple(refs), overrides=parse_overrides(pipeline, data.get("overrides")),
+                   idempotency_key=key)
+
+
+def resolve_inputs(request: Request, lookup: Callable[[BlobRef], BlobInfo | None]) -> list[BlobInfo]:
+    """Look every input up (HEAD); Rejection('missing-blob') naming the missing ones."""
+    found, missing = [], []
+    for ref in request.inputs:
+        info = lookup(ref)
+        if info is None:
+            missing.append(f"{ref.container}/{ref.name}")
+        else:
+            check_size(request.pipeline, info)
+            found.append(info)
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise Rejection("missing-blob", f"input blob(s) not found: {', '.join(missing[:3])}{more}; upload them "
+                                        "before sending the request")
+    return found
