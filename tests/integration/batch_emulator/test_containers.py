@@ -94,7 +94,19 @@ def test_other_image_is_pulled_at_task_start_and_pull_failure_is_reported(client
     client.create_task(job, m.BatchTaskCreateOptions(
         id="missing", command_line="/app/noop.sh", container_settings=m.BatchTaskContainerSettings(
             image_name=f"{stack.registry_server}/eventbatch/does-not-exist:1")))
+    # a registry reached through identityReference: the emulator's BATCH_EMULATOR_REGISTRY_CREDENTIALS stand in
+    tag2 = tag + "-id"
+    assert podman(stack, "tag", stack.worker_image, tag2).returncode == 0
+    assert podman(stack, "push", "--tls-verify=false", "--creds",
+                  f"{stack.registry_username}:{stack.registry_password}", tag2).returncode == 0
+    podman(stack, "rmi", tag2)
+    identity = m.ContainerRegistryReference(registry_server=stack.registry_server,
+                                            identity_reference=m.BatchNodeIdentityReference(resource_id="/x/uai"))
+    client.create_task(job, m.BatchTaskCreateOptions(
+        id="pull-id", command_line="/app/noop.sh",
+        container_settings=m.BatchTaskContainerSettings(image_name=tag2, registry=identity)))
     try:
+        assert wait_task(client, job, "pull-id", timeout=120).execution_info.exit_code == 0
         assert wait_task(client, job, "pull", timeout=120).execution_info.exit_code == 0
         assert podman(stack, "image", "exists", tag).returncode == 0
         bad = wait_task(client, job, "missing", timeout=120).execution_info
@@ -102,6 +114,7 @@ def test_other_image_is_pulled_at_task_start_and_pull_failure_is_reported(client
         assert bad.failure_info.category == "usererror" and bad.failure_info.code.startswith("Container")
     finally:
         podman(stack, "rmi", tag)
+        podman(stack, "rmi", tag2)
 
 
 def test_prefetch_failure_makes_the_node_unusable(client, stack):
