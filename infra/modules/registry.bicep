@@ -24,11 +24,6 @@ resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
     anonymousPullEnabled: false
     publicNetworkAccess: 'Enabled'
     networkRuleBypassOptions: 'AzureServices'
-    policies: {
-      azureADAuthenticationAsArmPolicy: {
-        status: 'enabled'
-      }
-    }
   }
 }
 
