@@ -77,7 +77,7 @@ def backoff(attempt: int, hint: float | None = None, base: float = 0.25, cap: fl
     return min(cap, base * 2 ** attempt) * random.uniform(0.8, 1.2)
 
 
-def call(fn: Callable[[], T], what: str, budget: float = 120.0, sleep=time.sleep) -> T:
+def call(fn: Callable[[], T], what: str, budget: float = 120.0, sleep: Callable[[float], None] | None = None) -> T:
     """Run one Batch operation, retrying throttling/server/connection errors until `budget` seconds are spent."""
     started = time.monotonic()
     attempt = 0
@@ -92,5 +92,5 @@ def call(fn: Callable[[], T], what: str, budget: float = 120.0, sleep=time.sleep
                 raise
             log.warning("batch %s: %s; retrying in %.1fs", what, getattr(exc, "status_code", type(exc).__name__),
                         delay)
-            sleep(delay)
+            (sleep or time.sleep)(delay)
             attempt += 1

@@ -143,7 +143,7 @@ class Submitter:
             outcome.calls += 1
             return self.client.create_task_collection(job_id, group)
 
-        return call(once, f"add {len(chunk)} tasks to {job_id}")
+        return call(once, f"add {len(chunk)} tasks to {job_id}", sleep=self.sleep)
 
     def _submit_chunk(self, job_id: str, chunk: list[TaskSpec], outcome: SubmitOutcome) -> list[TaskSpec]:
         """Submit one chunk; returns the tasks to resubmit after a per-task server error."""

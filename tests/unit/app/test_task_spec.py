@@ -1,0 +1,97 @@
+import json
+import shlex
+
+import pytest
+
+from shared.errors import Rejection
+from shared.task_spec import INPUT_PATH_WRAPPER, build_merge_task, build_task, fanout_prefix
+from shared.work_items import BlobInfo, Overrides, WorkItem
+
+HOSTILE = "transform/$(touch /tmp/pwned); `id` 'q' \"dq\" café.txt"
+
+
+def _item(name="transform/hello.txt", **kw):
+    return WorkItem(pipeline=kw.pop("pipeline", "transform"),
+                    blob=BlobInfo("input", name, '"0x8D1"', 42, "text/plain"), source="blob", **kw)
+
+
+def _env(spec):
+    return {e["name"]: e["value"] for e in spec.body["environmentSettings"]}
+
+
+def test_blob_task_has_input_outputs_logs_container_and_constraints(config, access):
+    spec = build_task(_item(), config.pipeline("transform"), access)
+    body = spec.body
+    assert body["id"] == spec.task_id and spec.output_prefix == "transform/transform/hello.txt"
+    assert body["resourceFiles"] == [{"httpUrl": access.endpoint + "/input/transform/hello.txt?sig=read",
+                                      "filePath": "in/hello.txt"}]
+    patterns = {f["filePattern"]: f for f in body["outputFiles"]}
+    assert patterns["out/**"]["destination"]["container"]["path"] == spec.output_prefix
+    assert patterns["out/**"]["uploadOptions"]["uploadCondition"] == "tasksuccess"
+    assert patterns["../stderr.txt"]["destination"]["container"]["path"] == spec.output_prefix + "/logs/stderr.txt"
+    assert patterns["../stderr.txt"]["uploadOptions"]["uploadCondition"] == "taskcompletion"
+    assert body["containerSettings"] == {"imageName": config.pipeline("transform").image,
+                                         "workingDirectory": "taskWorkingDirectory"}
+    assert body["constraints"] == {"maxWallClockTime": "PT10M", "maxTaskRetryCount": 1}
+    assert _env(spec)["TRANSFORM_MODE"] == "upper" and _env(spec)["INPUT_FILE"] == "in/hello.txt"
+    assert spec.manifest_blob == "transform/transform/hello.txt/manifest.json"
+
+
+def test_hostile_name_travels_only_in_the_environment(config, access):
+    spec = build_task(_item(HOSTILE), config.pipeline("transform"), access)
+    body = spec.body
+    assert _env(spec)["INPUT_NAME"] == HOSTILE
+    assert body["resourceFiles"][0]["filePath"] == "in/input.txt"
+    argv = shlex.split(body["commandLine"])
+    assert argv[-1] == "/app/transform.sh" and body["commandLine"] == INPUT_PATH_WRAPPER + "/app/transform.sh"
+    assert "touch" not in body["commandLine"] and "pwned" not in body["displayName"]
+    assert "%24%28touch%20/tmp/pwned%29%3B%20%60id%60" in body["resourceFiles"][0]["httpUrl"]
+    assert spec.output_prefix == "transform/" + HOSTILE  # exact name preserved in the output path
+
+
+def test_same_input_same_task_new_version_new_task(config, access):
+    p = config.pipeline("transform")
+    assert build_task(_item(), p, access).task_id == build_task(_item(), p, access).task_id
+    other = WorkItem(pipeline="transform", blob=BlobInfo("input", "transform/hello.txt", '"0x8D2"', 42),
+                     source="blob")
+    assert build_task(other, p, access).task_id != build_task(_item(), p, access).task_id
+
+
+def test_name_too_long_for_the_output_path_is_rejected(config, access):
+    with pytest.raises(Rejection, match="too long.*output path"):
+        build_task(_item("transform/" + "n" * 1000), config.pipeline("transform"), access)
+    build_task(_item("transform/" + "n" * 800), config.pipeline("transform"), access)
+
+
+def test_overrides_change_env_retries_and_time(config, access):
+    item = _item(overrides=Overrides(environment={"TRANSFORM_MODE": "lower"}, retries=0, max_wall_clock_time="PT2M"))
+    spec = build_task(item, config.pipeline("transform"), access)
+    assert _env(spec)["TRANSFORM_MODE"] == "lower"
+    assert spec.body["constraints"] == {"maxWallClockTime": "PT2M", "maxTaskRetryCount": 0}
+
+
+def test_identity_reference_replaces_sas(config):
+    from shared.storage import IdentityAccess
+
+    access = IdentityAccess("https://acct.blob.core.windows.net", "/subscriptions/s/rg/id")
+    spec = build_task(_item(), config.pipeline("transform"), access)
+    rf = spec.body["resourceFiles"][0]
+    assert rf["identityReference"] == {"resourceId": "/subscriptions/s/rg/id"} and "?" not in rf["httpUrl"]
+    assert all(f["destination"]["container"]["identityReference"] for f in spec.body["outputFiles"])
+
+
+def test_fan_out_and_merge(config, access):
+    p = config.pipeline("wordcount")
+    specs = [build_task(WorkItem(pipeline="wordcount", blob=BlobInfo("data", f"part-{i}.txt", "e", 1),
+                                 source="queue", request_id="kabc"), p, access, merge_follows=True)
+             for i in range(3)]
+    assert all(s.body["exitConditions"] == {"default": {"dependencyAction": "satisfy"}} for s in specs)
+    assert len({s.task_id for s in specs}) == 3
+    assert specs[0].output_prefix == "wordcount/kabc/part-0.txt"
+    merge = build_merge_task(p, "kabc", [s.task_id for s in specs], access)
+    assert merge.kind == "merge" and merge.body["dependsOn"] == {"taskIds": [s.task_id for s in specs]}
+    assert merge.body["resourceFiles"] == [{"storageContainerUrl": access.endpoint + "/output?sig=list",
+                                            "blobPrefix": "wordcount/kabc/", "filePath": "in"}]
+    assert merge.output_prefix == "wordcount/kabc/_merged"
+    assert fanout_prefix(p, "kabc") == "wordcount/kabc"
+    assert len(json.dumps(merge.body)) < 10_000

@@ -1,0 +1,81 @@
+import pytest
+
+from shared.errors import Rejection
+from shared.work_items import BlobInfo, BlobRef, decode_request, parse_request, resolve_inputs, route_blob
+
+ACCOUNT = "http://127.0.0.1:10000/devstoreaccount1"
+
+
+def _rejected(fn, *args):
+    with pytest.raises(Rejection) as info:
+        fn(*args)
+    return info.value
+
+
+def test_blobs_route_by_container_prefix_and_glob(config):
+    assert route_blob(config, "input", "transform/a b.txt").name == "transform"
+    r = _rejected(route_blob, config, "input", "elsewhere/a.txt")
+    assert r.code == "outside-policy" and "input/transform/*" in r.reason
+    assert _rejected(route_blob, config, "other", "transform/a.txt").code == "outside-policy"
+    assert _rejected(route_blob, config, "input", "transform/../x").code == "unsafe-name"
+
+
+@pytest.mark.parametrize("body,code,words", [
+    (b"{not json", "malformed", "not valid JSON"),
+    (b"\xff\xfe", "malformed", "not UTF-8"),
+    ("[1, 2]", "malformed", "not an object"),
+])
+def test_malformed_messages(body, code, words):
+    r = _rejected(decode_request, body)
+    assert r.code == code and words in r.reason
+
+
+@pytest.mark.parametrize("data,code,words", [
+    ({"inputs": ["data/a"]}, "schema", "'pipeline' is required"),
+    ({"pipeline": "nope", "inputs": ["data/a"]}, "unknown-pipeline", "known pipelines: transform, wordcount"),
+    ({"pipeline": "wordcount"}, "schema", "'inputs' is required"),
+    ({"pipeline": "wordcount", "inputs": []}, "schema", "non-empty list"),
+    ({"pipeline": "wordcount", "inputs": [7]}, "schema", "inputs[0]"),
+    ({"pipeline": "wordcount", "inputs": ["Bad_Container/x"]}, "schema", "not a valid container name"),
+    ({"pipeline": "wordcount", "inputs": ["data/a", "data/a"]}, "schema", "listed twice"),
+    ({"pipeline": "wordcount", "inputs": ["data/a"], "extra": 1}, "schema", "unknown field(s) extra"),
+    ({"pipeline": "wordcount", "inputs": ["data/a"], "idempotencyKey": "has space"}, "schema", "idempotencyKey"),
+    ({"pipeline": "wordcount", "inputs": ["data/../a"]}, "unsafe-name", "'..'"),
+    ({"pipeline": "wordcount", "inputs": ["data/a"], "overrides": {"environment": {"X": "1"}}},
+     "outside-policy", "does not allow overriding environment"),
+    ({"pipeline": "transform", "inputs": ["input/other/a.txt"]}, "outside-policy", "outside pipeline transform"),
+    ({"pipeline": "transform", "inputs": ["input/transform/a"], "overrides": {"environment": {"INPUT_PATH": "/"}}},
+     "outside-policy", "not an allowed variable name"),
+    ({"pipeline": "transform", "inputs": ["input/transform/a"], "overrides": {"maxWallClockTime": "PT1H"}},
+     "outside-policy", "does not allow overriding maxWallClockTime"),
+    ({"pipeline": "wordcount", "inputs": ["https://evil.example.com/devstoreaccount1/data/a"]},
+     "outside-policy", "not in this app's storage account"),
+    ({"pipeline": "wordcount", "inputs": [ACCOUNT + "/data/a?sig=x"]}, "schema", "SAS"),
+])
+def test_request_schema_and_policy(config, data, code, words):
+    r = _rejected(parse_request, config, data, ACCOUNT)
+    assert r.code == code and words in r.reason, r.reason
+
+
+def test_request_inputs_in_all_three_forms(config):
+    req = parse_request(config, {"pipeline": "wordcount", "idempotencyKey": "job-42", "inputs": [
+        "data/a b.txt", {"container": "data", "name": "dir/c"}, ACCOUNT + "/data/caf%C3%A9%20%24%28x%29.txt"]},
+        ACCOUNT)
+    assert req.inputs == (BlobRef("data", "a b.txt"), BlobRef("data", "dir/c"), BlobRef("data", "café $(x).txt"))
+    assert req.idempotency_key == "job-42"
+
+
+def test_allowed_overrides_are_parsed(config):
+    req = parse_request(config, {"pipeline": "transform", "inputs": ["input/transform/a"],
+                                 "overrides": {"environment": {"TRANSFORM_MODE": "lower"}}}, ACCOUNT)
+    assert dict(req.overrides.environment) == {"TRANSFORM_MODE": "lower"}
+
+
+def test_missing_blobs_and_oversize_inputs_are_rejected(config):
+    req = parse_request(config, {"pipeline": "transform", "inputs": ["input/transform/a", "input/transform/b"]},
+                        ACCOUNT)
+    r = _rejected(resolve_inputs, req, lambda ref: None if ref.name.endswith("b") else
+                  BlobInfo(ref.container, ref.name, "e", 1))
+    assert r.code == "missing-blob" and "input/transform/b" in r.reason
+    r = _rejected(resolve_inputs, req, lambda ref: BlobInfo(ref.container, ref.name, "e", 10**9))
+    assert r.code == "outside-policy" and "at most 104857600 bytes" in r.reason
