@@ -68,38 +68,54 @@ def main(argv: list[str] | None = None) -> int:
     host = FunctionsHost(options)
     try:
         host.load()
-        if args.check:
-            for lst in host.listeners:
-                print(f"{lst.function.name}: {lst.describe()}")
-            return 0
-        stop, force = threading.Event(), threading.Event()
+    except HostError as exc:
+        _report(exc)
+        return 2
+    if args.check:
+        for lst in host.listeners:
+            print(f"{lst.function.name}: {lst.describe()}")
+        return 0
+    code = _serve(host)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # sync invocations abandoned after the grace period must not keep the process alive
 
-        def on_signal(signum, _frame):
-            if stop.is_set():
-                force.set()
-            log.info("Received %s; shutting down", signal.Signals(signum).name)
-            stop.set()
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+def _serve(host: FunctionsHost) -> int:
+    stop, force = threading.Event(), threading.Event()
+
+    def on_signal(signum, _frame):
+        if stop.is_set():
+            force.set()
+        log.info("Received %s; shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
         host.start()
         while not stop.wait(0.5):
             pass
         host.shutdown(force)
+        return 0
     except HostError as exc:
-        cause = exc.__cause__
-        if isinstance(exc, AppLoadError) and cause is not None:
-            detail = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
-            log.error("Host start failed: %s\n%s", exc, detail.rstrip())
-        else:
-            log.error("Host start failed: %s", exc)
+        _report(exc)
         if host.status.data:  # this instance had announced itself: say why it is gone
             host.status.write(state="failed", error=str(exc))
         return 2
-    except Exception:
+    except Exception as exc:
         log.exception("Host failed unexpectedly")
+        if host.status.data:
+            host.status.write(state="failed", error=f"{type(exc).__name__}: {exc}")
         return 1
     finally:
         logging.shutdown()
-    sys.stdout.flush()
-    os._exit(0)  # abandoned sync invocations (past the grace period) must not keep the process alive
+
+
+def _report(exc: HostError) -> None:
+    cause = exc.__cause__
+    if isinstance(exc, AppLoadError) and cause is not None:
+        detail = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+        log.error("Host start failed: %s\n%s", exc, detail.rstrip())
+    else:
+        log.error("Host start failed: %s", exc)

@@ -62,6 +62,8 @@ def _queues(section: dict) -> QueuesOptions:
     where = "host.json extensions.queues"
     batch = _int(section, "batchSize", 16, where, 1, 32)
     threshold_default = (batch // 2) * _cores()
+    if section.get("newBatchThreshold") == -1:  # -1 asks for the computed default, as in the host
+        section = {k: v for k, v in section.items() if k != "newBatchThreshold"}
     threshold = _int(section, "newBatchThreshold", threshold_default, where, 0)
     polling = parse_timespan(section.get("maxPollingInterval", "00:01:00"), f"{where}.maxPollingInterval")
     if polling is None or polling < 0.1:

@@ -117,6 +117,9 @@ def _describe(function, script_dir: str) -> LoadedFunction:
     loaded = LoadedFunction(name=name, trigger=trigger, user_function=user,
                             is_async=inspect.iscoroutinefunction(user), trigger_param=trigger.name,
                             script_dir=script_dir)
+    if trigger.name not in signature.parameters:
+        raise AppLoadError(f"{where}: the trigger argument {trigger.name!r} is not a parameter of "
+                           f"{user.__name__}(); fix arg_name in the decorator")
     for param in signature.parameters.values():
         annotation = hints.get(param.name)
         if param.name == trigger.name:
@@ -127,9 +130,6 @@ def _describe(function, script_dir: str) -> LoadedFunction:
         elif param.default is param.empty:
             raise AppLoadError(f"{where}: parameter {param.name!r} is not bound to the trigger "
                                f"({trigger.name!r}) or to func.Context; the worker would reject it too")
-    if trigger.name not in signature.parameters:
-        raise AppLoadError(f"{where}: the trigger argument {trigger.name!r} is not a parameter of "
-                           f"{user.__name__}(); fix arg_name in the decorator")
     return loaded
 
 

@@ -93,3 +93,36 @@ def test_unreachable_storage_fails_fast_with_the_fix(tmp_path):
     assert "cannot reach host storage" in result.stdout and "make up" in result.stdout
     status = json.loads((tmp_path / "host.json").read_text())
     assert status["state"] == "failed" and "cannot reach host storage" in status["error"]
+
+
+@pytest.mark.parametrize("source, fragments", [
+    ("import azure.functions as func\nraise ImportError('missing dependency: pyfoo')\n",
+     ["importing function_app.py failed: ImportError: missing dependency: pyfoo", "Traceback"]),
+    ("import azure.functions as func\n", ["no top-level FunctionApp found"]),
+    ("import azure.functions as func\na = func.FunctionApp()\nb = func.FunctionApp()\n",
+     ["2 FunctionApp instances", "func.Blueprint()"]),
+    ("import azure.functions as func\napp = func.FunctionApp()\n"
+     "@app.queue_trigger(arg_name='msg', queue_name='q-items', connection='AzureWebJobsStorage')\n"
+     "def f(message: func.QueueMessage) -> None: ...\n",
+     ["function 'f'", "trigger argument 'msg' is not a parameter"]),
+    ("import azure.functions as func\napp = func.FunctionApp()\n"
+     "@app.blob_trigger(arg_name='b', path='inputs/{name}', connection='Missing')\n"
+     "def g(b: func.InputStream) -> None: ...\n",
+     ["function 'g'", "AzureWebJobsMissing or Missing"]),
+    ("import azure.functions as func\napp = func.FunctionApp()\n"
+     "@app.timer_trigger(arg_name='t', schedule='0 */5 * * *')\n"
+     "def h(t: func.TimerRequest) -> None: ...\n",
+     ["NCRONTAB needs six fields", "'0 */5 * * *'"]),
+])
+def test_apps_the_worker_would_reject_fail_at_start_with_the_reason(tmp_path, source, fragments):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "function_app.py").write_text(source)
+    (app / "host.json").write_text('{"version": "2.0"}')
+    (app / "local.settings.json").write_text(
+        '{"IsEncrypted": false, "Values": {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}}')
+    result = subprocess.run([sys.executable, "-m", "devstack.func_host", "--app-dir", str(app), "--check"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout
+    for fragment in fragments:
+        assert fragment in result.stdout
