@@ -45,6 +45,7 @@ POOL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ISO_DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$")
 AGENT_SKU = re.compile(r"^batch\.node\.ubuntu (\d{2})\.04$")
 MIN_UBUNTU = 22
+NODE_FILL_TYPE = "Spread"
 REQUIRED_POOL_KEYS = ("id", "vmSize", "imageReference", "nodeAgentSkuId", "taskSlotsPerNode", "container", "scale")
 
 
@@ -226,6 +227,9 @@ def pool_spec(raw: dict[str, Any], index: int) -> dict[str, Any]:
         "imageReference": check_image(pool, where),
         "nodeAgentSkuId": pool["nodeAgentSkuId"],
         "taskSlotsPerNode": slots,
+        # Same policy as the pools the app creates itself (shared/pool_spec.py), so the autoscale formula tuned
+        # on the emulator sees the same task placement on Azure; tests/infra compares the two.
+        "taskSchedulingPolicy": {"nodeFillType": NODE_FILL_TYPE},
         "containerImageNames": images,
         "registryServers": servers,
         "startTask": start_task(pool, where),

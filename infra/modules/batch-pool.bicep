@@ -28,10 +28,7 @@ resource batchPool 'Microsoft.Batch/batchAccounts/pools@2024-07-01' = if (enable
   properties: {
     vmSize: pool.vmSize
     taskSlotsPerNode: pool.taskSlotsPerNode
-    taskSchedulingPolicy: {
-      // Fill a node's slots before the next node, so autoscale can release idle nodes.
-      nodeFillType: 'Pack'
-    }
+    taskSchedulingPolicy: pool.taskSchedulingPolicy
     interNodeCommunication: 'Disabled'
     targetNodeCommunicationMode: 'Simplified'
     deploymentConfiguration: {

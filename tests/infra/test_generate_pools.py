@@ -138,3 +138,37 @@ def test_missing_app_formula_is_an_error_not_an_invented_formula(tmp_path, monke
     result = subprocess.run([sys.executable, str(GENERATOR), "--pipelines", str(tmp_path / "nope.yaml")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def test_generated_pools_match_the_pools_the_app_would_create():
+    """Azure's pools (Bicep) and the pools the app creates when one is missing (shared/pool_spec.py) agree."""
+    from shared.pipelines import load_config
+    from shared.pool_spec import build_pool
+
+    tokens = {name: gen.token(name) for name in gen.DEPLOY_TIME_SETTINGS}
+    config = load_config(ROOT / "pipelines.yaml", {**tokens, "POOL_SCALE_MODE": "autoscale"})
+    generated = {p["id"]: p for p in gen.generate()["pools"]}
+    assert set(generated) == set(config.pools)
+    for pool_id, pool in config.pools.items():
+        app, ours = build_pool(pool), generated[pool_id]
+        vm = app["virtualMachineConfiguration"]
+        assert ours["vmSize"] == app["vmSize"]
+        assert ours["imageReference"] == {**vm["imageReference"], "version": vm["imageReference"].get("version", "latest")}
+        assert ours["nodeAgentSkuId"] == vm["nodeAgentSKUId"]
+        assert ours["taskSlotsPerNode"] == app["taskSlotsPerNode"]
+        assert ours["taskSchedulingPolicy"]["nodeFillType"].lower() == app["taskSchedulingPolicy"]["nodeFillType"].lower()
+        container = vm["containerConfiguration"]
+        assert ours["containerImageNames"] == container["containerImageNames"]
+        assert ours["registryServers"] == [r["registryServer"] for r in container.get("containerRegistries", [])]
+        assert all(r.get("identityReference") == {"resourceId": gen.token("POOL_IDENTITY_RESOURCE_ID")}
+                   for r in container.get("containerRegistries", []))
+        if "startTask" in app:
+            assert ours["startTask"]["commandLine"] == app["startTask"]["commandLine"]
+            assert ours["startTask"]["waitForSuccess"] == app["startTask"]["waitForSuccess"]
+            auto = app["startTask"]["userIdentity"]["autoUser"]
+            assert {k: v.lower() for k, v in ours["startTask"]["userIdentity"]["autoUser"].items()} == \
+                {k: v.lower() for k, v in auto.items()}
+        assert app["enableAutoScale"] is (ours["scale"]["mode"] == "autoscale")
+        if app["enableAutoScale"]:
+            assert ours["scale"]["formula"] == app["autoScaleFormula"]
+            assert ours["scale"]["evaluationInterval"] == app["autoScaleEvaluationInterval"]
