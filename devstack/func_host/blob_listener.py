@@ -155,7 +155,9 @@ class BlobListener:
             with self._lock:
                 self._done.add(key)
             return False
-        if claim == "busy":
+        if claim == "busy":  # another instance runs it; look again in a while, not on every scan
+            with self._lock:
+                self._retry_at[key] = time.monotonic() + 2.0
             return False
         with self._lock:
             self._running[key] = claim

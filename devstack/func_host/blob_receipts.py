@@ -96,7 +96,7 @@ class ReceiptStore:
             if exc.status_code == 409:
                 return "busy"
             raise
-        try:
+        try:  # re-read under the lease: another host may have completed it since we looked (WebJobs does the same)
             metadata = client.get_blob_properties(lease=lease).metadata
         except ResourceNotFoundError:
             return "busy"
