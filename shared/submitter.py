@@ -79,7 +79,7 @@ class Submitter:
             return
         from azure.batch import models
 
-        if not call(lambda: self.client.pool_exists(pool_id), "pool exists"):
+        if not self._pool_exists(pool_id):
             if not self.create_missing_pools:
                 raise RuntimeError(f"pool {pool_id} does not exist and CREATE_MISSING_POOLS is false; create it "
                                    "(azd up) or set CREATE_MISSING_POOLS=true")
@@ -91,6 +91,12 @@ class Submitter:
                 pass
         with self._lock:
             self._pools.add(pool_id)
+
+    def _pool_exists(self, pool_id: str) -> bool:
+        try:  # the SDK's exception policy turns the 404 of HEAD /pools/{id} into ResourceNotFoundError
+            return bool(call(lambda: self.client.pool_exists(pool_id), "pool exists"))
+        except ResourceNotFoundError:
+            return False
 
     def ensure_job(self, job_id: str, pipeline_name: str) -> None:
         if job_id in self._jobs:

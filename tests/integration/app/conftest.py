@@ -1,0 +1,202 @@
+"""The function app against real services: Azurite and the registry from the shared `stack` fixture, and a
+private Batch emulator (free port, temp data dir, the stack's podman settings) so that other suites' jobs, pools
+and restarts never interfere with these tests and vice versa.
+
+Each session uses its own containers, queues, table and job prefix. The functions are called the way Microsoft's
+docs show: `function_app.app.get_functions()` (once), then `get_user_function()(input)` with azure.functions
+input objects (QueueMessage, TimerRequest) or an azure.storage.blob.BlobClient for the SDK-type blob binding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_health(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"Batch emulator exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback
+                return json.loads(resp.read())
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"Batch emulator did not become healthy: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def batch_emulator(stack, tmp_path_factory):
+    """A private emulator with the stack's container runtime settings; yields its URL."""
+    data = tmp_path_factory.mktemp("batch")
+    port = _free_port()
+    env = {**os.environ, **stack.env,
+           "BATCH_EMULATOR_STORAGE_CONNECTION_STRING": stack.storage_connection_string,
+           "BATCH_EMULATOR_REGISTRY_CREDENTIALS": json.dumps(
+               {stack.registry_server: {"username": stack.registry_username, "password": stack.registry_password}})}
+    log = data / "emulator.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devstack.batch_emulator", "--host", "127.0.0.1", "--port", str(port),
+             "--data-dir", str(data / "state"), "--account", f"{stack.batch_account}:{stack.batch_key}",
+             "--runtime", "auto"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        health = _wait_health(f"http://127.0.0.1:{port}/_emulator/health", proc, log)
+        if health.get("runtime") == "unavailable":
+            pytest.skip(f"no container runtime for the Batch emulator: {health.get('runtimeProblem')}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+TEST_PIPELINES = [
+    {"name": "failing", "description": "Always fails (exit code from FAIL_EXIT_CODE): failure handling.",
+     "pool": "eventbatch-standard", "image": "${WORKER_IMAGE}", "commandLine": "/app/fail.sh",
+     "inputs": {"blob": {"container": "${INPUT_CONTAINER}", "prefix": "failing/", "glob": "*"}, "queue": True},
+     "environment": {"FAIL_EXIT_CODE": "7"},
+     "outputs": {"container": "${OUTPUT_CONTAINER}", "path": "{pipeline}/{inputKey}", "patterns": ["out/**"]},
+     "retries": 1, "maxWallClockTime": "PT5M"},
+]
+
+
+@dataclass
+class App:
+    """The function app wired to this session's resources."""
+
+    ctx: object
+    functions: dict
+    settings_env: dict
+    input_container: str
+    output_container: str
+    data_container: str
+
+    def call(self, name: str, arg):
+        return self.functions[name].get_user_function()(arg)
+
+    def blob_event(self, name: str):
+        """What the SDK-type binding passes: an azure.storage.blob.BlobClient for the blob."""
+        from azure.storage.blob import BlobClient
+
+        client = BlobClient.from_connection_string(self.settings_env["EVENTBATCH_STORAGE"], self.input_container,
+                                                   name)
+        return self.call("blob_intake", client)
+
+    def request(self, body: str | bytes, message_id: str | None = None, dequeue_count: int = 1):
+        from azure.functions.queue import QueueMessage
+
+        data = body.encode() if isinstance(body, str) else body
+        return self.call("queue_intake", QueueMessage(id=message_id or secrets.token_hex(8), body=data,
+                                                      dequeue_count=dequeue_count, pop_receipt="r"))
+
+    def tick(self, name: str):
+        from azure.functions.timer import TimerRequest
+
+        return self.call(name, TimerRequest(past_due=False))
+
+    def upload(self, name: str, data: bytes, container: str | None = None) -> None:
+        self.ctx.storage.blob.get_blob_client(container or self.input_container, name).upload_blob(
+            data, overwrite=True)
+
+    def record(self, pipeline: str, run_id: str) -> dict | None:
+        return self.ctx.runs.get(pipeline, run_id)
+
+    def wait_terminal(self, pipeline: str, run_ids, timeout: float = 120.0) -> dict[str, dict]:
+        """Tick the drain and the reconciler (as the timers would) until every run is terminal."""
+        pending = set(run_ids)
+        done: dict[str, dict] = {}
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            self.tick("submit_drain")
+            self.tick("reconciler")
+            for rid in list(pending):
+                rec = self.record(pipeline, rid)
+                if rec and rec.get("state") in ("succeeded", "failed", "rejected") and rec.get("notified"):
+                    done[rid] = rec
+                    pending.discard(rid)
+            if pending:
+                time.sleep(0.5)
+        assert not pending, f"runs not finished after {timeout}s: " + ", ".join(
+            f"{r}={(self.record(pipeline, r) or {}).get('state')}" for r in list(pending)[:5])
+        return done
+
+    def messages(self, queue: str) -> list[dict]:
+        client = self.ctx.messenger.client(queue)
+        return [json.loads(m.content) for m in client.peek_messages(max_messages=32)]
+
+    def drain_queue(self, queue: str) -> list[dict]:
+        client = self.ctx.messenger.client(queue)
+        out = []
+        while True:
+            batch = list(client.receive_messages(messages_per_page=32, max_messages=32))
+            if not batch:
+                return out
+            for m in batch:
+                out.append(json.loads(m.content))
+                client.delete_message(m)
+
+    def read_json(self, container: str, name: str) -> dict:
+        return json.loads(self.ctx.storage.blob.get_blob_client(container, name).download_blob().readall())
+
+    def read_text(self, container: str, name: str) -> str:
+        return self.ctx.storage.blob.get_blob_client(container, name).download_blob().readall().decode()
+
+
+@pytest.fixture(scope="session")
+def app(stack, batch_emulator, tmp_path_factory):
+    import function_app
+    from shared.context import AppContext, set_context
+    from shared.settings import load_settings
+
+    tag = secrets.token_hex(3)
+    doc = yaml.safe_load((REPO / "pipelines.yaml").read_text())
+    doc["pipelines"].extend(TEST_PIPELINES)
+    pipelines = tmp_path_factory.mktemp("app") / "pipelines.yaml"
+    pipelines.write_text(yaml.safe_dump(doc, sort_keys=False))
+    env = {
+        "EVENTBATCH_STORAGE": stack.storage_connection_string,
+        "BATCH_ACCOUNT_URL": batch_emulator, "BATCH_ACCOUNT_NAME": stack.batch_account,
+        "BATCH_ACCOUNT_KEY": stack.batch_key,
+        "WORKER_IMAGE": stack.worker_image, "REGISTRY_SERVER": stack.registry_server,
+        "REGISTRY_USERNAME": stack.registry_username, "REGISTRY_PASSWORD": stack.registry_password,
+        "PIPELINES_FILE": str(pipelines), "INPUT_CONTAINER": f"in-{tag}", "OUTPUT_CONTAINER": f"out-{tag}",
+        "REQUESTS_QUEUE": f"requests-{tag}", "SUBMIT_QUEUE": f"submit-{tag}", "REJECTED_QUEUE": f"rejected-{tag}",
+        "COMPLETIONS_QUEUE": f"completions-{tag}", "FAILURES_QUEUE": f"failures-{tag}", "RUNS_TABLE": f"runs{tag}",
+        "JOB_ID_PREFIX": f"t{tag}", "POOL_SCALE_MODE": "fixed", "POOL_FIXED_NODES": "2",
+    }
+    ctx = AppContext.create(load_settings(env))
+    for container in (env["INPUT_CONTAINER"], env["OUTPUT_CONTAINER"], f"data-{tag}"):
+        ctx.storage.blob.create_container(container)
+    set_context(ctx)
+    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    yield App(ctx=ctx, functions=functions, settings_env=env, input_container=env["INPUT_CONTAINER"],
+              output_container=env["OUTPUT_CONTAINER"], data_container=f"data-{tag}")
+    set_context(None)
+    for container in (env["INPUT_CONTAINER"], env["OUTPUT_CONTAINER"], f"data-{tag}"):
+        ctx.storage.blob.delete_container(container)
+    for queue in ctx.settings.queues.all():
+        ctx.messenger.client(queue).delete_queue()
+    ctx.runs.table.delete_table()

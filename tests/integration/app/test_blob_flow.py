@@ -1,0 +1,73 @@
+"""Acceptance 1-3: a blob becomes a container task; outputs, manifest, record and message come back; failures are
+recorded with their exit code and stderr; a duplicated event makes one task and one result."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import ids
+
+pytestmark = pytest.mark.integration
+
+
+def test_blob_becomes_a_task_with_outputs_manifest_record_and_message(app):
+    name = "transform/hello world.txt"
+    app.upload(name, b"hello batch\nsecond line\n")
+    app.blob_event(name)
+    props = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties()
+    run_id = ids.blob_task_id("transform", app.input_container, name, props.etag)
+    assert app.record("transform", run_id)["state"] == "received"
+    rec = app.wait_terminal("transform", [run_id])[run_id]
+    assert rec["state"] == "succeeded" and rec["exitCode"] == 0
+    for state in ("received", "submitted", "succeeded"):
+        assert rec[f"{state}At"]
+    prefix = f"transform/{name}"
+    assert app.read_text(app.output_container, f"{prefix}/result.txt") == "HELLO BATCH\nSECOND LINE\n"
+    manifest = app.read_json(app.output_container, f"{prefix}/manifest.json")
+    assert manifest["input"]["name"] == name and manifest["input"]["etag"] == props.etag
+    assert manifest["state"] == "succeeded" and manifest["taskId"] == run_id and manifest["jobId"] == rec["jobId"]
+    assert {o["name"] for o in manifest["outputs"]} == {f"{prefix}/result.txt", f"{prefix}/summary.json"}
+    assert manifest["logs"]["stdout"]["name"] == f"{prefix}/logs/stdout.txt"
+    assert manifest["durationSeconds"] is not None and manifest["retryCount"] == 0
+    done = [m for m in app.drain_queue(app.ctx.settings.queues.completions) if m["runId"] == run_id]
+    assert len(done) == 1 and done[0]["state"] == "succeeded"
+    assert done[0]["manifest"] == {"container": app.output_container, "name": f"{prefix}/manifest.json"}
+
+
+def test_failing_task_records_exit_code_stderr_tail_and_failure_message(app):
+    name = "failing/doomed.txt"
+    app.upload(name, b"x")
+    app.blob_event(name)
+    etag = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties().etag
+    run_id = ids.blob_task_id("failing", app.input_container, name, etag)
+    rec = app.wait_terminal("failing", [run_id])[run_id]
+    assert rec["state"] == "failed" and rec["exitCode"] == 7 and rec["retryCount"] == 1
+    assert "giving up with exit code 7" in rec["stderrTail"]
+    manifest = app.read_json(app.output_container, rec["manifestBlob"])
+    assert manifest["result"] == "failure" and manifest["exitCode"] == 7
+    assert "simulated failure while processing failing/doomed.txt" in manifest["stderrTail"]
+    assert manifest["failureInfo"]["category"] == "usererror"
+    failures = [m for m in app.drain_queue(app.ctx.settings.queues.failures) if m["runId"] == run_id]
+    assert len(failures) == 1 and failures[0]["exitCode"] == 7
+
+
+def test_same_event_three_times_makes_one_task_and_one_result(app):
+    name = "transform/dup.txt"
+    app.upload(name, b"once\n")
+    for _ in range(3):
+        app.blob_event(name)
+    app.tick("submit_drain")
+    app.blob_event(name)  # and once more after it was submitted
+    etag = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties().etag
+    run_id = ids.blob_task_id("transform", app.input_container, name, etag)
+    rec = app.wait_terminal("transform", [run_id])[run_id]
+    assert rec["state"] == "succeeded"
+    app.blob_event(name)  # a late duplicate after completion changes nothing
+    app.tick("submit_drain")
+    app.tick("reconciler")
+    jobs = [j.id for j in app.ctx.batch.list_jobs() if j.id.startswith(app.ctx.settings.job_prefix)]
+    tasks = [t.id for j in jobs for t in app.ctx.batch.list_tasks(j) if t.id == run_id]
+    assert tasks == []  # recorded and deleted; never re-added
+    done = [m for m in app.drain_queue(app.ctx.settings.queues.completions) if m["runId"] == run_id]
+    assert len(done) == 1
+    assert app.record("transform", run_id)["state"] == "succeeded"
