@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 from bicep_model import INFRA, ROOT, bicep_files, parsed, render
 from test_bicep_security import app_settings
 
@@ -75,3 +76,34 @@ def test_app_binding_settings_are_created_by_the_templates():
             conn_settings = [k for k in settings if k.startswith(f"{conn}__")]
         assert f"{conn}__credential" in conn_settings and f"{conn}__clientId" in conn_settings, \
             f"connection {conn!r} used by a binding has no identity-based settings in infra"
+
+
+@pytest.mark.parametrize("hook", ["preprovision.sh", "postdeploy.sh"])
+def test_hook_scripts_are_valid_bash(hook):
+    import subprocess
+
+    result = subprocess.run(["bash", "-n", str(INFRA / "hooks" / hook)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+
+
+def test_preprovision_hook_refuses_drifted_pools(tmp_path):
+    """The hook is the gate before `azd provision`: it must fail when pools.generated.json is stale."""
+    import shutil
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "infra" / "hooks").mkdir(parents=True)
+    for rel in ("infra/generate_pools.py", "infra/hooks/preprovision.sh", "pipelines.yaml"):
+        shutil.copy(ROOT / rel, repo / rel)
+    shutil.copytree(ROOT / "shared", repo / "shared")
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    (repo / ".venv" / "bin" / "python").symlink_to(ROOT / ".venv" / "bin" / "python")
+    (repo / "infra" / "pools.generated.json").write_text((INFRA / "pools.generated.json").read_text())
+    hook = ["bash", str(repo / "infra" / "hooks" / "preprovision.sh")]
+    assert subprocess.run(hook, capture_output=True, text=True, timeout=60).returncode == 0
+    pipelines = repo / "pipelines.yaml"
+    doc = yaml.safe_load(pipelines.read_text())
+    doc["pools"][0]["scale"]["maxSpotNodes"] = int(doc["pools"][0]["scale"].get("maxSpotNodes", 0)) + 1
+    pipelines.write_text(yaml.safe_dump(doc))
+    stale = subprocess.run(hook, capture_output=True, text=True, timeout=60)
+    assert stale.returncode == 1 and "out of date" in stale.stderr
