@@ -160,6 +160,29 @@ def write_local_settings(env: dict[str, str]) -> Path:
     return out
 
 
+def provision_storage(env: dict[str, str]) -> list[str]:
+    """Create the app's blob containers, as infra/modules/storage.bicep does on Azure.
+
+    The app creates its queues and table itself, but not the containers: Batch refuses to upload outputs to a
+    missing container (FileUploadContainerNotFound). Names come from the local settings (INPUT_CONTAINER,
+    OUTPUT_CONTAINER). Returns the containers created now."""
+    from azure.core.exceptions import ResourceExistsError
+    from azure.storage.blob import BlobServiceClient
+
+    sample = paths.REPO_ROOT / "local.settings.sample.json"
+    values = json.loads(sample.read_text()).get("Values", {}) if sample.exists() else {}
+    names = [values.get("INPUT_CONTAINER") or "input", values.get("OUTPUT_CONTAINER") or "output"]
+    service = BlobServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"])
+    created = []
+    for name in dict.fromkeys(names):
+        try:
+            service.create_container(name)
+            created.append(name)
+        except ResourceExistsError:
+            pass
+    return created
+
+
 def services(ports: Ports, env: dict[str, str], with_host: bool = True) -> list[Service]:
     result = [azurite_service(ports), registry_service(ports.registry)]
     if (paths.REPO_ROOT / "devstack" / "batch_emulator" / "__main__.py").exists():
@@ -186,6 +209,8 @@ def up(with_host: bool = True, build_images: bool = True, log=print) -> StackInf
             build_and_push(engine, env["REGISTRY_SERVER"], log=log)
             build_images = False
         info.actions[service.name] = ensure_running(service, log=log)
+        if service.name == "azurite":
+            provision_storage(env)
     if build_images:
         from devstack.images import build_and_push
 

@@ -1,0 +1,175 @@
+"""Run records (the app's `runs` table) as a person reads them: one row per run, a plain-text table, or JSON.
+
+Names come from uploaded blobs and are untrusted: before they reach a terminal, control characters (newlines,
+escape sequences) are shown escaped, so a hostile name cannot rewrite the screen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from shared.records import RunStore
+
+STATE_ORDER = ("received", "submitted", "running", "succeeded", "failed", "rejected")
+_STAMPS = ("receivedAt", "rejectedAt", "submittedAt", "runningAt", "succeededAt", "failedAt")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    pipeline: str
+    state: str
+    kind: str
+    input: str | None  # container/name
+    request_id: str | None
+    created: str | None  # ISO 8601 UTC of the first state
+    updated: str | None
+    duration_seconds: float | None
+    exit_code: int | None
+    output_container: str | None
+    output_prefix: str | None
+    output_count: int | None
+    manifest: str | None  # container/name of the result manifest
+    reason: str | None  # rejection reason or failure message
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def _parse(stamp: object) -> datetime | None:
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def to_row(record: dict) -> RunRow:
+    stamps = sorted(str(record[k]) for k in _STAMPS if record.get(k))
+    container = record.get("inputContainer")
+    name = record.get("inputName")
+    out_container = record.get("outputContainer")
+    manifest = record.get("manifestBlob")
+    reason = record.get("reason") or record.get("failureMessage")
+    if record.get("state") == "failed" and record.get("failureCode"):
+        reason = f"{record['failureCode']}: {reason or ''}".rstrip(": ")
+    exit_code = record.get("exitCode")
+    return RunRow(
+        run_id=record["RowKey"], pipeline=record.get("pipeline") or record["PartitionKey"],
+        state=record.get("state", "?"), kind=record.get("kind") or ("rejection" if record.get("state") == "rejected"
+                                                                     else "task"),
+        input=f"{container}/{name}" if name else None, request_id=record.get("requestId"),
+        created=stamps[0] if stamps else None, updated=stamps[-1] if stamps else None,
+        duration_seconds=record.get("durationSeconds"),
+        exit_code=int(exit_code) if isinstance(exit_code, (int, float)) else None,
+        output_container=out_container, output_prefix=record.get("outputPrefix"),
+        output_count=record.get("outputCount"),
+        manifest=f"{out_container}/{manifest}" if manifest and out_container else None, reason=reason)
+
+
+def query_runs(runs: RunStore, pipeline: str | None = None, state: str | None = None,
+               run_ids: Iterable[str] | None = None) -> list[RunRow]:
+    """Rows for the filters given, newest first. With `run_ids`, exactly those runs (found ones only)."""
+    if run_ids is not None:
+        wanted = set(run_ids)
+        rows = []
+        if pipeline:
+            # One partition: a range over the wanted ids is one query instead of one per id.
+            ordered = sorted(wanted)
+            if ordered:
+                records = runs.query("PartitionKey eq @p and RowKey ge @a and RowKey le @b",
+                                     {"p": pipeline, "a": ordered[0], "b": ordered[-1]})
+                rows = [to_row(r) for r in records if r["RowKey"] in wanted]
+        else:
+            for run_id in wanted:
+                rows += [to_row(r) for r in runs.query("RowKey eq @r", {"r": run_id})]
+        return sort_rows(rows)
+    clauses, params = [], {}
+    if pipeline:
+        clauses.append("PartitionKey eq @p")
+        params["p"] = pipeline
+    if state:
+        clauses.append("state eq @s")
+        params["s"] = state
+    records = runs.table.query_entities(" and ".join(clauses), parameters=params) if clauses else \
+        runs.table.list_entities()
+    return sort_rows(to_row(dict(r)) for r in records)
+
+
+def sort_rows(rows: Iterable[RunRow]) -> list[RunRow]:
+    return sorted(rows, key=lambda r: (r.created or "", r.run_id), reverse=True)
+
+
+def find_run(runs: RunStore, run_id: str) -> list[dict]:
+    """Records whose run id is `run_id`, or starts with it (a unique prefix is enough)."""
+    exact = runs.query("RowKey eq @r", {"r": run_id})
+    if exact:
+        return exact
+    return runs.query("RowKey ge @a and RowKey lt @b", {"a": run_id, "b": run_id + "\uffff"})
+
+
+def counts(rows: Sequence[RunRow]) -> dict[str, int]:
+    result = {s: 0 for s in STATE_ORDER}
+    for r in rows:
+        result[r.state] = result.get(r.state, 0) + 1
+    return result
+
+
+def printable(text: str | None, limit: int | None = None) -> str:
+    """`text` with control characters escaped; cut to `limit` characters with an ellipsis."""
+    if text is None:
+        return "-"
+    out = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    if limit and len(out) > limit:
+        out = out[: limit - 1] + "\u2026"
+    return out
+
+
+def _duration(row: RunRow, now: datetime) -> str:
+    if row.duration_seconds is not None:
+        return f"{row.duration_seconds:.1f}s"
+    if row.state in ("received", "submitted", "running") and row.created:
+        start = _parse(row.created)
+        if start:
+            return f"({(now - start).total_seconds():.0f}s)"
+    return "-"
+
+
+def _outputs(row: RunRow) -> str:
+    if row.state == "succeeded" and row.output_prefix:
+        n = row.output_count
+        return f"{row.output_container}/{row.output_prefix}/" + (f" ({n} file{'s' if n != 1 else ''})"
+                                                                  if n is not None else "")
+    if row.state in ("failed", "rejected"):
+        return row.reason or "-"
+    return "-"
+
+
+def _input(row: RunRow) -> str:
+    if row.input:
+        return row.input
+    if row.kind == "merge":
+        return f"(merge of request {row.request_id})"
+    return "-"
+
+
+def table(rows: Sequence[RunRow], now: datetime | None = None, wide: bool = False) -> str:
+    """A fixed-width text table: RUN, PIPELINE, INPUT, STATE, DURATION, EXIT, OUTPUTS (or the reason)."""
+    now = now or datetime.now(UTC)
+    limit_input, limit_out = (None, None) if wide else (44, 70)
+    header = ("RUN", "PIPELINE", "INPUT", "STATE", "DURATION", "EXIT", "OUTPUTS / REASON")
+    body = [(r.run_id, r.pipeline, printable(_input(r), limit_input), r.state, _duration(r, now),
+             "-" if r.exit_code is None else str(r.exit_code), printable(_outputs(r), limit_out)) for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+             for line in [header, *body]]
+    return "\n".join(lines)
+
+
+def summary(rows: Sequence[RunRow]) -> str:
+    c = counts(rows)
+    return "  ".join(f"{state} {c[state]}" for state in STATE_ORDER if c.get(state) or state in
+                     ("running", "succeeded", "failed"))
