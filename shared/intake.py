@@ -120,7 +120,8 @@ def record_fields(item: WorkItem, spec) -> dict:
             "inputName": b.name, "inputEtag": b.etag, "inputSize": b.size, "inputContentType": b.content_type,
             "requestId": item.request_id, "idempotencyKey": item.idempotency_key, "taskId": spec.task_id,
             "outputContainer": spec.output_container, "outputPrefix": spec.output_prefix,
-            "overrides": json.dumps(item.overrides.as_dict()) if item.overrides.as_dict() else None}
+            "overrides": json.dumps(item.overrides.as_dict()) if item.overrides.as_dict() else None,
+            "mergeTaskId": spec.merge_task_id}
 
 
 # ---- queue requests --------------------------------------------------------------------------------------

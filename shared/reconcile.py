@@ -27,7 +27,7 @@ from shared.manifest import STDERR_TAIL_BYTES, build_manifest, completion_messag
 from shared.records import TERMINAL, now_iso
 
 log = logging.getLogger("eventbatch.reconcile")
-TASK_FIELDS = ["id", "state", "executionInfo", "stateTransitionTime"]
+TASK_FIELDS = ["id", "state", "executionInfo", "stateTransitionTime", "dependsOn"]
 WORKERS = 8
 
 
@@ -89,18 +89,23 @@ class Reconciler:
                 result.running += 1
         ok = True
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            for task_id, outcome in zip([t["id"] for t in completed],
-                                        pool.map(lambda t: self._safe_finish(job_id, pipeline, t), completed),
-                                        strict=True):
-                if outcome == "error":
+            outcomes = list(pool.map(lambda t: self._safe_finish(job_id, pipeline, t), completed))
+            deletions = []
+            for task, (status, record) in zip(completed, outcomes, strict=True):
+                if status == "error":
                     ok = False
-                    result.errors.append(task_id)
-                elif outcome == "recorded":
-                    result.recorded.append(task_id)
-                if outcome in ("recorded", "known"):
-                    if self._delete_task_if_due(job_id, task_id, (next(t for t in completed if t["id"] == task_id))):
-                        result.deleted_tasks += 1
-                        result.batch_calls += 1
+                    result.errors.append(task["id"])
+                    continue
+                if status == "recorded":
+                    result.recorded.append(task["id"])
+                if status in ("recorded", "known") and not (record or {}).get("mergeTaskId"):
+                    # Fan-out tasks stay until their merge task is recorded: a merge whose dependencies vanished
+                    # would wait forever. The merge task takes them along when it goes.
+                    deps = (task.get("dependsOn") or {}).get("taskIds") or []
+                    deletions.append((task, deps))
+            for count in pool.map(lambda d: self._delete_if_due(job_id, d[0], d[1]), deletions):
+                result.deleted_tasks += count
+                result.batch_calls += count
         return ok
 
     def _mark_running(self, pipeline: str, task: dict) -> None:
@@ -109,24 +114,24 @@ class Reconciler:
             log.info("run %s is running", task["id"])
         self._running_seen.add(task["id"])
 
-    def _safe_finish(self, job_id: str, pipeline: str, task: dict) -> str:
+    def _safe_finish(self, job_id: str, pipeline: str, task: dict) -> tuple[str, dict | None]:
         try:
             return self.finish(job_id, pipeline, task)
         except Exception:  # noqa: BLE001 - one bad task must not stop the others; retried next tick
             log.exception("recording task %s/%s failed", job_id, task.get("id"))
-            return "error"
+            return "error", None
 
-    def finish(self, job_id: str, pipeline: str, task: dict) -> str:
-        """Record one completed task; 'recorded' (now), 'known' (earlier), 'foreign' (no record: not ours)."""
+    def finish(self, job_id: str, pipeline: str, task: dict) -> tuple[str, dict | None]:
+        """Record one completed task: ('recorded' now | 'known' earlier | 'foreign' no record, the record)."""
         task_id = task["id"]
         self._running_seen.discard(task_id)
         record = self.ctx.runs.get(pipeline, task_id)
         if record is None:
-            return "foreign"
+            return "foreign", None
         if record.get("state") in TERMINAL:
             if not record.get("notified") and record.get("state") != "rejected":
                 self._notify(pipeline, task_id, record)
-            return "known"
+            return "known", record
         outcome = task_outcome(task)
         container = record.get("outputContainer")
         prefix = record.get("outputPrefix")
@@ -142,9 +147,9 @@ class Reconciler:
                                          ensure_ascii=False)[:30000]}
         moved = self.ctx.runs.advance(pipeline, task_id, outcome["state"], fields, record=record)
         if moved is None:
-            return "known"  # another reconciler recorded it first
+            return "known", record  # another reconciler recorded it first
         self._notify(pipeline, task_id, moved)
-        return "recorded"
+        return "recorded", moved
 
     def _notify(self, pipeline: str, task_id: str, record: dict) -> None:
         message = json.loads(record["manifest"]) if record.get("manifest") else {
@@ -175,21 +180,26 @@ class Reconciler:
         return data.decode("utf-8", "replace")
 
     # ---- cleanup -----------------------------------------------------------------------------------------
-    def _delete_task_if_due(self, job_id: str, task_id: str, task: dict) -> bool:
+    def _delete_if_due(self, job_id: str, task: dict, also: list[str]) -> int:
+        """Delete a recorded task (and, for a merge task, the fan-out tasks it waited for) once its retention has
+        passed; returns the number of delete calls."""
         retention = self.ctx.settings.task_retention
         if retention > timedelta(0):
             end = (task.get("executionInfo") or {}).get("endTime")
             try:
                 ended = datetime.fromisoformat(str(end).replace("Z", "+00:00"))
             except ValueError:
-                return False
+                return 0
             if self.clock() - ended < retention:
-                return False
-        try:
-            call(lambda: self.batch.delete_task(job_id, task_id), f"delete task {task_id}")
-        except ResourceNotFoundError:
-            pass
-        return True
+                return 0
+        calls = 0
+        for task_id in [*also, task["id"]]:
+            try:
+                calls += 1
+                call(lambda tid=task_id: self.batch.delete_task(job_id, tid), f"delete task {task_id}")
+            except ResourceNotFoundError:
+                pass
+        return calls
 
     def _cleanup_job(self, job_id: str, state: str | None, result: ReconcileResult) -> None:
         start = ids.job_period_start(job_id, self.ctx.settings.job_prefix)

@@ -59,6 +59,7 @@ class TaskSpec:
     output_prefix: str
     kind: str = "task"  # task | merge
     work_item: WorkItem | None = None
+    merge_task_id: str | None = None  # fan-out tasks: the merge task that depends on this one
 
     @property
     def manifest_blob(self) -> str:
@@ -166,8 +167,9 @@ def build_task(item: WorkItem, pipeline: Pipeline, access: BlobAccess, *, now: d
     if merge_follows:
         # A failed fan-out task must not block the merge forever: it runs after all of them, with what succeeded.
         body["exitConditions"] = {"default": {"dependencyAction": "satisfy"}}
+    merge_id = ids.merge_task_id(pipeline.name, item.request_id) if merge_follows and item.request_id else None
     return TaskSpec(task_id=task_id, pipeline=pipeline.name, body=body, output_container=pipeline.outputs.container,
-                    output_prefix=prefix, work_item=item)
+                    output_prefix=prefix, work_item=item, merge_task_id=merge_id)
 
 
 def fanout_prefix(pipeline: Pipeline, request_id: str, now: datetime | None = None) -> str:

@@ -1,0 +1,84 @@
+"""Acceptance 4: a queue request with 250 inputs -> 250 tasks in at most 3 addTaskCollection calls, and a merge
+task that runs after all of them. Plus redelivery of the same request (idempotency key)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+from shared import ids
+
+pytestmark = pytest.mark.integration
+N = 250
+
+
+class CountCalls(SansIOHTTPPolicy):
+    def __init__(self):
+        self.requests = []
+
+    def on_request(self, request):
+        self.requests.append((request.http_request.method, request.http_request.url.split("?")[0]))
+
+
+@pytest.fixture
+def counted(app):
+    """Swap the app's Batch client for one whose every HTTP request is recorded (per-retry policy)."""
+    from shared.batch_client import make_batch_client
+    from shared.submitter import Submitter
+
+    counter = CountCalls()
+    client = make_batch_client(app.ctx.settings.batch, per_retry_policies=[counter])
+    old = app.ctx.batch, app.ctx.submitter
+    app.ctx.batch = client
+    app.ctx.submitter = Submitter(client, app.ctx.config)
+    yield counter
+    app.ctx.batch, app.ctx.submitter = old
+
+
+def test_250_inputs_fan_out_in_three_calls_and_merge_runs_after_all(app, counted):
+    names = [f"words/part {i:03d}.txt" for i in range(N)]
+    for i, name in enumerate(names):
+        app.upload(name, (" ".join(["w"] * (i % 7 + 1)) + "\n").encode(), container=app.data_container)
+    expected_words = sum(i % 7 + 1 for i in range(N))
+    body = json.dumps({"pipeline": "wordcount", "idempotencyKey": "fanout-250",
+                       "inputs": [f"{app.data_container}/{n}" for n in names]})
+    app.request(body, message_id="m-fanout")
+    adds = [u for m, u in counted.requests if m == "POST" and u.endswith("/addtaskcollection")]
+    assert len(adds) <= 3, adds
+    request_id = ids.request_id("fanout-250", "m-fanout", body)
+    merge_id = ids.merge_task_id("wordcount", request_id)
+    records = app.ctx.runs.by_request("wordcount", request_id)
+    assert len(records) == N + 1 and {r["state"] for r in records.values()} <= {"submitted", "running",
+                                                                                 "succeeded"}
+    # The same request delivered again (same idempotency key, new message) adds nothing.
+    before = len(counted.requests)
+    app.request(body, message_id="m-fanout-again")
+    assert not [u for m, u in counted.requests[before:] if u.endswith("/addtaskcollection")]
+    assert len(app.ctx.runs.by_request("wordcount", request_id)) == N + 1
+    done = app.wait_terminal("wordcount", list(records), timeout=180)
+    merge = done.pop(merge_id)
+    assert all(r["state"] == "succeeded" for r in done.values())
+    assert merge["state"] == "succeeded"
+    assert merge["startedAt"] >= max(r["endedAt"] for r in done.values())
+    total = app.read_json(app.output_container, f"wordcount/{request_id}/_merged/total.json")
+    assert total == {"files": N, "words": expected_words}
+    one = app.read_json(app.output_container, f"wordcount/{request_id}/{names[5]}/manifest.json")
+    assert one["input"]["name"] == names[5] and one["requestId"] == request_id
+
+
+def test_request_with_idempotency_key_delivered_twice_runs_once(app):
+    app.upload("transform/req.txt", b"abc\n")
+    body = json.dumps({"pipeline": "transform", "inputs": [f"{app.input_container}/transform/req.txt"],
+                       "idempotencyKey": "twice", "overrides": {"environment": {"TRANSFORM_MODE": "lower"}}})
+    first = app.request(body, message_id="a")
+    second = app.request(body, message_id="b")
+    assert first is None and second is None  # the functions return nothing; the records tell
+    request_id = ids.request_id("twice", None, body)
+    runs = app.ctx.runs.by_request("transform", request_id)
+    assert len(runs) == 1
+    rec = app.wait_terminal("transform", list(runs))[next(iter(runs))]
+    assert rec["state"] == "succeeded"
+    out = app.read_text(app.output_container, f"{rec['outputPrefix']}/result.txt")
+    assert out == "abc\n"  # TRANSFORM_MODE=lower came through as an allowed override
