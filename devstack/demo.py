@@ -81,7 +81,8 @@ def run_demo(args, started: float, say) -> int:
     tag = args.tag or f"demo-{datetime.now(UTC):%Y%m%dt%H%M%S}-{secrets.token_hex(2)}"
 
     say("\n== 2. sample pool")
-    prepare_pool(access, say)
+    prepare_pools(access, [access.config.pipelines[p].pool for p in (TRANSFORM, WORDCOUNT)
+                           if p in access.config.pipelines], say)
 
     say(f"\n== 3. sample inputs (demo folder {tag})")
     demo = submit_samples(access, tag, say)
@@ -107,10 +108,10 @@ def run_demo(args, started: float, say) -> int:
 
 
 # ---- 2. pool -----------------------------------------------------------------------------------------------
-def prepare_pool(access: AppAccess, say, timeout: float = 90.0) -> None:
-    """Create the pools the sample pipelines use (if missing) and wait until a node can take tasks."""
+def prepare_pools(access: AppAccess, pool_ids: list[str], say, timeout: float = 90.0) -> None:
+    """Create these pools (if missing) and wait until each has a node that can take tasks."""
     client = batch_client(access)
-    for pool_id in dict.fromkeys(access.config.pipelines[p].pool for p in (TRANSFORM, WORDCOUNT)):
+    for pool_id in dict.fromkeys(pool_ids):
         pool = access.config.pools[pool_id]
         what = ensure_pool(access, pool_id, client)
         images = ", ".join(pool.images)

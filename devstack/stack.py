@@ -143,11 +143,23 @@ def func_host_service(env: dict[str, str]) -> Service:
     )
 
 
+# Local-only timings, used unless local.settings.sample.json sets them: with the reconciler every second instead of
+# Azure's five, a manifest follows its task within about a second (docs/benchmarks.md, "End to end"). The pool is
+# fixed-size locally, so tasks never wait for an autoscale evaluation.
+LOCAL_DEFAULTS = {
+    "RECONCILE_SCHEDULE": "*/1 * * * * *",
+    "POOL_SCALE_MODE": "fixed",
+}
+
+
 def write_local_settings(env: dict[str, str]) -> Path:
-    """local.settings.json for the local host: the sample's values, pointed at this stack's endpoints."""
+    """local.settings.json for the local host: the sample's values (plus LOCAL_DEFAULTS), pointed at this stack's
+    endpoints."""
     sample = paths.REPO_ROOT / "local.settings.sample.json"
     settings = json.loads(sample.read_text()) if sample.exists() else {"IsEncrypted": False, "Values": {}}
     values = settings.setdefault("Values", {})
+    for key, value in LOCAL_DEFAULTS.items():
+        values.setdefault(key, value)
     conn = env["AZURE_STORAGE_CONNECTION_STRING"]
     for key, value in list(values.items()):
         if isinstance(value, str) and (value.replace(" ", "").lower() == "usedevelopmentstorage=true"

@@ -1,9 +1,15 @@
-"""Reconciler: every five seconds, completed Batch tasks become manifests, records and messages
-(shared.reconcile)."""
+"""Reconciler: every five seconds (RECONCILE_SCHEDULE), completed Batch tasks become manifests, records and
+messages (shared.reconcile).
+
+The schedule is read when the worker indexes the app (app settings are environment variables by then, on Azure and
+in the local host), with the Azure default when the setting is absent, so no deployment needs the setting. The local
+stack sets `*/1 * * * * *`: a manifest then follows its task within about a second (docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 
 import azure.functions as func
 
@@ -12,9 +18,10 @@ from shared.reconcile import reconcile
 
 bp = func.Blueprint()
 log = logging.getLogger("eventbatch.functions.reconciler")
+SCHEDULE = os.environ.get("RECONCILE_SCHEDULE", "").strip() or "*/5 * * * * *"
 
 
-@bp.timer_trigger(arg_name="timer", schedule="*/5 * * * * *", run_on_startup=True, use_monitor=False)
+@bp.timer_trigger(arg_name="timer", schedule=SCHEDULE, run_on_startup=True, use_monitor=False)
 def reconciler(timer: func.TimerRequest) -> None:
     result = reconcile(get_context())
     if result.recorded or result.deleted_jobs or result.errors:
