@@ -66,6 +66,8 @@ class BlobListener:
         self.path = path
         self._connection = connection
         self._container = blob_service(connection.connection_string).get_container_client(path.container)
+        self._lister = blob_service(connection.connection_string, polling=True).get_container_client(path.container)
+        self._failing = False
         self._receipts = receipts
         self._config = config
         self._invoker = invoker
@@ -109,14 +111,20 @@ class BlobListener:
             started = time.monotonic()
             try:
                 self.scan_once()
+                if self._failing:
+                    log.info("Scanning container %r for %s works again", self.path.container, self.function.name)
+                    self._failing = False
             except Exception as exc:  # noqa: BLE001 - keep scanning through storage hiccups
-                log.warning("Scanning container %r for %s failed: %s", self.path.container, self.function.name, exc)
+                if not self._failing:
+                    log.warning("Scanning container %r for %s failed (retrying every scan): %s", self.path.container,
+                                self.function.name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                    self._failing = True
             self._stop.wait(max(0.0, self._scan_interval - (time.monotonic() - started)))
 
     def scan_once(self) -> int:
         """List the container once and dispatch new versions; returns how many were dispatched."""
         try:
-            blobs = list(self._container.list_blobs(name_starts_with=self.path.prefix or None))
+            blobs = list(self._lister.list_blobs(name_starts_with=self.path.prefix or None))
             self._missing_logged = False
         except ResourceNotFoundError:
             if not self._missing_logged:

@@ -10,30 +10,37 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 _LOCK = threading.Lock()
-_BLOB: dict[str, BlobServiceClient] = {}
-_QUEUE: dict[str, QueueServiceClient] = {}
+_BLOB: dict[tuple[str, bool], BlobServiceClient] = {}
+_QUEUE: dict[tuple[str, bool], QueueServiceClient] = {}
 _OPTIONS = {"retry_total": 3, "connection_timeout": 5, "read_timeout": 30}
 
 
-def blob_service(connection_string: str) -> BlobServiceClient:
+_POLLING = {**_OPTIONS, "retry_total": 0}
+
+
+def blob_service(connection_string: str, polling: bool = False) -> BlobServiceClient:
+    """``polling=True``: no SDK retries, for calls the listener repeats anyway (so it recovers at once)."""
+    key = (connection_string, polling)
     with _LOCK:
-        client = _BLOB.get(connection_string)
+        client = _BLOB.get(key)
         if client is None:
-            client = _BLOB[connection_string] = BlobServiceClient.from_connection_string(connection_string, **_OPTIONS)
+            client = _BLOB[key] = BlobServiceClient.from_connection_string(
+                connection_string, **(_POLLING if polling else _OPTIONS))
         return client
 
 
-def queue_service(connection_string: str) -> QueueServiceClient:
+def queue_service(connection_string: str, polling: bool = False) -> QueueServiceClient:
+    key = (connection_string, polling)
     with _LOCK:
-        client = _QUEUE.get(connection_string)
+        client = _QUEUE.get(key)
         if client is None:
-            client = _QUEUE[connection_string] = QueueServiceClient.from_connection_string(
-                connection_string, **_OPTIONS)
+            client = _QUEUE[key] = QueueServiceClient.from_connection_string(
+                connection_string, **(_POLLING if polling else _OPTIONS))
         return client
 
 
-def queue_client(connection_string: str, queue_name: str):
-    return queue_service(connection_string).get_queue_client(queue_name)
+def queue_client(connection_string: str, queue_name: str, polling: bool = False):
+    return queue_service(connection_string, polling).get_queue_client(queue_name)
 
 
 def probe_blob_service(connection_string: str) -> None:

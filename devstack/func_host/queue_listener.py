@@ -59,6 +59,8 @@ class QueueListener:
         self.queue_name = queue_name
         self.options = options
         self._queue = queue_client(connection_string, queue_name)
+        self._poller = queue_client(connection_string, queue_name, polling=True)
+        self._failing = False
         self._poison = queue_client(connection_string, f"{queue_name}-poison")
         self._poison_ready = False
         self._invoker = invoker
@@ -115,6 +117,9 @@ class QueueListener:
             try:
                 messages = self._receive_batch()
                 self._missing_logged = False
+                if self._failing:
+                    log.info("Polling queue %r works again", self.queue_name)
+                    self._failing = False
             except ResourceNotFoundError:
                 if not self._missing_logged:
                     log.warning("Queue %r (function %s) does not exist yet; polling until it does",
@@ -122,7 +127,10 @@ class QueueListener:
                     self._missing_logged = True
                 messages = []
             except Exception as exc:  # noqa: BLE001 - storage hiccups must not kill the listener
-                log.warning("Polling queue %r failed: %s", self.queue_name, exc)
+                if not self._failing:
+                    log.warning("Polling queue %r failed (retrying with back-off): %s", self.queue_name,
+                                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                    self._failing = True
                 messages = []
             if not messages:
                 self._stop.wait(self._backoff.next_delay())
@@ -136,7 +144,7 @@ class QueueListener:
 
     def _receive_batch(self) -> list:
         """One Get Messages call for up to batchSize messages (the SDK's max_messages alone asks one at a time)."""
-        pager = self._queue.receive_messages(messages_per_page=self.options.batch_size,
+        pager = self._poller.receive_messages(messages_per_page=self.options.batch_size,
                                              visibility_timeout=int(MESSAGE_INVISIBILITY))
         page = next(pager.by_page(), None)
         return list(page) if page is not None else []
