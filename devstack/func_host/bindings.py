@@ -19,6 +19,8 @@ from azure.functions.blob import InputStream
 from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 
+from devstack.func_host.errors import UnsupportedFeatureError
+
 try:  # optional package; only needed by apps that use SDK-type blob bindings
     from azurefunctions.extensions.base import Datum
     from azurefunctions.extensions.bindings.blob.blobClientConverter import BlobClientConverter
@@ -85,3 +87,23 @@ def blob_value(annotation: Any, event: BlobEvent, content: bytes | None) -> Any:
 
 def timer_value(past_due: bool, status: dict, adjust_for_dst: bool = True) -> TimerRequest:
     return TimerRequest(past_due=past_due, schedule_status=status, schedule={"AdjustForDST": adjust_for_dst})
+
+
+def check_trigger_annotation(function: str, trigger_type: str, annotation: Any) -> None:
+    """Reject, at start, a trigger parameter type the worker could not convert (instead of failing per call)."""
+    where = f"function {function!r}"
+    if trigger_type == "queueTrigger":
+        if annotation not in (None, str, bytes) and not (
+                isinstance(annotation, type) and issubclass(annotation, func.QueueMessage)):
+            raise UnsupportedFeatureError(f"{where}: queue trigger parameter type {annotation!r} is not supported; "
+                                          "use func.QueueMessage, str or bytes")
+    elif trigger_type == "blobTrigger":
+        if not (annotation in (None, str, bytes) or is_sdk_blob_type(annotation)
+                or (isinstance(annotation, type) and issubclass(annotation, func.InputStream))):
+            raise UnsupportedFeatureError(f"{where}: blob trigger parameter type {annotation!r} is not supported; use "
+                                          "func.InputStream, bytes, str or an azurefunctions.extensions.bindings.blob "
+                                          "type (BlobClient, ContainerClient, StorageStreamDownloader)")
+    elif trigger_type == "timerTrigger":
+        if annotation is not None and not (isinstance(annotation, type) and issubclass(annotation, func.TimerRequest)):
+            raise UnsupportedFeatureError(f"{where}: timer trigger parameter type {annotation!r} is not supported; "
+                                          "use func.TimerRequest")

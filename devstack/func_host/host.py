@@ -27,7 +27,7 @@ from devstack.func_host.blob_path import parse_blob_path
 from devstack.func_host.blob_receipts import ReceiptStore
 from devstack.func_host.clients import blob_service, probe_blob_service
 from devstack.func_host.connections import resolve_connection
-from devstack.func_host.errors import ConfigError, HostError, UnsupportedFeatureError
+from devstack.func_host.errors import ConfigError, HostError
 from devstack.func_host.host_config import load_host_json
 from devstack.func_host.invoker import Invoker, default_thread_count
 from devstack.func_host.journal import InflightJournal
@@ -67,23 +67,6 @@ def derive_host_id(app_dir: Path, explicit: str | None) -> str:
     return cleaned or "localhost"
 
 
-def _check_annotation(fn: LoadedFunction) -> None:
-    ann = fn.trigger_annotation
-    where = f"function {fn.name!r}"
-    if fn.trigger_type == "queueTrigger":
-        import azure.functions as func
-        if ann not in (None, str, bytes) and not (isinstance(ann, type) and issubclass(ann, func.QueueMessage)):
-            raise UnsupportedFeatureError(f"{where}: queue trigger parameter type {ann!r} is not supported; use "
-                                          "func.QueueMessage, str or bytes")
-    elif fn.trigger_type == "blobTrigger":
-        import azure.functions as func
-        if not (ann in (None, str, bytes) or bindings.is_sdk_blob_type(ann)
-                or (isinstance(ann, type) and issubclass(ann, func.InputStream))):
-            raise UnsupportedFeatureError(f"{where}: blob trigger parameter type {ann!r} is not supported; use "
-                                          "func.InputStream, bytes, str or azurefunctions.extensions.bindings.blob "
-                                          "BlobClient/ContainerClient/StorageStreamDownloader")
-
-
 class FunctionsHost:
     def __init__(self, options: HostOptions):
         self.options = options
@@ -118,7 +101,7 @@ class FunctionsHost:
         self.receipts = ReceiptStore(blob_service(self.host_storage.connection_string), self.host_id, self.lease_id)
         slots = Slots(self.config.blobs.max_degree_of_parallelism)
         for fn in self.functions:
-            _check_annotation(fn)
+            bindings.check_trigger_annotation(fn.name, fn.trigger_type, fn.trigger_annotation)
             self.listeners.append(self._listener(fn, slots, previous_lease))
 
     def _listener(self, fn: LoadedFunction, slots: Slots, previous_lease: str | None):

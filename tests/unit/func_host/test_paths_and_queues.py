@@ -71,3 +71,22 @@ def test_backoff_is_randomized():
     first, second = Backoff(60, rng=random.Random(1)), Backoff(60, rng=random.Random(2))
     first.next_delay(), second.next_delay()
     assert first.next_delay() != second.next_delay()
+
+
+def test_trigger_parameter_types_are_checked_at_start():
+    import azure.functions as func
+    from azurefunctions.extensions.bindings import blob as blobtypes
+
+    from devstack.func_host.bindings import check_trigger_annotation
+    from devstack.func_host.errors import UnsupportedFeatureError
+
+    for trigger, ok in [("queueTrigger", [None, str, bytes, func.QueueMessage]),
+                        ("blobTrigger", [None, str, bytes, func.InputStream, blobtypes.BlobClient,
+                                         blobtypes.ContainerClient, blobtypes.StorageStreamDownloader]),
+                        ("timerTrigger", [None, func.TimerRequest])]:
+        for annotation in ok:
+            check_trigger_annotation("f", trigger, annotation)
+    with pytest.raises(UnsupportedFeatureError, match="function 'f': queue trigger parameter type"):
+        check_trigger_annotation("f", "queueTrigger", dict)
+    with pytest.raises(UnsupportedFeatureError, match="blob trigger parameter type"):
+        check_trigger_annotation("f", "blobTrigger", int)
