@@ -10,7 +10,6 @@ import logging
 
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
-from azure.core.exceptions import ResourceNotFoundError
 
 from shared.context import get_context
 from shared.intake import handle_blob
@@ -22,9 +21,6 @@ log = logging.getLogger("eventbatch.functions.blob")
 @bp.blob_trigger(arg_name="client", path="%INPUT_CONTAINER%/{name}", connection="EVENTBATCH_STORAGE",
                  source=func.BlobSource.EVENT_GRID)
 def blob_intake(client: blob.BlobClient) -> None:
-    try:
-        props = client.get_blob_properties()
-    except ResourceNotFoundError:
-        props = None  # deleted since the event: handle_blob records the rejection
-    result = handle_blob(get_context(), client.container_name, client.blob_name, props)
+    # The HEAD happens only after the name was routed and found safe (a '..' name would not even sign correctly).
+    result = handle_blob(get_context(), client.container_name, client.blob_name, client.get_blob_properties)
     log.info("blob %s/%s: %s %s", client.container_name, client.blob_name, result.status, result.reason or "")

@@ -25,6 +25,7 @@ from shared.work_items import (
     BlobInfo,
     BlobRef,
     WorkItem,
+    blob_matches,
     check_size,
     decode_request,
     parse_request,
@@ -87,15 +88,24 @@ def submit_message(item: WorkItem, run_id: str, record_etag: str | None = None) 
             "etag": b.etag, "size": b.size, "contentType": b.content_type, "receivedAt": now_iso()}
 
 
-def handle_blob(ctx: AppContext, container: str, name: str, props=None) -> IntakeResult:
-    """A BlobCreated event for container/name. `props`: the blob's properties if the caller has them (else HEAD)."""
-    pipeline_name = UNROUTED
-    etag = str(getattr(props, "etag", "") or "")
-    payload = json.dumps({"container": container, "name": name, "etag": etag}, ensure_ascii=False)
+def handle_blob(ctx: AppContext, container: str, name: str, props_loader=None) -> IntakeResult:
+    """A BlobCreated event for container/name. `props_loader()` returns the blob's properties (a HEAD through the
+    trigger's BlobClient); it is called only once the name was routed and found safe."""
+    # The pipeline whose location the blob is in (if any) owns the record, even when the name is then refused.
+    pipeline_name = next((p.name for p in ctx.config.pipelines.values() if blob_matches(p, container, name)),
+                         UNROUTED)
+    etag = ""
+    payload = json.dumps({"container": container, "name": name}, ensure_ascii=False)
     try:
         pipeline = route_blob(ctx.config, container, name)
         pipeline_name = pipeline.name
-        info = blob_info(props, container, name) if props is not None else lookup_blob(ctx, BlobRef(container, name))
+        if props_loader is None:
+            info = lookup_blob(ctx, BlobRef(container, name))
+        else:
+            try:
+                info = blob_info(props_loader(), container, name)
+            except ResourceNotFoundError:
+                info = None
         if info is None:
             raise Rejection("missing-blob", f"blob {container}/{name} no longer exists (deleted after its event)")
         etag = info.etag

@@ -93,8 +93,9 @@ class Submitter:
             self._pools.add(pool_id)
 
     def _pool_exists(self, pool_id: str) -> bool:
-        try:  # the SDK's exception policy turns the 404 of HEAD /pools/{id} into ResourceNotFoundError
-            return bool(call(lambda: self.client.pool_exists(pool_id), "pool exists"))
+        try:  # GET with $select rather than HEAD: a 404 then carries a Batch error body the SDK can read
+            call(lambda: self.client.get_pool(pool_id, select=["id", "state"]), "get pool")
+            return True
         except ResourceNotFoundError:
             return False
 
