@@ -51,11 +51,28 @@ class AppContext:
         if ensure_resources:
             runs.ensure()
             messenger.ensure()
+            _ensure_containers(storage, {p.outputs.container for p in config.pipelines.values()})
         batch = batch_client or make_batch_client(settings.batch)
         return cls(settings=settings, config=config, storage=storage, runs=runs, messenger=messenger,
                    access=make_access(storage, settings.sas_validity, settings.node_identity_resource_id),
                    batch=batch, submitter=Submitter(batch, config,
                                                     create_missing_pools=settings.create_missing_pools))
+
+
+def _ensure_containers(storage: StorageClients, names: set[str]) -> None:
+    """Batch refuses to upload outputs into a missing container (FileUploadContainerNotFound): make sure they exist.
+    Failures are left to surface on the first upload (e.g. an identity without the right to create containers)."""
+    from azure.core.exceptions import HttpResponseError, ResourceExistsError
+
+    for name in sorted(names):
+        try:
+            storage.blob.create_container(name)
+        except ResourceExistsError:
+            pass
+        except HttpResponseError as exc:
+            import logging
+
+            logging.getLogger("eventbatch").warning("cannot create output container %s: %s", name, exc.reason)
 
 
 _context: AppContext | None = None
