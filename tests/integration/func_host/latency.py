@@ -1,0 +1,55 @@
+"""Measure blob upload -> function start latency through the local host (not a test; prints figures).
+
+    .venv/bin/python -m tests.integration.func_host.latency [--uploads 30] [host options, e.g. --blob-scan-interval 0.1]
+
+Needs Azurite on the default ports (``make up`` or the test fixture's). Uploads land at random moments of the
+scan cycle, as a user's would; the start time is what the test app's function records when its body begins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from azure.storage.blob import BlobServiceClient
+
+from devstack.func_host.connections import AZURITE_CONNECTION_STRING
+from tests.integration.func_host.hostproc import HostProcess, wait_for
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--uploads", type=int, default=30)
+    args, host_args = parser.parse_known_args()
+    container = f"latency-{uuid.uuid4().hex[:8]}"
+    client = BlobServiceClient.from_connection_string(AZURITE_CONNECTION_STRING).get_container_client(container)
+    client.create_container()
+    with tempfile.TemporaryDirectory() as tmp:
+        host = HostProcess("blobs", Path(tmp), AZURITE_CONNECTION_STRING, host_id=f"lat-{uuid.uuid4().hex[:8]}",
+                           env={"IN_CONTAINER": container, "SDK_CONTAINER": "unused-sdk", "BAD_CONTAINER": "unused-bad"},
+                           extra_args=host_args).start()
+        latencies = []
+        try:
+            for i in range(args.uploads):
+                time.sleep(random.uniform(0.05, 0.6))
+                uploaded = time.time()
+                client.upload_blob(f"x{i}.txt", b"data")
+                started = wait_for(lambda i=i: [e for e in host.events("on_blob", "start")
+                                                if e["name"] == f"{container}/x{i}.txt"], 10, interval=0.01)
+                latencies.append(started[0]["t"] - uploaded)
+        finally:
+            host.stop()
+            client.delete_container()
+    latencies.sort()
+    p95 = latencies[max(0, round(0.95 * len(latencies)) - 1)]
+    print(f"blob upload -> function start over {len(latencies)} uploads: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+          f"p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
