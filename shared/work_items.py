@@ -239,11 +239,18 @@ def parse_request(config: PipelineConfig, data: dict, account_blob_url: str) -> 
                    idempotency_key=key)
 
 
-def resolve_inputs(request: Request, lookup: Callable[[BlobRef], BlobInfo | None]) -> list[BlobInfo]:
-    """Look every input up (HEAD); Rejection('missing-blob') naming the missing ones."""
+def resolve_inputs(request: Request, lookup: Callable[[BlobRef], BlobInfo | None], workers: int = 8
+                   ) -> list[BlobInfo]:
+    """Look every input up (HEAD, `workers` at a time); Rejection('missing-blob') naming the missing ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(request.inputs) > 1 and workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            infos = list(pool.map(lookup, request.inputs))
+    else:
+        infos = [lookup(ref) for ref in request.inputs]
     found, missing = [], []
-    for ref in request.inputs:
-        info = lookup(ref)
+    for ref, info in zip(request.inputs, infos, strict=True):
         if info is None:
             missing.append(f"{ref.container}/{ref.name}")
         else:

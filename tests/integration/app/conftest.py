@@ -188,8 +188,9 @@ def app(stack, batch_emulator, tmp_path_factory):
         "JOB_ID_PREFIX": f"t{tag}", "POOL_SCALE_MODE": "fixed", "POOL_FIXED_NODES": "2",
     }
     ctx = AppContext.create(load_settings(env))
-    for container in (env["INPUT_CONTAINER"], env["OUTPUT_CONTAINER"], f"data-{tag}"):
+    for container in (env["INPUT_CONTAINER"], f"data-{tag}"):  # the app creates its output containers itself
         ctx.storage.blob.create_container(container)
+    assert ctx.storage.blob.get_container_client(env["OUTPUT_CONTAINER"]).exists()
     set_context(ctx)
     functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
     yield App(ctx=ctx, functions=functions, settings_env=env, input_container=env["INPUT_CONTAINER"],

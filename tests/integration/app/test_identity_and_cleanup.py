@@ -1,0 +1,64 @@
+"""The Azure way of reaching Storage (the pool's identity via identityReference, no SAS in the task; the emulator
+stands in for the managed identity), and cleanup: a past period's job disappears once its tasks are recorded."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared import ids
+
+pytestmark = pytest.mark.integration
+
+
+def test_identity_reference_mode_runs_without_any_sas(app):
+    from shared.context import AppContext, set_context
+    from shared.settings import load_settings
+
+    env = {**app.settings_env, "BATCH_NODE_IDENTITY_RESOURCE_ID":
+           "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pool"}
+    ctx = AppContext.create(load_settings(env), batch_client=app.ctx.batch)
+    set_context(ctx)
+    try:
+        name = "transform/by identity.txt"
+        app.upload(name, b"identity\n")
+        app.blob_event(name)
+        app.tick("submit_drain")
+        etag = ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties().etag
+        run_id = ids.blob_task_id("transform", app.input_container, name, etag)
+        job_id = app.record("transform", run_id)["jobId"]
+        task = ctx.batch.get_task(job_id, run_id).as_dict()
+        assert task["resourceFiles"][0]["identityReference"] == {"resourceId": env["BATCH_NODE_IDENTITY_RESOURCE_ID"]}
+        assert "sig=" not in str(task["resourceFiles"]) + str(task["outputFiles"])
+        rec = app.wait_terminal("transform", [run_id])[run_id]
+        assert rec["state"] == "succeeded"
+        assert app.read_text(app.output_container, f"transform/{name}/result.txt") == "IDENTITY\n"
+    finally:
+        set_context(app.ctx)
+
+
+def test_a_past_periods_job_is_deleted_once_its_tasks_are_recorded(app):
+    from shared.drain import drain
+
+    past = datetime.now(UTC) - timedelta(days=3)
+    name = "transform/old period.txt"
+    app.upload(name, b"old\n")
+    app.blob_event(name)
+    assert drain(app.ctx, now=past).submitted == 1
+    old_job = ids.job_id(app.ctx.settings.job_prefix, "transform", "day", past)
+    etag = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties().etag
+    run_id = ids.blob_task_id("transform", app.input_container, name, etag)
+    assert app.record("transform", run_id)["jobId"] == old_job
+    app.wait_terminal("transform", [run_id])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        app.tick("reconciler")
+        states = {j.id: j.state for j in app.ctx.batch.list_jobs()}
+        if states.get(old_job) in (None, "deleting"):
+            break
+        time.sleep(0.5)
+    assert states.get(old_job) in (None, "deleting"), states
+    current = ids.job_id(app.ctx.settings.job_prefix, "transform", "day")
+    assert states.get(current) == "active"  # the current period's job is kept
