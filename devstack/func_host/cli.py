@@ -37,6 +37,17 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def apply_log_levels(levels: dict[str, int], explicit_default: str | None = None) -> None:
+    """host.json logging.logLevel: "default" sets the root level, other keys the logger of that category
+    (e.g. "Function" or "Function.submit_drain" for the Executing/Executed lines); --log-level wins for default."""
+    for category, level in levels.items():
+        if category.lower() == "default":
+            if not explicit_default:
+                logging.getLogger().setLevel(level)
+        else:
+            logging.getLogger(category).setLevel(level)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devstack.func_host",
                                      description="Run a Python v2 Azure Functions app locally against Azurite.")
@@ -52,13 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds between container scans for blob triggers (default 0.25)")
     parser.add_argument("--check", action="store_true",
                         help="load settings and the app, validate every function, print them and exit")
-    parser.add_argument("--log-level", default=os.environ.get("FUNC_HOST_LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-level", default=os.environ.get("FUNC_HOST_LOG_LEVEL"),
+                        help="overrides host.json logging.logLevel.default (DEBUG, INFO, WARNING, ERROR)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level.upper())
+    configure_logging((args.log_level or "INFO").upper())
     if args.blob_scan_interval <= 0 or args.grace_period < 0:
         log.error("--blob-scan-interval must be > 0 and --grace-period >= 0")
         return 2
@@ -71,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     except HostError as exc:
         _report(exc)
         return 2
+    apply_log_levels(host.config.log_levels, explicit_default=args.log_level)
     if args.check:
         for lst in host.listeners:
             print(f"{lst.function.name}: {lst.describe()}")

@@ -9,7 +9,7 @@ blobs.maxDegreeOfParallelism 8 x cores; functionTimeout 30 min (Premium/Dedicate
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.func_host.errors import ConfigError
@@ -42,6 +42,27 @@ class HostConfig:
     blobs: BlobsOptions
     function_timeout: float | None  # seconds; None = unbounded ("-1")
     dynamic_concurrency: bool = False
+    log_levels: dict[str, int] = field(default_factory=dict)  # category -> logging level (logging.logLevel)
+
+
+_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "information": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR, "critical": logging.CRITICAL, "none": logging.CRITICAL + 10}
+
+
+def _log_levels(section: object) -> dict[str, int]:
+    """host.json logging.logLevel: {"default": "Information", "Function": "Warning", "Function.x": "None", ...}."""
+    if not section:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError("host.json logging.logLevel: must be an object of category names to levels")
+    levels = {}
+    for category, name in section.items():
+        level = _LEVELS.get(str(name).lower())
+        if level is None:
+            raise ConfigError(f"host.json logging.logLevel.{category}: {name!r} is not a level; use one of "
+                              "Trace, Debug, Information, Warning, Error, Critical, None")
+        levels[category] = level
+    return levels
 
 
 def _cores() -> int:
@@ -114,6 +135,7 @@ def parse_host_json(doc: dict) -> HostConfig:
         blobs=_blobs(extensions.get("blobs") or {}),
         function_timeout=timeout,
         dynamic_concurrency=dynamic,
+        log_levels=_log_levels((doc.get("logging") or {}).get("logLevel")),
     )
 
 

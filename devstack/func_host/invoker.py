@@ -98,7 +98,7 @@ class Invoker:
         fn = inv.function
         inv.started = time.monotonic()
         inv.started_wall = time.time()
-        log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.name, inv.reason, inv.id)
+        _category(fn.name).info("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.name, inv.reason, inv.id)
         self._arm(inv)
         try:
             context = InvocationContext(inv.id, fn.name, fn.script_dir)
@@ -122,12 +122,13 @@ class Invoker:
                 return
             duration = (time.monotonic() - inv.started) * 1000 if inv.started else 0.0
             outcome = Outcome(inv.id, inv.function.name, error is None, duration, error, inv.started_wall)
+            category = _category(inv.function.name)
             if error is None:
-                log.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", inv.function.name, inv.id,
-                         duration)
+                category.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", inv.function.name, inv.id,
+                              duration)
             else:
-                log.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)\n%s", inv.function.name, inv.id,
-                          duration, _format_error(error))
+                category.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)\n%s", inv.function.name,
+                               inv.id, duration, _format_error(error))
             with self._active_lock:
                 self._active -= 1
             inv.future.set_result(outcome)
@@ -166,6 +167,11 @@ class Invoker:
             self._cond.notify()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def _category(function: str) -> logging.Logger:
+    """Invocation lines use the host's category, so host.json logging.logLevel "Function[.<name>]" applies."""
+    return logging.getLogger(f"Function.{function}")
 
 
 def _error_of(fut) -> BaseException | None:

@@ -98,6 +98,15 @@ class TimerListener:
         finally:
             self._busy.clear()
 
+    def _log_schedule(self, nxt: datetime) -> None:
+        """Like the host, list the next five occurrences once at start (not on every tick)."""
+        upcoming = [nxt]
+        while len(upcoming) < 5 and upcoming[-1] is not None:
+            upcoming.append(self.schedule.next_after(upcoming[-1]))
+        shown = ", ".join(_iso(t) for t in upcoming if t is not None)
+        log.info("The next 5 occurrences of the '%s' schedule (%s) will be: %s", self.function.name,
+                 self.schedule.expression, shown)
+
     def _run(self) -> None:
         status = self._read_status()
         last = _parse_iso(status.get("Last"))
@@ -110,6 +119,7 @@ class TimerListener:
                      _iso(scheduled_next))
             self._fire(True, status, "Timer fired late (past due)")
             last = now
+        first = True
         while not self._stop.is_set():
             nxt = self.schedule.next_after(self._now())
             if nxt is None:
@@ -117,7 +127,9 @@ class TimerListener:
                             self.schedule.expression, self.function.name)
                 return
             status = self._write_status(last, nxt)
-            log.info("Timer %s next occurrence: %s", self.function.name, _iso(nxt))
+            if first:
+                self._log_schedule(nxt)
+                first = False
             while not self._stop.is_set():
                 remaining = (nxt - self._now()).total_seconds()
                 if remaining <= 0:

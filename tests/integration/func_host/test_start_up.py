@@ -126,3 +126,15 @@ def test_apps_the_worker_would_reject_fail_at_start_with_the_reason(tmp_path, so
     assert result.returncode == 2, result.stdout
     for fragment in fragments:
         assert fragment in result.stdout
+
+
+@pytest.mark.integration
+def test_host_json_log_levels_silence_a_noisy_function(make_host):
+    host = make_host("timer", host_json={"version": "2.0", "logging": {"logLevel": {
+        "default": "Information", "Function.every_two_seconds": "Warning"}}}).start()
+    wait_for(lambda: len(host.events("every_two_seconds")) >= 1 and host.events("yearly"), 6,
+             what="both timers to run")
+    host.stop()
+    log = host.log()
+    assert "Executed 'Functions.yearly' (Succeeded" in log
+    assert "Functions.every_two_seconds" not in log

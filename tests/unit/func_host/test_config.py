@@ -112,3 +112,14 @@ def test_missing_connection_names_both_settings():
     with pytest.raises(ConfigError) as err:
         resolve_connection("Data", "function 'intake'", {})
     assert "AzureWebJobsData or Data" in str(err.value)
+
+
+def test_log_levels_from_host_json():
+    import logging
+
+    config = parse_host_json({"logging": {"logLevel": {"default": "Warning", "Function.noisy": "None",
+                                                       "Host.Results": "Error"}}})
+    assert config.log_levels == {"default": logging.WARNING, "Function.noisy": logging.CRITICAL + 10,
+                                 "Host.Results": logging.ERROR}
+    with pytest.raises(ConfigError, match="logLevel.Function: 'Loud' is not a level"):
+        parse_host_json({"logging": {"logLevel": {"Function": "Loud"}}})

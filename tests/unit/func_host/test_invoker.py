@@ -31,7 +31,7 @@ def invoker():
 
 
 def test_success_and_failure_are_logged_with_id_and_duration(invoker, caplog):
-    caplog.set_level(logging.INFO, logger="func_host")
+    caplog.set_level(logging.INFO)
     seen = []
     ok = invoker.invoke(_function(lambda msg, context: seen.append((msg, context.invocation_id)), "ok",
                                   "context"), lambda ctx: {"msg": "hi"}, "test").result(5)
