@@ -80,6 +80,13 @@ TEST_PIPELINES = [
      "environment": {"FAIL_EXIT_CODE": "7"},
      "outputs": {"container": "${OUTPUT_CONTAINER}", "path": "{pipeline}/{inputKey}", "patterns": ["out/**"]},
      "retries": 1, "maxWallClockTime": "PT5M"},
+    {"name": "control", "description": "Positive control for the injection canary: deliberately creates it.",
+     "pool": "eventbatch-standard", "image": "${WORKER_IMAGE}",
+     "commandLine": ("/bin/sh -c 'mkdir -p \"$AZ_BATCH_TASK_WORKING_DIR/out\" && "
+                     "touch \"$AZ_BATCH_TASK_WORKING_DIR/out/pwned-control\"'"),
+     "inputs": {"blob": {"container": "${INPUT_CONTAINER}", "prefix": "control/", "glob": "*"}},
+     "outputs": {"container": "${OUTPUT_CONTAINER}", "path": "{pipeline}/{input}", "patterns": ["out/**"]},
+     "maxWallClockTime": "PT5M"},
 ]
 
 

@@ -40,10 +40,14 @@ def test_hostile_names_keep_their_exact_name_and_cannot_inject(app):
         app.upload(name, f"line {i}\n".encode())
         app.blob_event(name)
         runs[ids.blob_task_id("transform", app.input_container, name, _etag(app, name))] = (i, name)
+    app.upload("control/canary.txt", b"x")  # positive control: a task that does create the canary file
+    app.blob_event("control/canary.txt")
+    control = ids.blob_task_id("control", app.input_container, "control/canary.txt", _etag(app, "control/canary.txt"))
     for name in REJECTED:
         if "XXXX" in name:
             app.upload(name, b"a valid blob name whose output path would be too long")
         app.blob_event(name)  # unsafe names are refused before the blob is even looked up
+    assert app.wait_terminal("control", [control])[control]["state"] == "succeeded"
     done = app.wait_terminal("transform", list(runs))
     for run_id, (i, name) in runs.items():
         rec = done[run_id]
@@ -53,7 +57,8 @@ def test_hostile_names_keep_their_exact_name_and_cannot_inject(app):
         assert manifest["input"]["name"] == name
         assert app.read_text(app.output_container, f"transform/{name}/result.txt") == f"LINE {i}\n"
     everything = [b.name for b in app.ctx.storage.blob.get_container_client(app.output_container).list_blobs()]
-    assert not [n for n in everything if n.rsplit("/", 1)[-1].startswith("pwned")], "command injection!"
+    canaries = [n for n in everything if n.rsplit("/", 1)[-1].startswith("pwned")]
+    assert canaries == ["control/control/canary.txt/pwned-control"], "command injection!"  # only the control
     for name, reason in REJECTED.items():
         etag = _etag(app, name) if "XXXX" in name else ""
         rec = app.record("transform", ids.rejection_id("blob", app.input_container, name, etag))
@@ -96,3 +101,4 @@ def test_each_bad_input_class_is_rejected_exactly_once_with_a_reason(app):
     [msg] = by_run[blob_rid]
     assert msg["code"] == "outside-policy" and "no pipeline takes blob" in msg["reason"]
     assert len(by_run) == len(BAD_REQUESTS) + 1
+

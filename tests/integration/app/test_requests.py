@@ -62,6 +62,7 @@ def test_250_inputs_fan_out_in_three_calls_and_merge_runs_after_all(app, counted
     assert all(r["state"] == "succeeded" for r in done.values())
     assert merge["state"] == "succeeded"
     assert merge["startedAt"] >= max(r["endedAt"] for r in done.values())
+    assert any(r.get("runningAt") for r in done.values())  # the reconciler saw tasks running on the way
     total = app.read_json(app.output_container, f"wordcount/{request_id}/_merged/total.json")
     assert total == {"files": N, "words": expected_words}
     one = app.read_json(app.output_container, f"wordcount/{request_id}/{names[5]}/manifest.json")
