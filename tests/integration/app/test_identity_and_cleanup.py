@@ -62,3 +62,30 @@ def test_a_past_periods_job_is_deleted_once_its_tasks_are_recorded(app):
     assert states.get(old_job) in (None, "deleting"), states
     current = ids.job_id(app.ctx.settings.job_prefix, "transform", "day")
     assert states.get(current) == "active"  # the current period's job is kept
+
+
+def test_task_retention_keeps_recorded_tasks_until_it_has_passed(app):
+    """TASK_RETENTION=PT1H: the task stays in Batch after it was recorded; an hour later (the clock is the fake
+    here) the reconciler deletes it, and it is never recorded twice."""
+    from shared.context import AppContext, set_context
+    from shared.reconcile import Reconciler
+    from shared.settings import load_settings
+
+    ctx = AppContext.create(load_settings({**app.settings_env, "TASK_RETENTION": "PT1H"}), batch_client=app.ctx.batch)
+    set_context(ctx)
+    try:
+        name = "transform/kept for an hour.txt"
+        app.upload(name, b"keep\n")
+        app.blob_event(name)
+        etag = ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties().etag
+        run_id = ids.blob_task_id("transform", app.input_container, name, etag)
+        rec = app.wait_terminal("transform", [run_id])[run_id]
+        assert ctx.batch.get_task(rec["jobId"], run_id).state == "completed"  # recorded, still kept
+        later = Reconciler(ctx, clock=lambda: datetime.now(UTC) + timedelta(hours=1, minutes=1))
+        result = later.tick()
+        assert run_id not in result.recorded and result.deleted_tasks >= 1
+        assert run_id not in [t.id for t in ctx.batch.list_tasks(rec["jobId"])]
+        done = [m for m in app.drain_queue(ctx.settings.queues.completions) if m["runId"] == run_id]
+        assert len(done) == 1
+    finally:
+        set_context(app.ctx)
