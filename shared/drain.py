@@ -70,13 +70,26 @@ def _delete(ctx: AppContext, messages: list) -> None:
         list(pool.map(one, messages))
 
 
-def drain(ctx: AppContext, limit: int | None = None, now: datetime | None = None) -> DrainResult:
-    result = DrainResult()
-    messages = receive(ctx, limit or ctx.settings.drain_max_messages)
-    result.messages = len(messages)
-    if not messages:
-        return result
-    by_pipeline: dict[str, dict[str, tuple]] = defaultdict(dict)  # pipeline -> task id -> (spec, etag, messages)
+@dataclass
+class _Pending:
+    """The tasks of one pipeline waiting to be submitted: task id -> (spec, record ETag, its messages)."""
+
+    entries: dict[str, tuple] = field(default_factory=dict)
+
+    def add(self, spec, etag: str | None, message) -> None:
+        if spec.task_id in self.entries:
+            self.entries[spec.task_id][2].append(message)  # a duplicate event: one task, both messages go
+        else:
+            self.entries[spec.task_id] = (spec, etag, [message])
+
+    def messages(self, task_ids) -> list:
+        return [m for t in task_ids for m in self.entries[t][2]]
+
+
+def _parse(ctx: AppContext, messages: list, result: DrainResult, now: datetime | None
+           ) -> tuple[dict[str, _Pending], list]:
+    """Messages -> pending tasks per pipeline; returns also the messages that are finished already."""
+    pending: dict[str, _Pending] = defaultdict(_Pending)
     done = []
     for m in messages:
         try:
@@ -93,46 +106,56 @@ def drain(ctx: AppContext, limit: int | None = None, now: datetime | None = None
             if pipeline is None:
                 raise Rejection("unknown-pipeline", f"pipeline {item.pipeline!r} no longer exists")
             spec = build_task(item, pipeline, ctx.access, now=now)
-        except Rejection as exc:
-            reject(ctx, partition=item.pipeline, run_id=ids.rejection_id("blob", item.blob.container, item.blob.name,
-                                                                         item.blob.etag),
+        except Rejection as exc:  # the configuration changed since the event was accepted
+            b = item.blob
+            reject(ctx, partition=item.pipeline, run_id=ids.rejection_id("blob", b.container, b.name, b.etag),
                    rejection=exc, source="blob", payload=m.content)
             result.rejected += 1
             done.append(m)
             continue
-        entry = by_pipeline[item.pipeline].get(spec.task_id)
-        if entry:
-            entry[2].append(m)
-        else:
-            by_pipeline[item.pipeline][spec.task_id] = (spec, data.get("recordEtag"), [m])
+        pending[item.pipeline].add(spec, data.get("recordEtag"), m)
+    return pending, done
+
+
+def _submit(ctx: AppContext, pipeline: str, work: _Pending, result: DrainResult, now: datetime | None
+            ) -> tuple[list, list]:
+    """Submit one pipeline's tasks; returns (finished messages, messages to try again later)."""
+    job_id = ids.job_id(ctx.settings.job_prefix, pipeline, ctx.settings.job_period, now)
+    try:
+        ctx.submitter.ensure_job(job_id, pipeline)
+        outcome = ctx.submitter.submit(job_id, [spec for spec, _, _ in work.entries.values()])
+    except Exception:  # noqa: BLE001 - Batch unreachable: leave these messages for the next tick
+        log.exception("submitting %d %s task(s) failed; they stay queued", len(work.entries), pipeline)
+        return [], work.messages(work.entries)
+    result.batch_calls += outcome.calls
+    result.jobs[job_id] = len(outcome.accepted)
+    result.submitted += len(outcome.accepted)
+    ctx.runs.advance_many(pipeline, {t: work.entries[t][1] for t in outcome.accepted}, "submitted",
+                          {"jobId": job_id})
+    for task_id, reason in outcome.rejected.items():
+        blob = work.entries[task_id][0].work_item.blob
+        ctx.runs.advance(pipeline, task_id, "rejected", {"reason": reason, "jobId": job_id,
+                                                         "rejectionCode": "batch-client-error"})
+        ctx.messenger.reject({"runId": task_id, "state": "rejected", "code": "batch-client-error", "reason": reason,
+                              "source": "blob", "pipeline": pipeline, "container": blob.container,
+                              "name": blob.name})
+        result.rejected += 1
+    return work.messages([*outcome.accepted, *outcome.rejected]), work.messages(outcome.unsubmitted)
+
+
+def drain(ctx: AppContext, limit: int | None = None, now: datetime | None = None) -> DrainResult:
+    """One tick: receive, submit per pipeline, delete what Batch took, put back what it could not take yet."""
+    result = DrainResult()
+    messages = receive(ctx, limit or ctx.settings.drain_max_messages)
+    result.messages = len(messages)
+    if not messages:
+        return result
+    pending, done = _parse(ctx, messages, result, now)
     deferred = []
-    for pipeline_name, entries in by_pipeline.items():
-        job_id = ids.job_id(ctx.settings.job_prefix, pipeline_name, ctx.settings.job_period, now)
-        try:
-            ctx.submitter.ensure_job(job_id, pipeline_name)
-            outcome = ctx.submitter.submit(job_id, [spec for spec, _, _ in entries.values()])
-        except Exception:  # noqa: BLE001 - Batch unreachable: leave these messages for the next tick
-            log.exception("submitting %d %s task(s) failed; they stay queued", len(entries), pipeline_name)
-            deferred.extend(m for _, _, ms in entries.values() for m in ms)
-            continue
-        result.batch_calls += outcome.calls
-        result.jobs[job_id] = len(outcome.accepted)
-        ctx.runs.advance_many(pipeline_name, {t: entries[t][1] for t in outcome.accepted}, "submitted",
-                              {"jobId": job_id})
-        for task_id in outcome.accepted:
-            done.extend(entries[task_id][2])
-        result.submitted += len(outcome.accepted)
-        for task_id, reason in outcome.rejected.items():
-            ctx.runs.advance(pipeline_name, task_id, "rejected", {"reason": reason, "jobId": job_id,
-                                                                  "rejectionCode": "batch-client-error"})
-            spec = entries[task_id][0]
-            ctx.messenger.reject({"runId": task_id, "state": "rejected", "code": "batch-client-error",
-                                  "reason": reason, "source": "blob", "pipeline": pipeline_name,
-                                  "container": spec.work_item.blob.container, "name": spec.work_item.blob.name})
-            done.extend(entries[task_id][2])
-            result.rejected += 1
-        for task_id in outcome.unsubmitted:
-            deferred.extend(entries[task_id][2])
+    for pipeline, work in pending.items():
+        finished, later = _submit(ctx, pipeline, work, result, now)
+        done.extend(finished)
+        deferred.extend(later)
     _delete(ctx, done)
     client = ctx.messenger.client(ctx.settings.queues.submit)
     for m in deferred:

@@ -64,8 +64,10 @@ def _message(exc: HttpResponseError) -> str:
 
 
 class Submitter:
-    def __init__(self, client, config: PipelineConfig, *, create_missing_pools: bool = True, sleep=time.sleep):
+    def __init__(self, client, config: PipelineConfig, *, create_missing_pools: bool = True, sleep=time.sleep,
+                 retry_budget: float = 120.0):
         self.client = client
+        self.retry_budget = retry_budget
         self.config = config
         self.create_missing_pools = create_missing_pools
         self.sleep = sleep
@@ -150,7 +152,7 @@ class Submitter:
             outcome.calls += 1
             return self.client.create_task_collection(job_id, group)
 
-        return call(once, f"add {len(chunk)} tasks to {job_id}", sleep=self.sleep)
+        return call(once, f"add {len(chunk)} tasks to {job_id}", budget=self.retry_budget, sleep=self.sleep)
 
     def _submit_chunk(self, job_id: str, chunk: list[TaskSpec], outcome: SubmitOutcome) -> list[TaskSpec]:
         """Submit one chunk; returns the tasks to resubmit after a per-task server error."""

@@ -3,6 +3,8 @@ recorded with their exit code and stderr; a duplicated event makes one task and 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from shared import ids
@@ -71,3 +73,46 @@ def test_same_event_three_times_makes_one_task_and_one_result(app):
     done = [m for m in app.drain_queue(app.ctx.settings.queues.completions) if m["runId"] == run_id]
     assert len(done) == 1
     assert app.record("transform", run_id)["state"] == "succeeded"
+
+
+def test_batch_outage_leaves_the_event_queued_and_nothing_is_lost(app, monkeypatch):
+    """Batch answers 503 to every addTaskCollection (an injected fault): the submit message stays on the queue and
+    the run stays `received`; once Batch is back the next drain submits it."""
+    from azure.core.exceptions import HttpResponseError
+
+    from shared import drain as drain_module
+    from shared.drain import drain
+    from shared.submitter import Submitter
+
+    monkeypatch.setattr(drain_module, "RETRY_VISIBILITY", 2)  # 15 s in production; shorter to keep the test quick
+
+    class Down:
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def create_task_collection(self, job_id, group):
+            exc = HttpResponseError(message="ServerBusy")
+            exc.status_code = 503
+            raise exc
+
+    name = "transform/during outage.txt"
+    app.upload(name, b"later\n")
+    app.blob_event(name)
+    run_id = ids.blob_task_id("transform", app.input_container, name,
+                              app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties().etag)
+    working = app.ctx.submitter
+    app.ctx.submitter = Submitter(Down(app.ctx.batch), app.ctx.config, retry_budget=0.5)
+    try:
+        result = drain(app.ctx)
+    finally:
+        app.ctx.submitter = working
+    assert result.deferred >= 1 and result.submitted == 0
+    assert app.record("transform", run_id)["state"] == "received"
+    result = drain(app.ctx)
+    assert result.messages == 0  # invisible for RETRY_VISIBILITY seconds, not gone
+    time.sleep(drain_module.RETRY_VISIBILITY + 0.5)
+    rec = app.wait_terminal("transform", [run_id])[run_id]
+    assert rec["state"] == "succeeded"
