@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import secrets
 import sys
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 
 from devstack import paths, runs_view
 from devstack.app_access import AccessError, AppAccess, batch_client, ensure_pool
@@ -33,6 +34,7 @@ from devstack.app_submit import SentRequest, SubmitError, Uploaded, send_request
 
 SAMPLES = paths.REPO_ROOT / "samples" / "inputs"
 TRANSFORM, WORDCOUNT = "transform", "wordcount"
+TAG = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # a blob folder and a request idempotency key
 
 
 @dataclass
@@ -57,10 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     started = time.monotonic()
     say = _printer()
+    if args.tag is not None and not TAG.match(args.tag):
+        say(f"eventbatch demo: --tag {args.tag!r}: use 1-64 letters, digits, '.', '_' or '-'")
+        return 2
     try:
         return run_demo(args, started, say)
     except (AccessError, SubmitError) as exc:
         say(f"\ndemo failed: {exc}")
+        return 1
+    except (HttpResponseError, ServiceRequestError) as exc:
+        say(f"\ndemo failed: a service call failed: {str(exc).splitlines()[0]}\n(logs: {paths.logs_dir()}; "
+            "`eventbatch down && eventbatch up` restarts the stack)")
         return 1
 
 

@@ -68,3 +68,16 @@ def test_demo_runs_every_sample_to_success(app_stack):
     expected = sum(len(p.read_bytes().split()) for p in (SAMPLES / "wordcount").iterdir())
     assert total == {"files": n, "words": expected}
     assert f"{expected} words" in proc.stdout
+
+
+def test_demo_fails_when_the_work_does_not_finish_in_time(app_stack):
+    """Exit 0 means every sample succeeded; here the runs cannot finish in 0.5 s, so the demo must say so."""
+    tag = f"e2e-short-{secrets.token_hex(3)}"
+    proc = subprocess.run([sys.executable, "-m", "devstack.cli", "demo", "--no-up", "--tag", tag, "--timeout", "0.5"],
+                          cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "demo FAILED" in proc.stdout and "demo passed" not in proc.stdout
+    assert "timed out" in proc.stdout
+    bad_tag = subprocess.run([sys.executable, "-m", "devstack.cli", "demo", "--no-up", "--tag", "../x"],
+                             cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert bad_tag.returncode == 2 and "--tag" in bad_tag.stdout
