@@ -46,6 +46,9 @@ class Reconciler:
         self.ctx = ctx
         self.clock = clock
         self._running_seen: set[str] = set()
+        # Tasks recorded and announced but still in Batch (retention, or fan-out tasks waiting for their merge):
+        # remembered so that each tick does not read their records again.
+        self._known: dict[str, dict] = {}
 
     @property
     def batch(self):
@@ -125,12 +128,15 @@ class Reconciler:
         """Record one completed task: ('recorded' now | 'known' earlier | 'foreign' no record, the record)."""
         task_id = task["id"]
         self._running_seen.discard(task_id)
+        if task_id in self._known:
+            return "known", self._known[task_id]
         record = self.ctx.runs.get(pipeline, task_id)
         if record is None:
             return "foreign", None
         if record.get("state") in TERMINAL:
             if not record.get("notified") and record.get("state") != "rejected":
                 self._notify(pipeline, task_id, record)
+            self._known[task_id] = {"mergeTaskId": record.get("mergeTaskId")}
             return "known", record
         outcome = task_outcome(task)
         container = record.get("outputContainer")
@@ -149,6 +155,7 @@ class Reconciler:
         if moved is None:
             return "known", record  # another reconciler recorded it first
         self._notify(pipeline, task_id, moved)
+        self._known[task_id] = {"mergeTaskId": moved.get("mergeTaskId")}
         return "recorded", moved
 
     def _notify(self, pipeline: str, task_id: str, record: dict) -> None:
@@ -199,6 +206,7 @@ class Reconciler:
                 call(lambda tid=task_id: self.batch.delete_task(job_id, tid), f"delete task {task_id}")
             except ResourceNotFoundError:
                 pass
+            self._known.pop(task_id, None)
         return calls
 
     def _cleanup_job(self, job_id: str, state: str | None, result: ReconcileResult) -> None:
