@@ -108,7 +108,7 @@ class Submitter:
 
         pipeline = self.config.pipelines[pipeline_name]
         self.ensure_pool(pipeline.pool)
-        body = {"id": job_id, "poolInfo": {"poolId": pipeline.pool}, "usesTaskDependencies": True,
+        body = {"id": job_id, "poolInfo": {"poolId": pipeline.pool}, "usesTaskDependencies": pipeline.merge is not None,
                 "onAllTasksComplete": "noaction",
                 "metadata": [{"name": "eventbatch-pipeline", "value": pipeline_name}]}
         try:
