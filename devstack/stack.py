@@ -8,6 +8,7 @@ files say we started, and the containers the emulator left behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -155,6 +156,42 @@ LOCAL_DEFAULTS = {
 }
 
 
+APP_FILES = ("function_app.py", "host.json", "pipelines.yaml", "requirements.txt")
+APP_FOLDERS = ("functions", "shared")
+
+
+def app_fingerprint(settings: Path) -> str:
+    """A hash of what the host loaded at start: the app's code, host.json, pipelines.yaml and its settings file.
+    The host (like the real one) reads them once, so a change needs a restart."""
+    digest = hashlib.sha256()
+    files = [paths.REPO_ROOT / name for name in APP_FILES]
+    for folder in APP_FOLDERS:
+        files += sorted((paths.REPO_ROOT / folder).rglob("*.py"))
+    for path in [*files, settings]:
+        if path.is_file():
+            digest.update(str(path.relative_to(paths.REPO_ROOT) if path.is_relative_to(paths.REPO_ROOT)
+                              else path.name).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def ensure_host(service: Service, log=print) -> str:
+    """Start the Functions host, or reuse it if it runs the current app; restart it (gracefully: in-flight work
+    finishes or is released) when the app or its settings changed since it started. Returns started | reused |
+    restarted."""
+    marker = paths.state_dir() / "func_host" / "app.sha256"
+    fingerprint = app_fingerprint(paths.state_dir() / "local.settings.json")
+    restarted = False
+    if service.healthy() and (not marker.exists() or marker.read_text().strip() != fingerprint):
+        log(f"  {service.name:<14} the app, pipelines.yaml or the settings changed since it started: restarting")
+        stop(service)
+        restarted = True
+    action = ensure_running(service, log=log)
+    if action == "started":
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(fingerprint + "\n")
+    return "restarted" if restarted else action
+
+
 def write_local_settings(env: dict[str, str]) -> Path:
     """local.settings.json for the local host: the sample's values (plus LOCAL_DEFAULTS), pointed at this stack's
     endpoints."""
@@ -223,6 +260,9 @@ def up(with_host: bool = True, build_images: bool = True, log=print) -> StackInf
 
             build_and_push(engine, env["REGISTRY_SERVER"], log=log)
             build_images = False
+        if service.name == "func-host":
+            info.actions[service.name] = ensure_host(service, log=log)
+            continue
         info.actions[service.name] = ensure_running(service, log=log)
         if service.name == "azurite":
             provision_storage(env)

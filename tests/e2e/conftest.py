@@ -35,10 +35,10 @@ def app_stack(stack):
     from devstack import stack as devstack_stack
     from devstack.app_access import AppAccess
     from devstack.demo import prepare_pools
-    from devstack.services import ensure_running, stop
+    from devstack.services import stop
 
     service = devstack_stack.func_host_service(stack.env)
-    action = ensure_running(service, log=lambda line: None)
+    action = devstack_stack.ensure_host(service, log=lambda line: None)  # restarted if it runs an older app
     access = AppAccess.open()
     prepare_pools(access, list(access.config.pools), say=lambda line: None)
     yield AppStack(stack=stack, access=access, host_service=service)
