@@ -45,7 +45,8 @@ def receive(ctx: AppContext, limit: int) -> list:
     visibility = int(ctx.settings.submit_visibility.total_seconds())
     out = []
     while len(out) < limit:
-        page = list(client.receive_messages(messages_per_page=32, max_messages=min(32, limit - len(out)),
+        want = min(32, limit - len(out))  # 32 is the service's maximum per receive
+        page = list(client.receive_messages(messages_per_page=want, max_messages=want,
                                             visibility_timeout=visibility))
         if not page:
             break

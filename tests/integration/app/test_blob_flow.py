@@ -116,3 +116,18 @@ def test_batch_outage_leaves_the_event_queued_and_nothing_is_lost(app, monkeypat
     time.sleep(drain_module.RETRY_VISIBILITY + 0.5)
     rec = app.wait_terminal("transform", [run_id])[run_id]
     assert rec["state"] == "succeeded"
+
+
+def test_drain_takes_at_most_its_limit_per_tick(app):
+    from shared.drain import drain
+
+    names = [f"transform/limit-{i}.txt" for i in range(34)]
+    for name in names:
+        app.upload(name, b"n\n")
+        app.blob_event(name)
+    first = drain(app.ctx, limit=33)  # more than one receive call, not a multiple of 32
+    second = drain(app.ctx, limit=33)
+    assert (first.messages, first.submitted) == (33, 33) and (second.messages, second.submitted) == (1, 1)
+    runs = [ids.blob_task_id("transform", app.input_container, n, app.ctx.storage.blob.get_blob_client(
+        app.input_container, n).get_blob_properties().etag) for n in names]
+    assert {r["state"] for r in app.wait_terminal("transform", runs).values()} == {"succeeded"}
