@@ -17,7 +17,12 @@ import json
 import sys
 from pathlib import Path
 
-from azure.core.exceptions import ResourceNotFoundError, ServiceRequestError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
 
 from devstack import runs_view
 from devstack.app_access import AccessError, AppAccess
@@ -104,6 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eventbatch {args.command}: cannot reach storage ({str(exc).splitlines()[0]}); is the stack up? "
               "Run `make up` (or check --settings/--env)", file=sys.stderr)
         return 1
+    except ClientAuthenticationError as exc:
+        print(f"eventbatch {args.command}: not signed in or no access ({str(exc).splitlines()[0]}); on Azure run "
+              "`az login` and check your roles on the storage account", file=sys.stderr)
+        return 1
+    except HttpResponseError as exc:
+        code = getattr(exc, "error_code", None) or exc.status_code
+        print(f"eventbatch {args.command}: storage refused the request ({code}: {str(exc).splitlines()[0]})",
+              file=sys.stderr)
+        return 1
 
 
 # ---- status ------------------------------------------------------------------------------------------------
@@ -113,11 +127,9 @@ def cmd_status(access: AppAccess, args) -> int:
               f"{', '.join(sorted(access.config.pipelines))}", file=sys.stderr)
         return 2
     try:
-        rows = runs_view.query_runs(access.runs, pipeline=args.pipeline, state=args.state)
+        rows = runs_view.query_runs(access.runs, pipeline=args.pipeline, state=args.state, request_id=args.request)
     except ResourceNotFoundError:
         rows = []  # no runs table yet: the app has not run
-    if args.request:
-        rows = [r for r in rows if r.request_id == args.request]
     total = len(rows)
     if args.limit > 0:
         rows = rows[: args.limit]

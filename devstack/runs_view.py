@@ -71,8 +71,9 @@ def to_row(record: dict) -> RunRow:
 
 
 def query_runs(runs: RunStore, pipeline: str | None = None, state: str | None = None,
-               run_ids: Iterable[str] | None = None) -> list[RunRow]:
-    """Rows for the filters given, newest first. With `run_ids`, exactly those runs (found ones only)."""
+               run_ids: Iterable[str] | None = None, request_id: str | None = None) -> list[RunRow]:
+    """Rows for the filters given (evaluated by the table service), newest first. With `run_ids`, exactly those
+    runs (found ones only). Without a pipeline this reads every partition."""
     if run_ids is not None:
         wanted = set(run_ids)
         rows = []
@@ -94,6 +95,9 @@ def query_runs(runs: RunStore, pipeline: str | None = None, state: str | None = 
     if state:
         clauses.append("state eq @s")
         params["s"] = state
+    if request_id:
+        clauses.append("requestId eq @r")
+        params["r"] = request_id
     records = runs.table.query_entities(" and ".join(clauses), parameters=params) if clauses else \
         runs.table.list_entities()
     return sort_rows(to_row(dict(r)) for r in records)
