@@ -122,3 +122,37 @@ def test_killed_host_loses_nothing_and_duplicates_nothing(app_stack, tmp_path, p
     time.sleep(3)
     assert _completion_counts(access, expected) == dict.fromkeys(expected, 1)
     assert len(_records(access, prefix)) == len(files)
+
+
+def test_new_content_runs_again_but_a_restart_does_not_rerun_handled_blobs(app_stack, tmp_path):
+    from devstack.services import stop
+
+    access = app_stack.access
+    transform = access.config.pipeline("transform")
+    tag = f"e2e-again-{secrets.token_hex(3)}"
+    prefix = f"{transform.blob_input.prefix}{tag}/"
+    doc = tmp_path / "report.txt"
+    doc.write_text("first version\n")
+    (first,) = upload_inputs(access, transform, [doc], tag)
+    _wait(lambda: [r for r in _records(access, prefix) if r["state"] in TERMINAL], 60, "the first run")
+
+    stop(app_stack.host_service)  # a graceful restart: the host rescans the container from scratch
+    assert app_stack.start_host() == "started"
+    time.sleep(3)  # several scans and drain/reconciler ticks
+    assert [r["RowKey"] for r in _records(access, prefix)] == [first.run_id]
+
+    doc.write_text("second version, longer\n")
+    (second,) = upload_inputs(access, transform, [doc], tag)
+    assert second.run_id != first.run_id  # same name, new ETag: a new run
+
+    def both_done():
+        records = {r["RowKey"]: r for r in _records(access, prefix)}
+        return records if len(records) == 2 and all(r["state"] in TERMINAL for r in records.values()) else None
+
+    records = _wait(both_done, 60, "the run of the new content")
+    assert set(records) == {first.run_id, second.run_id}
+    assert records[second.run_id]["state"] == "succeeded"
+    r = records[second.run_id]
+    result = access.storage.blob.get_blob_client(r["outputContainer"], f"{r['outputPrefix']}/result.txt") \
+        .download_blob().readall()
+    assert result == b"SECOND VERSION, LONGER\n"
