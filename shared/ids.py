@@ -38,6 +38,10 @@ def merge_task_id(pipeline: str, request_id: str) -> str:
     return f"{pipeline}-m{digest('merge', pipeline, request_id, length=25)}"
 
 
+def barrier_task_id(pipeline: str, request_id: str, index: int) -> str:
+    return f"{pipeline}-b{digest('barrier', pipeline, request_id, str(index), length=25)}"
+
+
 def request_id(idempotency_key: str | None, message_id: str | None, body: str) -> str:
     """The idempotency key when the client gave one (namespaced by hashing), else the queue message's identity:
     a redelivered message maps to the same request, a new message to a new one."""

@@ -20,7 +20,7 @@ from shared import ids
 from shared.context import AppContext
 from shared.errors import Rejection
 from shared.records import now_iso
-from shared.task_spec import build_merge_task, build_task
+from shared.task_spec import build_task, plan_merge
 from shared.work_items import (
     BlobInfo,
     BlobRef,
@@ -152,7 +152,7 @@ def handle_request(ctx: AppContext, body: bytes | str, message_id: str | None = 
         specs = [build_task(item, pipeline, ctx.access, now=now, merge_follows=pipeline.merge is not None)
                  for item in items]
         if pipeline.merge is not None:
-            specs.append(build_merge_task(pipeline, request_id, [s.task_id for s in specs], ctx.access, now=now))
+            specs = plan_merge(pipeline, request_id, specs, ctx.access, now=now)
     except Rejection as exc:
         run_id = ids.rejection_id("request", message_id or "", text if not message_id else "")
         return reject(ctx, partition=pipeline_name, run_id=run_id, rejection=exc, source="queue", payload=text,
@@ -164,7 +164,8 @@ def _spec_fields(spec, request_id: str) -> dict:
     if spec.work_item is not None:
         return record_fields(spec.work_item, spec)
     return {"pipeline": spec.pipeline, "source": "queue", "kind": spec.kind, "requestId": request_id,
-            "taskId": spec.task_id, "outputContainer": spec.output_container, "outputPrefix": spec.output_prefix}
+            "taskId": spec.task_id, "outputContainer": spec.output_container, "outputPrefix": spec.output_prefix,
+            "mergeTaskId": spec.merge_task_id}
 
 
 def submit_request(ctx: AppContext, pipeline: str, request_id: str, specs: list, now: datetime | None = None

@@ -52,6 +52,10 @@ class MergeStep:
     command_line: str
     path: str  # output path template of the merge task
     image: str | None = None
+    # At most this many direct dependencies per task (Batch caps a dependency list at 64,000 characters); a larger
+    # fan-out waits on barrier tasks of fan_in tasks each, and the merge waits on the barriers.
+    fan_in: int = 1000
+    barrier_command_line: str = "/bin/sh -c 'exit 0'"
 
 
 @dataclass(frozen=True)
@@ -332,12 +336,14 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
     merge = None
     merge_r = r.sub("merge")
     if merge_r:
-        merge_r.known("commandLine", "image", "outputs")
+        merge_r.known("commandLine", "image", "outputs", "fanIn", "barrierCommandLine")
         merge_out = merge_r.sub("outputs", required=True)
         merge_out.known("path")
         path = merge_out.str("path", required=True)
         check_template(path, f"{where}.merge.outputs.path")
-        merge = MergeStep(command_line=merge_r.str("commandLine", ""), path=path, image=merge_r.str("image"))
+        merge = MergeStep(command_line=merge_r.str("commandLine", ""), path=path, image=merge_r.str("image"),
+                          fan_in=merge_r.int("fanIn", 1000, 2, 1000),
+                          barrier_command_line=merge_r.str("barrierCommandLine", "/bin/sh -c 'exit 0'"))
     max_bytes = r.data.get("maxInputBytes")
     slots = r.int("requiredSlots", 1, 1, 256)
     if slots > pools[pool].task_slots_per_node:

@@ -94,6 +94,8 @@ class Reconciler:
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             outcomes = list(pool.map(lambda t: self._safe_finish(job_id, pipeline, t), completed))
             deletions = []
+            finished = {t["id"] for t, (status, _) in zip(completed, outcomes, strict=True)
+                        if status in ("recorded", "known")}
             for task, (status, record) in zip(completed, outcomes, strict=True):
                 if status == "error":
                     ok = False
@@ -101,12 +103,17 @@ class Reconciler:
                     continue
                 if status == "recorded":
                     result.recorded.append(task["id"])
-                if status in ("recorded", "known") and not (record or {}).get("mergeTaskId"):
-                    # Fan-out tasks stay until their merge task is recorded: a merge whose dependencies vanished
-                    # would wait forever. The merge task takes them along when it goes.
-                    deps = (task.get("dependsOn") or {}).get("taskIds") or []
-                    deletions.append((task, deps))
-            for count in pool.map(lambda d: self._delete_if_due(job_id, d[0], d[1]), deletions):
+                if status not in ("recorded", "known"):
+                    continue
+                # A task that something waits for (mergeTaskId: a merge or barrier task) stays until that one is
+                # recorded, which then takes it along; a merge whose dependencies vanished would wait forever.
+                deps = (task.get("dependsOn") or {}).get("taskIds") or []
+                if deps and not all(d in finished or d in self._known for d in deps):
+                    continue  # a dependency is not recorded yet: next tick
+                keep_self = bool((record or {}).get("mergeTaskId"))
+                if deps or not keep_self:
+                    deletions.append((task, deps, keep_self))
+            for count in pool.map(lambda d: self._delete_if_due(job_id, *d), deletions):
                 result.deleted_tasks += count
                 result.batch_calls += count
         return ok
@@ -187,8 +194,8 @@ class Reconciler:
         return data.decode("utf-8", "replace")
 
     # ---- cleanup -----------------------------------------------------------------------------------------
-    def _delete_if_due(self, job_id: str, task: dict, also: list[str]) -> int:
-        """Delete a recorded task (and, for a merge task, the fan-out tasks it waited for) once its retention has
+    def _delete_if_due(self, job_id: str, task: dict, also: list[str], keep_self: bool = False) -> int:
+        """Delete a recorded task (unless keep_self) and the recorded tasks it waited for, once the retention has
         passed; returns the number of delete calls."""
         retention = self.ctx.settings.task_retention
         if retention > timedelta(0):
@@ -200,7 +207,7 @@ class Reconciler:
             if self.clock() - ended < retention:
                 return 0
         calls = 0
-        for task_id in [*also, task["id"]]:
+        for task_id in [*also, *([] if keep_self else [task["id"]])]:
             try:
                 calls += 1
                 call(lambda tid=task_id: self.batch.delete_task(job_id, tid), f"delete task {task_id}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -57,7 +57,7 @@ class TaskSpec:
     body: dict  # the TaskAddParameter wire JSON
     output_container: str
     output_prefix: str
-    kind: str = "task"  # task | merge
+    kind: str = "task"  # task | merge | barrier
     work_item: WorkItem | None = None
     merge_task_id: str | None = None  # fan-out tasks: the merge task that depends on this one
 
@@ -167,9 +167,8 @@ def build_task(item: WorkItem, pipeline: Pipeline, access: BlobAccess, *, now: d
     if merge_follows:
         # A failed fan-out task must not block the merge forever: it runs after all of them, with what succeeded.
         body["exitConditions"] = {"default": {"dependencyAction": "satisfy"}}
-    merge_id = ids.merge_task_id(pipeline.name, item.request_id) if merge_follows and item.request_id else None
     return TaskSpec(task_id=task_id, pipeline=pipeline.name, body=body, output_container=pipeline.outputs.container,
-                    output_prefix=prefix, work_item=item, merge_task_id=merge_id)
+                    output_prefix=prefix, work_item=item)
 
 
 def fanout_prefix(pipeline: Pipeline, request_id: str, now: datetime | None = None) -> str:
@@ -213,7 +212,58 @@ def build_merge_task(pipeline: Pipeline, request_id: str, depends_on: Sequence[s
         "dependsOn": {"taskIds": list(depends_on)},
     }
     if len(json.dumps(body["dependsOn"])) > 64000:
-        raise Rejection("outside-policy", f"{len(depends_on)} inputs are too many for one merge task (Batch limits "
-                                          "a task's dependency list to 64000 characters); split the request")
+        raise Rejection("outside-policy", f"{len(depends_on)} dependencies are too many for one task (Batch limits a "
+                                          "task's dependency list to 64000 characters); lower merge.fanIn")
     return TaskSpec(task_id=task_id, pipeline=pipeline.name, body=body, output_container=pipeline.outputs.container,
                     output_prefix=prefix, kind="merge")
+
+
+def build_barrier_task(pipeline: Pipeline, request_id: str, index: int, depends_on: Sequence[str],
+                       merge_id: str, *, now: datetime | None = None) -> TaskSpec:
+    """A task that does nothing but wait for up to merge.fanIn fan-out tasks, so the merge can wait on a short list
+    of barriers instead of thousands of IDs. It never blocks the merge: it satisfies its dependants even if its
+    (trivial) command fails."""
+    now = now or datetime.now(UTC)
+    task_id = ids.barrier_task_id(pipeline.name, request_id, index)
+    prefix = render_path(pipeline.merge.path, {"pipeline": pipeline.name, "request": request_id, "task": task_id,
+                                                "date": now.strftime("%Y-%m-%d")}) + f"/_barriers/{index}"
+    body = {
+        "id": task_id,
+        "displayName": f"{pipeline.name} barrier {index}",
+        "commandLine": pipeline.merge.barrier_command_line,
+        "containerSettings": _container_settings(pipeline, pipeline.merge.image),
+        "environmentSettings": _env({"EVENTBATCH_PIPELINE": pipeline.name, "EVENTBATCH_RUN_ID": task_id,
+                                     "EVENTBATCH_REQUEST_ID": request_id}),
+        "constraints": {"maxWallClockTime": "PT5M", "maxTaskRetryCount": 1},
+        "requiredSlots": 1,
+        "dependsOn": {"taskIds": list(depends_on)},
+        "exitConditions": {"default": {"dependencyAction": "satisfy"}},
+    }
+    return TaskSpec(task_id=task_id, pipeline=pipeline.name, body=body, output_container=pipeline.outputs.container,
+                    output_prefix=prefix, kind="barrier", merge_task_id=merge_id)
+
+
+def plan_merge(pipeline: Pipeline, request_id: str, fanout: Sequence[TaskSpec], access: BlobAccess, *,
+               now: datetime | None = None) -> list[TaskSpec]:
+    """Fan-out tasks + (barriers when there are more than merge.fanIn of them) + the merge task, in submission
+    order (a task is always added after the tasks it depends on). Each fan-out task records which task waits for
+    it (`merge_task_id`): the reconciler keeps it until that one is recorded."""
+    fan_in = pipeline.merge.fan_in
+    merge_id = ids.merge_task_id(pipeline.name, request_id)
+    if len(fanout) <= fan_in:
+        tasks = [replace(s, merge_task_id=merge_id) for s in fanout]
+        return [*tasks, build_merge_task(pipeline, request_id, [s.task_id for s in tasks], access, now=now)]
+    tasks, barriers = [], []
+    for index, start in enumerate(range(0, len(fanout), fan_in)):
+        group = fanout[start:start + fan_in]
+        barrier = build_barrier_task(pipeline, request_id, index, [s.task_id for s in group], merge_id, now=now)
+        tasks.extend(replace(s, merge_task_id=barrier.task_id) for s in group)
+        barriers.append(barrier)
+    if len(barriers) > fan_in:
+        raise Rejection("outside-policy", f"{len(fanout)} inputs need {len(barriers)} barrier tasks, more than "
+                                          f"merge.fanIn ({fan_in}); split the request")
+    merge = build_merge_task(pipeline, request_id, [b.task_id for b in barriers], access, now=now)
+    merge.body["environmentSettings"] = [e if e["name"] != "EVENTBATCH_INPUT_COUNT" else
+                                         {"name": "EVENTBATCH_INPUT_COUNT", "value": str(len(fanout))}
+                                         for e in merge.body["environmentSettings"]]
+    return [*tasks, *barriers, merge]

@@ -80,6 +80,13 @@ TEST_PIPELINES = [
      "environment": {"FAIL_EXIT_CODE": "7"},
      "outputs": {"container": "${OUTPUT_CONTAINER}", "path": "{pipeline}/{inputKey}", "patterns": ["out/**"]},
      "retries": 1, "maxWallClockTime": "PT5M"},
+    {"name": "widecount", "description": "wordcount with a fan-in of 3: exercises barrier tasks at small scale.",
+     "pool": "eventbatch-standard", "image": "${WORKER_IMAGE}", "commandLine": "/app/wordcount.sh",
+     "inputs": {"queue": True},
+     "outputs": {"container": "${OUTPUT_CONTAINER}", "path": "{pipeline}/{request}/{inputKey}",
+                 "patterns": ["out/**"]},
+     "merge": {"commandLine": "/app/merge.sh", "outputs": {"path": "{pipeline}/{request}/_merged"}, "fanIn": 3},
+     "maxWallClockTime": "PT5M"},
     {"name": "control", "description": "Positive control for the injection canary: deliberately creates it.",
      "pool": "eventbatch-standard", "image": "${WORKER_IMAGE}",
      "commandLine": ("/bin/sh -c 'mkdir -p \"$AZ_BATCH_TASK_WORKING_DIR/out\" && "

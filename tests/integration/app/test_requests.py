@@ -83,3 +83,26 @@ def test_request_with_idempotency_key_delivered_twice_runs_once(app):
     assert rec["state"] == "succeeded"
     out = app.read_text(app.output_container, f"{rec['outputPrefix']}/result.txt")
     assert out == "abc\n"  # TRANSFORM_MODE=lower came through as an allowed override
+
+
+def test_fan_out_wider_than_the_fan_in_merges_through_barriers(app):
+    """fanIn 3 and 7 inputs: 3 barrier tasks (3+3+1) and a merge waiting on them; every input is counted once and
+    every task of the request is gone from Batch once the merge is recorded."""
+    names = [f"wide/{i}.txt" for i in range(7)]
+    for i, name in enumerate(names):
+        app.upload(name, (" ".join(["w"] * (i + 1)) + "\n").encode(), container=app.data_container)
+    body = json.dumps({"pipeline": "widecount", "inputs": [f"{app.data_container}/{n}" for n in names]})
+    app.request(body, message_id="m-wide")
+    request_id = ids.request_id(None, "m-wide", body)
+    records = app.ctx.runs.by_request("widecount", request_id)
+    kinds = sorted(r["kind"] for r in records.values())
+    assert kinds == ["barrier"] * 3 + ["merge"] + ["task"] * 7
+    done = app.wait_terminal("widecount", list(records))
+    assert {r["state"] for r in done.values()} == {"succeeded"}
+    total = app.read_json(app.output_container, f"widecount/{request_id}/_merged/total.json")
+    assert total == {"files": 7, "words": sum(range(1, 8))}
+    job = next(iter(done.values()))["jobId"]
+    for _ in range(3):
+        app.tick("reconciler")
+    left = {t.id for t in app.ctx.batch.list_tasks(job)} & set(records)
+    assert left == set()

@@ -4,7 +4,7 @@ import shlex
 import pytest
 
 from shared.errors import Rejection
-from shared.task_spec import INPUT_PATH_WRAPPER, build_merge_task, build_task, fanout_prefix
+from shared.task_spec import INPUT_PATH_WRAPPER, build_merge_task, build_task, fanout_prefix, plan_merge
 from shared.work_items import BlobInfo, Overrides, WorkItem
 
 HOSTILE = "transform/$(touch /tmp/pwned); `id` 'q' \"dq\" café.txt"
@@ -95,3 +95,37 @@ def test_fan_out_and_merge(config, access):
     assert merge.output_prefix == "wordcount/kabc/_merged"
     assert fanout_prefix(p, "kabc") == "wordcount/kabc"
     assert len(json.dumps(merge.body)) < 10_000
+
+
+def _fanout(p, access, n, request="kreq"):
+    return [build_task(WorkItem(pipeline=p.name, blob=BlobInfo("data", f"part-{i}.txt", "e", 1), source="queue",
+                                request_id=request), p, access, merge_follows=True) for i in range(n)]
+
+
+def test_small_fan_out_waits_directly_on_its_tasks(config, access):
+    p = config.pipeline("wordcount")
+    plan = plan_merge(p, "kreq", _fanout(p, access, 5), access)
+    merge = plan[-1]
+    assert [s.kind for s in plan] == ["task"] * 5 + ["merge"]
+    assert merge.body["dependsOn"]["taskIds"] == [s.task_id for s in plan[:5]]
+    assert {s.merge_task_id for s in plan[:5]} == {merge.task_id}
+
+
+def test_large_fan_out_goes_through_barriers_within_the_dependency_limit(config, access):
+    from dataclasses import replace
+
+    p = config.pipeline("wordcount")
+    fanout = _fanout(p, access, 2500)
+    plan = plan_merge(p, "kreq", fanout, access)
+    tasks, barriers, merge = plan[:2500], plan[2500:-1], plan[-1]
+    assert [b.kind for b in barriers] == ["barrier"] * 3 and merge.kind == "merge"
+    assert [len(b.body["dependsOn"]["taskIds"]) for b in barriers] == [1000, 1000, 500]
+    assert merge.body["dependsOn"]["taskIds"] == [b.task_id for b in barriers]
+    assert all(len(json.dumps(b.body["dependsOn"])) < 64000 for b in barriers)
+    assert tasks[0].merge_task_id == barriers[0].task_id and tasks[-1].merge_task_id == barriers[2].task_id
+    assert {b.merge_task_id for b in barriers} == {merge.task_id}
+    assert {"name": "EVENTBATCH_INPUT_COUNT", "value": "2500"} in merge.body["environmentSettings"]
+    assert barriers[0].body["exitConditions"] == {"default": {"dependencyAction": "satisfy"}}
+    small = replace(p, merge=replace(p.merge, fan_in=2))
+    with pytest.raises(Rejection, match="split the request"):
+        plan_merge(small, "kreq", _fanout(small, access, 5), access)
