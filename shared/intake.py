@@ -61,6 +61,21 @@ def lookup_blob(ctx: AppContext, ref: BlobRef) -> BlobInfo | None:
     return blob_info(props, ref.container, ref.name)
 
 
+def list_prefix(ctx: AppContext, ref, cap: int) -> list[BlobInfo]:
+    """The blobs under a prefix, with their properties (a listing, never the content); at most `cap`."""
+    out = []
+    container = ctx.storage.blob.get_container_client(ref.container)
+    try:
+        for b in container.list_blobs(name_starts_with=ref.prefix):
+            out.append(BlobInfo(ref.container, b.name, str(b.etag), int(b.size or 0),
+                                getattr(b.content_settings, "content_type", None)))
+            if len(out) >= cap:
+                break
+    except ResourceNotFoundError:
+        return []
+    return out
+
+
 # ---- rejections ------------------------------------------------------------------------------------------
 def reject(ctx: AppContext, *, partition: str, run_id: str, rejection: Rejection, source: str, payload: str,
            fields: dict | None = None) -> IntakeResult:
@@ -144,7 +159,7 @@ def handle_request(ctx: AppContext, body: bytes | str, message_id: str | None = 
         if isinstance(data.get("pipeline"), str) and data["pipeline"] in ctx.config.pipelines:
             pipeline_name = data["pipeline"]
         request = parse_request(ctx.config, data, ctx.storage.blob_endpoint)
-        infos = resolve_inputs(request, lambda ref: lookup_blob(ctx, ref))
+        infos = resolve_inputs(request, lambda ref: lookup_blob(ctx, ref), lambda ref, cap: list_prefix(ctx, ref, cap))
         request_id = ids.request_id(request.idempotency_key, message_id, text)
         pipeline = request.pipeline
         items = [WorkItem(pipeline=pipeline.name, blob=info, source="queue", request_id=request_id,

@@ -33,6 +33,14 @@ class BlobRef:
 
 
 @dataclass(frozen=True)
+class PrefixRef:
+    """Every blob under a prefix (one request line for thousands of inputs; a queue message holds at most 64 KiB)."""
+
+    container: str
+    prefix: str
+
+
+@dataclass(frozen=True)
 class BlobInfo:
     """What a HEAD on the blob tells us; never the content."""
 
@@ -75,7 +83,7 @@ class Request:
     """A parsed queue request, before its blobs were looked up."""
 
     pipeline: Pipeline
-    inputs: tuple[BlobRef, ...]
+    inputs: tuple[BlobRef | PrefixRef, ...]
     overrides: Overrides
     idempotency_key: str | None
 
@@ -127,14 +135,21 @@ def decode_request(body: bytes | str) -> dict:
     return data
 
 
-def parse_input(value: Any, index: int, account_blob_url: str) -> BlobRef:
-    """A blob URL of this app's storage account, `container/name`, or {container, name}."""
+def parse_input(value: Any, index: int, account_blob_url: str) -> BlobRef | PrefixRef:
+    """A blob URL of this app's storage account, `container/name`, {container, name}, or {container, prefix}."""
     where = f"inputs[{index}]"
+    if isinstance(value, dict) and "prefix" in value:
+        if set(value) != {"container", "prefix"} or not all(isinstance(v, str) for v in value.values()):
+            raise Rejection("schema", f'{where} must be {{"container": "...", "prefix": "..."}}')
+        if not _CONTAINER.match(value["container"]):
+            raise Rejection("schema", f"{where}: {value['container']!r} is not a valid container name")
+        check_blob_name(value["prefix"].rstrip("/") or "", f"prefix of {where}")
+        return PrefixRef(value["container"], value["prefix"])
     if isinstance(value, dict):
         unknown = sorted(set(value) - {"container", "name"})
         if unknown or not isinstance(value.get("container"), str) or not isinstance(value.get("name"), str):
-            raise Rejection("schema", f"{where} must be a blob URL, 'container/name' or "
-                                      '{"container": "...", "name": "..."}')
+            raise Rejection("schema", f"{where} must be a blob URL, 'container/name', "
+                                      '{"container": "...", "name": "..."} or {"container": "...", "prefix": "..."}')
         ref = BlobRef(value["container"], value["name"])
     elif isinstance(value, str) and value:
         if value.startswith(("http://", "https://")):
@@ -227,7 +242,13 @@ def parse_request(config: PipelineConfig, data: dict, account_blob_url: str) -> 
     seen = set()
     for i, value in enumerate(inputs):
         ref = parse_input(value, i, account_blob_url)
-        if pipeline.blob_input and not blob_matches(pipeline, ref.container, ref.name):
+        if isinstance(ref, PrefixRef):
+            policy = pipeline.blob_input
+            if policy and (ref.container != policy.container or not (ref.prefix.startswith(policy.prefix)
+                                                                      or policy.prefix.startswith(ref.prefix))):
+                raise Rejection("outside-policy", f"inputs[{i}] {ref.container}/{ref.prefix}* is outside pipeline "
+                                                  f"{name}'s inputs ({policy.container}/{policy.prefix}{policy.glob})")
+        elif pipeline.blob_input and not blob_matches(pipeline, ref.container, ref.name):
             p = pipeline.blob_input
             raise Rejection("outside-policy", f"inputs[{i}] {ref.container}/{ref.name} is outside pipeline "
                                               f"{name}'s inputs ({p.container}/{p.prefix}{p.glob})")
@@ -239,25 +260,40 @@ def parse_request(config: PipelineConfig, data: dict, account_blob_url: str) -> 
                    idempotency_key=key)
 
 
-def resolve_inputs(request: Request, lookup: Callable[[BlobRef], BlobInfo | None], workers: int = 8
+def resolve_inputs(request: Request, lookup: Callable[[BlobRef], BlobInfo | None],
+                   lister: Callable[[PrefixRef, int], list[BlobInfo]] | None = None, workers: int = 8
                    ) -> list[BlobInfo]:
-    """Look every input up (HEAD, `workers` at a time); Rejection('missing-blob') naming the missing ones."""
+    """Look every input up (HEAD, `workers` at a time; prefixes are listed, which also gives the properties);
+    Rejection('missing-blob') naming what is missing, and the pipeline's rules for every blob found."""
     from concurrent.futures import ThreadPoolExecutor
 
-    if len(request.inputs) > 1 and workers > 1:
+    pipeline = request.pipeline
+    names = [r for r in request.inputs if isinstance(r, BlobRef)]
+    if len(names) > 1 and workers > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            infos = list(pool.map(lookup, request.inputs))
+            infos = list(pool.map(lookup, names))
     else:
-        infos = [lookup(ref) for ref in request.inputs]
-    found, missing = [], []
-    for ref, info in zip(request.inputs, infos, strict=True):
-        if info is None:
-            missing.append(f"{ref.container}/{ref.name}")
-        else:
-            check_size(request.pipeline, info)
-            found.append(info)
+        infos = [lookup(ref) for ref in names]
+    found: dict[tuple[str, str], BlobInfo] = {}
+    missing = [f"{ref.container}/{ref.name}" for ref, info in zip(names, infos, strict=True) if info is None]
+    for info in infos:
+        if info is not None:
+            found[(info.container, info.name)] = info
+    for ref in (r for r in request.inputs if isinstance(r, PrefixRef)):
+        listed = lister(ref, pipeline.max_inputs + 1) if lister else []
+        listed = [b for b in listed if not pipeline.blob_input or blob_matches(pipeline, b.container, b.name)]
+        if not listed:
+            missing.append(f"{ref.container}/{ref.prefix}*")
+        for info in listed:
+            check_blob_name(info.name)
+            found.setdefault((info.container, info.name), info)
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise Rejection("missing-blob", f"input blob(s) not found: {', '.join(missing[:3])}{more}; upload them "
                                         "before sending the request")
-    return found
+    if len(found) > pipeline.max_inputs:
+        raise Rejection("outside-policy", f"the request names more than {pipeline.max_inputs} blobs; pipeline "
+                                          f"{pipeline.name} takes at most {pipeline.max_inputs} per request")
+    for info in found.values():
+        check_size(pipeline, info)
+    return list(found.values())

@@ -1,7 +1,15 @@
 import pytest
 
 from shared.errors import Rejection
-from shared.work_items import BlobInfo, BlobRef, decode_request, parse_request, resolve_inputs, route_blob
+from shared.work_items import (
+    BlobInfo,
+    BlobRef,
+    PrefixRef,
+    decode_request,
+    parse_request,
+    resolve_inputs,
+    route_blob,
+)
 
 ACCOUNT = "http://127.0.0.1:10000/devstoreaccount1"
 
@@ -79,3 +87,33 @@ def test_missing_blobs_and_oversize_inputs_are_rejected(config):
     assert r.code == "missing-blob" and "input/transform/b" in r.reason
     r = _rejected(resolve_inputs, req, lambda ref: BlobInfo(ref.container, ref.name, "e", 10**9))
     assert r.code == "outside-policy" and "at most 104857600 bytes" in r.reason
+
+
+def test_prefix_inputs_expand_to_the_blobs_under_them(config):
+    req = parse_request(config, {"pipeline": "transform", "inputs": [
+        {"container": "input", "prefix": "transform/batch-1/"}, "input/transform/batch-1/a"]}, ACCOUNT)
+    assert req.inputs[0] == PrefixRef("input", "transform/batch-1/")
+    listed = [BlobInfo("input", f"transform/batch-1/{c}", "e", 1) for c in "abc"]
+    infos = resolve_inputs(req, lambda ref: BlobInfo(ref.container, ref.name, "e", 1), lambda ref, cap: listed)
+    assert sorted(i.name for i in infos) == [f"transform/batch-1/{c}" for c in "abc"]  # no duplicate for 'a'
+    r = _rejected(resolve_inputs, req, lambda ref: BlobInfo(ref.container, ref.name, "e", 1), lambda ref, cap: [])
+    assert r.code == "missing-blob" and "transform/batch-1/*" in r.reason
+    hostile = [BlobInfo("input", "transform/batch-1/x\ny", "e", 1)]
+    req_one = parse_request(config, {"pipeline": "transform", "inputs": [{"container": "input",
+                                                                          "prefix": "transform/batch-1/"}]}, ACCOUNT)
+    assert _rejected(resolve_inputs, req_one, lambda ref: None, lambda ref, cap: hostile).code == "unsafe-name"
+
+
+def test_prefix_outside_the_policy_or_empty_is_rejected(config):
+    r = _rejected(parse_request, config, {"pipeline": "transform", "inputs": [{"container": "input",
+                                                                              "prefix": "other/"}]}, ACCOUNT)
+    assert r.code == "outside-policy"
+    r = _rejected(parse_request, config, {"pipeline": "wordcount", "inputs": [{"container": "data",
+                                                                              "prefix": ""}]}, ACCOUNT)
+    assert r.code == "unsafe-name" and "empty" in r.reason
+
+
+def test_too_many_blobs_under_a_prefix(config):
+    req = parse_request(config, {"pipeline": "wordcount", "inputs": [{"container": "data", "prefix": "p/"}]}, ACCOUNT)
+    many = [BlobInfo("data", f"p/{i}", "e", 1) for i in range(5001)]
+    assert "at most 5000" in _rejected(resolve_inputs, req, lambda r: None, lambda r, cap: many[:cap]).reason
