@@ -75,18 +75,18 @@ def query_runs(runs: RunStore, pipeline: str | None = None, state: str | None = 
     """Rows for the filters given (evaluated by the table service), newest first. With `run_ids`, exactly those
     runs (found ones only). Without a pipeline this reads every partition."""
     if run_ids is not None:
-        wanted = set(run_ids)
+        ordered = sorted(set(run_ids))
         rows = []
-        if pipeline:
-            # One partition: a range over the wanted ids is one query instead of one per id.
-            ordered = sorted(wanted)
-            if ordered:
-                records = runs.query("PartitionKey eq @p and RowKey ge @a and RowKey le @b",
-                                     {"p": pipeline, "a": ordered[0], "b": ordered[-1]})
-                rows = [to_row(r) for r in records if r["RowKey"] in wanted]
-        else:
-            for run_id in wanted:
-                rows += [to_row(r) for r in runs.query("RowKey eq @r", {"r": run_id})]
+        # Point lookups OR-ed together, at most 15 comparisons per filter (the table service's limit).
+        per_query = 14 if pipeline else 15
+        for i in range(0, len(ordered), per_query):
+            chunk = ordered[i:i + per_query]
+            params = {f"r{j}": run_id for j, run_id in enumerate(chunk)}
+            ids_clause = " or ".join(f"RowKey eq @r{j}" for j in range(len(chunk)))
+            if pipeline:
+                params["p"] = pipeline
+                ids_clause = f"PartitionKey eq @p and ( {ids_clause} )"  # spaces: the SDK splits on them
+            rows += [to_row(r) for r in runs.query(ids_clause, params)]
         return sort_rows(rows)
     clauses, params = [], {}
     if pipeline:
