@@ -6,7 +6,7 @@ user-assigned identity). Task access, in order of preference:
   plain URLs, no secret in the task.
 - KeySasAccess: short-lived service SAS signed with the account key (local stack).
 - UserDelegationSasAccess: the app runs with an identity but the pool has none: user-delegation SAS.
-SAS expiries are rounded up to the next quarter hour, so tasks built in the same quarter carry the same URL.
+SAS start and expiry are rounded to quarter hours, so tasks built in the same quarter carry the same URL.
 """
 
 from __future__ import annotations
@@ -101,18 +101,19 @@ class _SasAccess:
 
     def _window(self) -> tuple[datetime, datetime]:
         now = self.clock()
-        return now - timedelta(minutes=5), _expiry(now, self.validity)
+        floor = now.replace(minute=now.minute // 15 * 15, second=0, microsecond=0)
+        return floor - timedelta(minutes=15), _expiry(now, self.validity)  # start allows for clock skew
 
     def read_blob_url(self, container: str, name: str) -> str:
         start, expiry = self._window()
         sas = generate_blob_sas(self.account, container, name, permission=BlobSasPermissions(read=True),
-                                start=start.replace(second=0, microsecond=0), expiry=expiry, **self._signing())
+                                start=start, expiry=expiry, **self._signing())
         return f"{blob_url(self.endpoint, container, name)}?{sas}"
 
     def _container(self, container: str, permission: ContainerSasPermissions) -> str:
         start, expiry = self._window()
         sas = generate_container_sas(self.account, container, permission=permission,
-                                     start=start.replace(second=0, microsecond=0), expiry=expiry, **self._signing())
+                                     start=start, expiry=expiry, **self._signing())
         return f"{self.endpoint}/{quote(container)}?{sas}"
 
     def list_container_url(self, container: str) -> str:

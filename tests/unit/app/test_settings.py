@@ -59,3 +59,8 @@ def test_key_without_account_name_is_refused():
 def test_bad_values_name_the_setting(name, value, match):
     with pytest.raises(ConfigError, match=match):
         load_settings({"EVENTBATCH_STORAGE": "UseDevelopmentStorage=true", **BATCH, name: value})
+
+
+def test_identity_service_uris_need_all_three_services():
+    with pytest.raises(ConfigError, match="EVENTBATCH_STORAGE__queueServiceUri, EVENTBATCH_STORAGE__tableServiceUri"):
+        load_settings({"EVENTBATCH_STORAGE__blobServiceUri": "https://s.blob.core.windows.net", **BATCH})
