@@ -130,8 +130,17 @@ class Submitter:
         pending = unique
         for round_ in range(SERVER_ERROR_ROUNDS):
             retry: list[TaskSpec] = []
-            for chunk in chunk_specs(pending):
+            chunks = chunk_specs(pending)
+            for i, chunk in enumerate(chunks):
+                before = len(outcome.unsubmitted)
                 retry.extend(self._submit_chunk(job_id, chunk, outcome))
+                if len(outcome.unsubmitted) - before == len(chunk):
+                    # Batch is unavailable (its retry budget is spent): do not wait that long for every chunk.
+                    for rest in chunks[i + 1:]:
+                        for spec in rest:
+                            outcome.unsubmitted[spec.task_id] = "not tried: Batch unavailable"
+                    retry = []
+                    break
             if not retry:
                 break
             pending = retry

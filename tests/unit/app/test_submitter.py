@@ -104,3 +104,10 @@ def test_per_task_client_errors_become_rejections(config):
     out = Submitter(FaultyBatch(bad_ids={"t2"}), config, sleep=lambda s: None).submit("job", [_spec(i)
                                                                                              for i in range(4)])
     assert "bad image" in out.rejected["t2"] and len(out.accepted) == 3
+
+
+def test_an_unavailable_batch_is_not_waited_for_chunk_after_chunk(config):
+    down = FaultyBatch(faults={i: _http(503, "ServerBusy") for i in range(1, 50)})
+    out = Submitter(down, config, sleep=lambda s: None, retry_budget=0.0).submit("job", [_spec(i)
+                                                                                         for i in range(250)])
+    assert len(out.unsubmitted) == 250 and not out.accepted and len(down.calls) == 1
