@@ -62,7 +62,9 @@ class Reconciler:
 
     def tick(self) -> ReconcileResult:
         result = ReconcileResult()
-        jobs = call(lambda: list(self.batch.list_jobs(select=["id", "state"])), "list jobs")
+        prefix = self.ctx.settings.job_prefix + "-"
+        jobs = call(lambda: list(self.batch.list_jobs(filter=f"startswith(id,'{prefix}')", select=["id", "state"])),
+                    "list jobs")
         result.batch_calls += 1
         for job in jobs:
             job_id = job["id"]

@@ -47,6 +47,9 @@ def test_a_past_periods_job_is_deleted_once_its_tasks_are_recorded(app):
     app.upload(name, b"old\n")
     app.blob_event(name)
     assert drain(app.ctx, now=past).submitted == 1
+    app.upload("transform/current period.txt", b"now\n")  # and one for today's job, which must stay
+    app.blob_event("transform/current period.txt")
+    assert drain(app.ctx).submitted == 1
     old_job = ids.job_id(app.ctx.settings.job_prefix, "transform", "day", past)
     etag = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties().etag
     run_id = ids.blob_task_id("transform", app.input_container, name, etag)
