@@ -100,3 +100,27 @@ def record_update(manifest: dict, manifest_name: str) -> dict:
         "manifestBlob": manifest_name, "outputCount": len(manifest.get("outputs", [])),
         "stderrTail": (manifest.get("stderrTail") or "")[-2000:] or None, "notified": False,
     }
+
+
+RUN_MARKERS = ("/logs/stdout.txt", "/logs/stderr.txt", "/manifest.json")
+
+
+def split_outputs(container: str, prefix: str, blobs: list[tuple[str, int]]) -> tuple[list[dict], dict]:
+    """(outputs, logs) of the run whose output folder is `prefix`, from a listing of everything under it.
+
+    With a path template like `{pipeline}/{input}`, the folder of input `a` contains the folder of input `a/b`;
+    blobs under a nested folder that has a run's own logs or manifest belong to that other run and are left out.
+    """
+    rels = [(name[len(prefix) + 1:], name, size) for name, size in blobs if name.startswith(prefix + "/")]
+    nested = {rel[: -len(marker)] for rel, _, _ in rels for marker in RUN_MARKERS
+              if rel.endswith(marker) and len(rel) > len(marker)}
+    outputs, logs = [], {}
+    for rel, name, size in rels:
+        if any(rel.startswith(root + "/") for root in nested):
+            continue
+        entry = {"container": container, "name": name, "size": size}
+        if rel in ("logs/stdout.txt", "logs/stderr.txt"):
+            logs[rel[5:-4]] = entry
+        elif rel != "manifest.json":
+            outputs.append(entry)
+    return outputs, logs

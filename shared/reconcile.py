@@ -23,7 +23,14 @@ from azure.storage.blob import ContentSettings
 from shared import ids
 from shared.batch_client import call
 from shared.context import AppContext
-from shared.manifest import STDERR_TAIL_BYTES, build_manifest, completion_message, record_update, task_outcome
+from shared.manifest import (
+    STDERR_TAIL_BYTES,
+    build_manifest,
+    completion_message,
+    record_update,
+    split_outputs,
+    task_outcome,
+)
 from shared.records import TERMINAL, now_iso
 
 log = logging.getLogger("eventbatch.reconcile")
@@ -174,16 +181,9 @@ class Reconciler:
         self.ctx.runs.merge(pipeline, task_id, {"notified": True})
 
     def _outputs(self, container: str, prefix: str) -> tuple[list[dict], dict]:
-        outputs, logs = [], {}
         cc = self.ctx.storage.blob.get_container_client(container)
-        for blob in cc.list_blobs(name_starts_with=prefix + "/"):
-            rel = blob.name[len(prefix) + 1:]
-            entry = {"container": container, "name": blob.name, "size": blob.size}
-            if rel in ("logs/stdout.txt", "logs/stderr.txt"):
-                logs[rel[5:-4]] = entry
-            elif rel != "manifest.json":
-                outputs.append(entry)
-        return outputs, logs
+        listing = [(b.name, b.size) for b in cc.list_blobs(name_starts_with=prefix + "/")]
+        return split_outputs(container, prefix, listing)
 
     def _stderr_tail(self, container: str, prefix: str) -> str | None:
         client = self.ctx.storage.blob.get_blob_client(container, f"{prefix}/logs/stderr.txt")

@@ -36,3 +36,16 @@ def test_failed_task_manifest_and_message():
     assert m["input"]["name"] == "transform/a b" and m["exitCode"] == 3 and m["stderrTail"] == "boom\n"
     msg = completion_message(m, "output", "x/manifest.json")
     assert msg["state"] == "failed" and msg["failure"]["code"] == "FailureExitCode"
+
+
+def test_outputs_of_a_nested_run_are_not_claimed():
+    from shared.manifest import split_outputs
+
+    listing = [("t/a/result.txt", 3), ("t/a/logs/stdout.txt", 1), ("t/a/logs/stderr.txt", 0),
+               ("t/a/sub/extra.txt", 2),  # the worker of run 'a' wrote out/sub/extra.txt
+               ("t/a/b/result.txt", 5), ("t/a/b/logs/stdout.txt", 1),  # run 'a/b' (input named a/b)
+               ("t/a/manifest.json", 9), ("t/ab/result.txt", 7)]
+    outputs, logs = split_outputs("out", "t/a", listing)
+    assert [o["name"] for o in outputs] == ["t/a/result.txt", "t/a/sub/extra.txt"]
+    assert logs == {"stdout": {"container": "out", "name": "t/a/logs/stdout.txt", "size": 1},
+                    "stderr": {"container": "out", "name": "t/a/logs/stderr.txt", "size": 0}}
