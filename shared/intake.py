@@ -99,8 +99,8 @@ def reject(ctx: AppContext, *, partition: str, run_id: str, rejection: Rejection
 # ---- blob events -----------------------------------------------------------------------------------------
 def submit_message(item: WorkItem, run_id: str, record_etag: str | None = None) -> dict:
     b = item.blob
-    return {"v": 1, "runId": run_id, "recordEtag": record_etag, "pipeline": item.pipeline, "container": b.container, "name": b.name,
-            "etag": b.etag, "size": b.size, "contentType": b.content_type, "receivedAt": now_iso()}
+    return {"v": 1, "runId": run_id, "recordEtag": record_etag, "pipeline": item.pipeline, "container": b.container,
+            "name": b.name, "etag": b.etag, "size": b.size, "contentType": b.content_type, "receivedAt": now_iso()}
 
 
 def handle_blob(ctx: AppContext, container: str, name: str, props_loader=None) -> IntakeResult:
