@@ -1,4 +1,5 @@
-"""Submit drain: every second (DRAIN_SCHEDULE), everything the blob intake buffered goes to Batch in bulk (shared.drain)."""
+"""Submit drain: every second (DRAIN_SCHEDULE), everything the blob intake buffered goes to Batch in bulk
+(shared.drain)."""
 
 from __future__ import annotations
 

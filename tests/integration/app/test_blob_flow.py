@@ -101,8 +101,8 @@ def test_batch_outage_leaves_the_event_queued_and_nothing_is_lost(app, monkeypat
     name = "transform/during outage.txt"
     app.upload(name, b"later\n")
     app.blob_event(name)
-    run_id = ids.blob_task_id("transform", app.input_container, name,
-                              app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties().etag)
+    etag = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties().etag
+    run_id = ids.blob_task_id("transform", app.input_container, name, etag)
     working = app.ctx.submitter
     app.ctx.submitter = Submitter(Down(app.ctx.batch), app.ctx.config, retry_budget=0.5)
     try:

@@ -52,7 +52,8 @@ def host(stack, batch_emulator, tmp_path):
         from azure.data.tables import TableServiceClient
 
         queues = QueueServiceClient.from_connection_string(stack.storage_connection_string)
-        cleanup = [lambda c=c: blob.delete_container(c) for c in (values["INPUT_CONTAINER"], values["OUTPUT_CONTAINER"])]
+        containers = (values["INPUT_CONTAINER"], values["OUTPUT_CONTAINER"])
+        cleanup = [lambda c=c: blob.delete_container(c) for c in containers]
         cleanup += [lambda q=values[k]: queues.delete_queue(q) for k in values if k.endswith("_QUEUE")]
         cleanup.append(lambda: TableServiceClient.from_connection_string(
             stack.storage_connection_string).delete_table(values["RUNS_TABLE"]))
