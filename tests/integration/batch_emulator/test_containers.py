@@ -176,3 +176,25 @@ def test_resource_and_output_files_through_azurite(client, stack):
     assert failed.result == "failure" and failed.failure_info.code == "BlobNotFound"
     names = {f.name for f in client.list_task_files(job, "nofile", recursive=True)}
     assert "wd/ran.txt" not in names
+
+
+def test_prefetch_pulls_every_image_with_the_pool_registry_credentials(client, stack):
+    tag = f"{stack.registry_server}/eventbatch/emuprefetch:{uuid.uuid4().hex[:8]}"
+    assert podman(stack, "tag", stack.worker_image, tag).returncode == 0
+    assert podman(stack, "push", "--tls-verify=false", "--creds",
+                  f"{stack.registry_username}:{stack.registry_password}", tag).returncode == 0
+    podman(stack, "rmi", tag)
+    assert podman(stack, "image", "exists", tag).returncode != 0
+    registry = m.ContainerRegistryReference(registry_server=stack.registry_server, username=stack.registry_username,
+                                            password=stack.registry_password)
+    cc = m.BatchContainerConfiguration(type="dockerCompatible", container_image_names=[stack.worker_image, tag],
+                                       container_registries=[registry])
+    try:
+        client.create_pool(m.BatchPoolCreateOptions(id="prefetch", vm_size="standard_d2s_v3",
+                                                    virtual_machine_configuration=vm_config(m, cc),
+                                                    target_dedicated_nodes=1))
+        wait_nodes(client, "prefetch", 1, timeout=120)
+        assert podman(stack, "image", "exists", tag).returncode == 0  # pulled before the node became idle
+        client.begin_delete_pool("prefetch", polling_interval=0.2).result()
+    finally:
+        podman(stack, "rmi", tag)
