@@ -397,7 +397,8 @@ def list_tasks(req: Request) -> Response:
 
 def get_task(req: Request) -> Response:
     task = req.model.get_task(req.params["job"], req.params["task"])
-    return get_response(req, task, f"/jobs/{req.params['job']}/tasks/{task['id']}", "tasks/@Element")
+    job_id = req.model.get_job(req.params["job"])["id"]  # the id as created, whatever case the URL used
+    return get_response(req, task, f"/jobs/{job_id}/tasks/{task['id']}", "tasks/@Element")
 
 
 def update_task(req: Request) -> Response:
