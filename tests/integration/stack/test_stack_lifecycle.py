@@ -42,14 +42,14 @@ def test_up_twice_reuses_then_down_stops_everything(tmp_path):
         first = _eventbatch(env, "up", "--no-host")
         assert first.returncode == 0, first.stderr + first.stdout
         assert "started" in first.stdout and "reused" not in first.stdout
-        pids = {p.name: int(p.read_text()) for p in (state / "pids").iterdir()}
+        pids = {p.stem: int(p.read_text()) for p in (state / "pids").iterdir()}
         assert {"azurite", "registry"} <= set(pids)
 
         second = _eventbatch(env, "up", "--no-host")
         assert second.returncode == 0, second.stderr
         assert "started" not in second.stdout
         assert second.stdout.count("reused") == len(pids)
-        assert {p.name: int(p.read_text()) for p in (state / "pids").iterdir()} == pids
+        assert {p.stem: int(p.read_text()) for p in (state / "pids").iterdir()} == pids
 
         # `source .devstack/env` is enough for the azure SDKs.
         sourced = _source(state / "env")
