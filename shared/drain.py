@@ -102,6 +102,9 @@ def _parse(ctx: AppContext, messages: list, result: DrainResult, now: datetime |
             log.error("dropping a submit message that is not ours: %.200r", m.content)
             done.append(m)
             continue
+        if _already_submitted(ctx, m, data):
+            done.append(m)
+            continue
         pipeline = ctx.config.pipeline(item.pipeline)
         try:
             if pipeline is None:
@@ -116,6 +119,20 @@ def _parse(ctx: AppContext, messages: list, result: DrainResult, now: datetime |
             continue
         pending[item.pipeline].add(spec, data.get("recordEtag"), m)
     return pending, done
+
+
+def _already_submitted(ctx: AppContext, message, data: dict) -> bool:
+    """A redelivered submit message whose run went past `received` must not add the task again: after the
+    reconciler recorded and deleted the task, a second add would run the container a second time. Only
+    redeliveries are checked (a first delivery always follows a fresh `received` record), so a burst costs no
+    extra table reads."""
+    if (getattr(message, "dequeue_count", 1) or 1) <= 1 or not data.get("runId"):
+        return False
+    record = ctx.runs.get(data["pipeline"], data["runId"])
+    if record is None or record.get("state") == "received":
+        return False
+    log.info("submit message for run %s is a redelivery; the run is already %s", data["runId"], record["state"])
+    return True
 
 
 def _submit(ctx: AppContext, pipeline: str, work: _Pending, result: DrainResult, now: datetime | None

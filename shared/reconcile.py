@@ -10,6 +10,7 @@ never reached.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
 from shared import ids
@@ -161,9 +162,7 @@ class Reconciler:
         tail = self._stderr_tail(container, prefix) if outcome["state"] == "failed" else None
         manifest = build_manifest(record, job_id, task_id, outcome, outputs, logs, tail, now_iso())
         manifest_name = f"{prefix}/manifest.json"
-        self.ctx.storage.blob.get_blob_client(container, manifest_name).upload_blob(
-            json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"), overwrite=True,
-            content_settings=ContentSettings(content_type="application/json"))
+        self._write_manifest(container, manifest_name, manifest)
         fields = {**record_update(manifest, manifest_name), "jobId": job_id,
                   "manifest": json.dumps(completion_message(manifest, container, manifest_name),
                                          ensure_ascii=False)[:30000]}
@@ -180,9 +179,26 @@ class Reconciler:
         self.ctx.messenger.completed(message)
         self.ctx.runs.merge(pipeline, task_id, {"notified": True})
 
+    def _write_manifest(self, container: str, name: str, manifest: dict) -> None:
+        data = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
+        settings = ContentSettings(content_type="application/json")
+        client = self.ctx.storage.blob.get_blob_client(container, name)
+        try:
+            client.upload_blob(data, overwrite=True, content_settings=settings)
+        except ResourceNotFoundError:
+            log.warning("output container %s is missing; creating it to record the result", container)
+            with contextlib.suppress(ResourceExistsError):
+                self.ctx.storage.blob.create_container(container)
+            client.upload_blob(data, overwrite=True, content_settings=settings)
+
     def _outputs(self, container: str, prefix: str) -> tuple[list[dict], dict]:
         cc = self.ctx.storage.blob.get_container_client(container)
-        listing = [(b.name, b.size) for b in cc.list_blobs(name_starts_with=prefix + "/")]
+        try:
+            listing = [(b.name, b.size) for b in cc.list_blobs(name_starts_with=prefix + "/")]
+        except ResourceNotFoundError:
+            # The output container is gone (Batch then failed the upload too): record the run without outputs
+            # rather than failing this task on every tick.
+            listing = []
         return split_outputs(container, prefix, listing)
 
     def _stderr_tail(self, container: str, prefix: str) -> str | None:

@@ -131,3 +131,33 @@ def test_drain_takes_at_most_its_limit_per_tick(app):
     runs = [ids.blob_task_id("transform", app.input_container, n, app.ctx.storage.blob.get_blob_client(
         app.input_container, n).get_blob_properties().etag) for n in names]
     assert {r["state"] for r in app.wait_terminal("transform", runs).values()} == {"succeeded"}
+
+
+def test_redelivered_submit_message_after_completion_does_not_run_the_container_again(app):
+    """A submit message that comes back (its delete was lost) after the run was recorded and its task deleted
+    must not add the task again: the container would run a second time and rewrite the outputs."""
+    import json
+
+    name = "transform/redelivered.txt"
+    app.upload(name, b"just once\n")
+    app.blob_event(name)
+    submit_queue = app.ctx.messenger.client(app.ctx.settings.queues.submit)
+    original = [m.content for m in submit_queue.peek_messages(max_messages=32)
+                if json.loads(m.content).get("name") == name]
+    assert len(original) == 1
+    app.tick("submit_drain")
+    etag = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties().etag
+    run_id = ids.blob_task_id("transform", app.input_container, name, etag)
+    assert app.wait_terminal("transform", [run_id])[run_id]["state"] == "succeeded"
+    app.tick("reconciler")
+
+    # The same message again, as a redelivery (it will be received with a dequeue count above 1).
+    sent = submit_queue.send_message(original[0])
+    redelivered = submit_queue.receive_message(visibility_timeout=1)
+    assert redelivered.id == sent.id
+    time.sleep(1.5)
+    app.tick("submit_drain")
+    assert [m for m in submit_queue.peek_messages(max_messages=32) if m.id == sent.id] == []  # consumed
+    jobs = [j.id for j in app.ctx.batch.list_jobs() if j.id.startswith(app.ctx.settings.job_prefix)]
+    assert [t.id for j in jobs for t in app.ctx.batch.list_tasks(j) if t.id == run_id] == []
+    assert app.record("transform", run_id)["state"] == "succeeded"
