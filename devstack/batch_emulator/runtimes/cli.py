@@ -35,6 +35,8 @@ import time
 from base64 import b64encode
 from pathlib import Path
 
+from devstack import image_copy
+
 from .base import Mount, PullError, RegistryAuth, RunSpec, StartError
 from .errors import brief, classify_create_error, classify_pull_error
 from .images import is_loopback, normalize_server, registry_of
@@ -101,8 +103,8 @@ class ContainerCliRuntime:
         self, args: list[str], timeout: float = _CLI_TIMEOUT, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess:
         """Run the engine CLI with argv (never a shell). Callers must not put secrets in `args`."""
-        return subprocess.run(
-            [self.executable, *args],
+        return subprocess.run(  # noqa: S603 - argv list
+            image_copy.argv(self.executable, args, self.name),
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -10,6 +10,8 @@ import pytest
 from azure.batch import models as m
 from azure.storage.blob import BlobServiceClient
 
+from devstack import image_copy
+
 from .conftest import read_file, vm_config, wait_for, wait_nodes, wait_task
 
 pytestmark = pytest.mark.integration
@@ -37,7 +39,7 @@ def new_job(client) -> str:
 
 
 def podman(stack, *args) -> subprocess.CompletedProcess:
-    return subprocess.run(["podman", *args], env=stack.container_env(), capture_output=True, text=True, timeout=120)
+    return subprocess.run(image_copy.argv("podman", args), env=stack.container_env(), capture_output=True, text=True, timeout=120)
 
 
 def test_container_task_gets_batch_mounts_env_and_workdir(client, stack):

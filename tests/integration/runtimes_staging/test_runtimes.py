@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack import image_copy
 from devstack.batch_emulator.runtimes import (
     Mount,
     PullError,
@@ -66,8 +67,8 @@ def pushed_image(podman, podman_env, images, registry) -> str:
     auth = Path(podman_env["CONTAINERS_CONF"]).parent / "push-auth.json"
     podman_auth = f"{registry.username}:{registry.password}".encode()
     auth.write_text(json.dumps({"auths": {registry.server: {"auth": base64.b64encode(podman_auth).decode()}}}))
-    subprocess.run(["podman", "push", "-q", "--tls-verify=false", "--authfile", str(auth), remote], env=env,
-                   check=True, capture_output=True)
+    subprocess.run(image_copy.argv("podman", ["push", "-q", "--tls-verify=false", "--authfile", str(auth), remote]),
+                   env=env, check=True, capture_output=True)
     auth.unlink()
     subprocess.run(["podman", "rmi", remote], env=env, check=True, capture_output=True)
     return remote
