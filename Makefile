@@ -37,4 +37,5 @@ bench: setup
 	@$(PY) -m bench $(BENCH_ARGS)
 
 clean: down
+	@if [ -x $(PY) ]; then $(PY) -c 'from devstack.containers import remove_outside_runroot as r; r()'; fi
 	rm -rf .devstack

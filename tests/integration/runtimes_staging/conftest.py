@@ -28,6 +28,8 @@ from pathlib import Path
 import bcrypt
 import pytest
 
+from devstack import image_copy
+from devstack.containers import podman_config, remove_outside_runroot
 from devstack.local_accounts import AZURITE_ACCOUNT, AZURITE_KEY
 
 REPO = Path(__file__).resolve().parents[3]
@@ -66,20 +68,16 @@ def stop(proc: subprocess.Popen) -> None:
 def podman_env(tmp_path_factory) -> dict[str, str]:
     if not shutil.which("podman"):
         pytest.skip("podman is not installed (bash devstack/setup.sh installs it)")
-    base = tmp_path_factory.mktemp("podman")
-    (base / "containers.conf").write_text(
-        '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\nruntime = "runc"\n'
-        f'tmp_dir = "{base}/tmp"\n'
-    )
-    (base / "storage.conf").write_text(
-        f'[storage]\ndriver = "overlay"\ngraphroot = "{base}/storage"\nrunroot = "{base}/run"\n'
-    )
-    env = {"CONTAINERS_CONF": str(base / "containers.conf"),
-           "CONTAINERS_STORAGE_CONF": str(base / "storage.conf")}
+    # The stack's own podman settings (devstack/containers.py), written under a private temp folder.
+    # pytest's temp paths are deep, so this also exercises the short outside runroot (see runroot_for).
+    state = tmp_path_factory.mktemp("podman")
+    env = podman_config(state)
     yield env
     full = {**os.environ, **env}
+    # Not `podman system reset`: it also touches root's ~/.config/containers. The temp folder goes with pytest's.
     subprocess.run(["podman", "rm", "-a", "-f", "-t", "0"], env=full, capture_output=True, check=False)
-    subprocess.run(["podman", "system", "reset", "-f"], env=full, capture_output=True, check=False)
+    subprocess.run(["podman", "rmi", "-a", "-f"], env=full, capture_output=True, check=False)
+    remove_outside_runroot(state)
 
 
 @pytest.fixture(scope="session")
@@ -108,9 +106,9 @@ def images(podman_env, tmp_path_factory) -> Images:
     subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
     env = {**os.environ, **podman_env}
     plain, entry = "localhost/rs-test/box:plain", "localhost/rs-test/box:entry"
-    subprocess.run(["podman", "import", "-q", str(tar), plain], env=env, check=True, capture_output=True)
-    subprocess.run(["podman", "import", "-q", "--change", 'ENTRYPOINT ["/bin/echo", "from-entrypoint"]',
-                    str(tar), entry], env=env, check=True, capture_output=True)
+    subprocess.run(image_copy.argv("podman", ["import", "-q", str(tar), plain]), env=env, check=True, capture_output=True)
+    subprocess.run(image_copy.argv("podman", ["import", "-q", "--change", 'ENTRYPOINT ["/bin/echo", "from-entrypoint"]',
+                                                   str(tar), entry]), env=env, check=True, capture_output=True)
     return Images(plain, entry)
 
 

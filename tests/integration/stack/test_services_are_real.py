@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
+import tarfile
 import uuid
+from pathlib import Path
 
 import pytest
+
+from devstack import image_copy
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +45,7 @@ def test_queue_round_trip_through_azurite(queue_service):
 
 
 def _engine(stack, *args, check=True):
-    return subprocess.run([stack.runtime, *args], env=stack.container_env(), capture_output=True, text=True,
+    return subprocess.run(image_copy.argv(stack.runtime, args, stack.runtime), env=stack.container_env(), capture_output=True, text=True,
                           timeout=120, check=check)
 
 
@@ -97,3 +102,45 @@ def test_container_runs_with_bind_mount_env_and_exit_code(stack, tmp_path):
     assert result.returncode == 7, result.stderr
     assert (tmp_path / "count.txt").read_text().strip() == "3"
     assert (tmp_path / "greeting.txt").read_text() == "hello there\n"
+
+
+def _tree(folder):
+    """`folder` and what is under it (None when it does not exist): each path, size and modification time.
+    The folder's own time changes when a file is made in it, even one deleted again at once."""
+    if not folder.exists():
+        return None
+    return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in [folder, *folder.rglob("*")])
+
+
+def _tiny_rootfs() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"copy test\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_image_push_and_pull_write_nothing_outside_the_repository(stack):
+    """Root's podman keeps a blob-info cache in /var/lib/containers/cache on every pull, push and import unless
+    told otherwise, and makes a temp file in /var/tmp on every run; the stack's image build, the emulator's pulls
+    and a container run leave both folders exactly as they were."""
+    from devstack import containers
+    from devstack.batch_emulator.runtimes import ContainerCliRuntime, RegistryAuth
+
+    if stack.runtime != "podman" or not image_copy.namespace_available():
+        pytest.skip("needs rootful podman and permission to make a mount namespace")
+    watched = [image_copy.BLOB_INFO_CACHE_DIR.parent, Path("/var/tmp")]  # noqa: S108 - watched, not written
+    before = [_tree(w) for w in watched]
+    engine = containers.Engine("podman", {k: v for k, v in stack.container_env().items() if k.startswith("CONTAINERS_")})
+    ref = f"{stack.registry_server}/eventbatch/copytest:{uuid.uuid4().hex[:8]}"
+    engine.run("import", "-", ref, input_=_tiny_rootfs())
+    engine.run("run", "--rm", "--pull", "never", stack.worker_image, "true")
+    engine.run("push", "--tls-verify=false", "--creds", f"{stack.registry_username}:{stack.registry_password}", ref)
+    engine.run("rmi", ref)
+    runtime = ContainerCliRuntime("podman", env=stack.container_env())
+    runtime.pull(ref, RegistryAuth(stack.registry_server, stack.registry_username, stack.registry_password))
+    assert runtime.has_image(ref)
+    engine.run("rmi", ref)
+    assert [_tree(w) for w in watched] == before

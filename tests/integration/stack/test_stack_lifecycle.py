@@ -13,6 +13,8 @@ import uuid
 
 import pytest
 
+from devstack.containers import remove_outside_runroot
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -32,8 +34,15 @@ def _source(env_file) -> dict[str, str]:
     return dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item)
 
 
-def test_up_twice_reuses_then_down_stops_everything(tmp_path):
-    state = tmp_path / "state"
+@pytest.fixture
+def state(tmp_path):
+    """The private stack's state folder; pytest's temp path is deep, so its podman runroot is in /tmp."""
+    folder = tmp_path / "state"
+    yield folder
+    remove_outside_runroot(folder)
+
+
+def test_up_twice_reuses_then_down_stops_everything(state):
     env = {**os.environ, "EVENTBATCH_STATE_DIR": str(state),
            "EVENTBATCH_AZURITE_BLOB_PORT": str(_free_port()), "EVENTBATCH_AZURITE_QUEUE_PORT": str(_free_port()),
            "EVENTBATCH_AZURITE_TABLE_PORT": str(_free_port()), "EVENTBATCH_REGISTRY_PORT": str(_free_port()),
@@ -70,12 +79,12 @@ def test_up_twice_reuses_then_down_stops_everything(tmp_path):
         assert f"127.0.0.1:{env[key]} " not in listening
 
 
-def test_port_taken_by_a_stranger_is_a_clear_error(tmp_path):
+def test_port_taken_by_a_stranger_is_a_clear_error(state):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        env = {**os.environ, "EVENTBATCH_STATE_DIR": str(tmp_path / "state"),
+        env = {**os.environ, "EVENTBATCH_STATE_DIR": str(state),
                "EVENTBATCH_AZURITE_BLOB_PORT": str(port), "EVENTBATCH_AZURITE_QUEUE_PORT": str(_free_port()),
                "EVENTBATCH_AZURITE_TABLE_PORT": str(_free_port())}
         result = _eventbatch(env, "up", "--no-host")
