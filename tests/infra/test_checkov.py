@@ -7,7 +7,9 @@ would conflict with the app's.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -21,8 +23,12 @@ CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 def report() -> dict:
     if not CHECKOV.exists():
         pytest.fail(f"{CHECKOV} is missing: run `bash devstack/setup.sh` (make setup) to create .venv-checkov")
-    result = subprocess.run([str(CHECKOV), "-d", "infra", "--framework", "bicep", "--skip-download", "-o", "json"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    # checkov's update checker keeps a cache under the user's cache folder: point it at a temp folder, so the
+    # suite writes nothing in ~/.cache.
+    with tempfile.TemporaryDirectory(prefix="checkov-cache-") as cache:
+        result = subprocess.run([str(CHECKOV), "-d", "infra", "--framework", "bicep", "--skip-download", "-o", "json"],
+                                capture_output=True, text=True, cwd=ROOT, timeout=120,
+                                env={**os.environ, "XDG_CACHE_HOME": cache})
     assert result.returncode in (0, 1), result.stderr[-2000:]
     return json.loads(result.stdout)
 
