@@ -6,8 +6,8 @@ them, so images and containers live in `.devstack/containers/` and nothing outsi
 A working docker engine, when one is present, is used instead.
 
 One exception to "everything under the state folder": podman 4.3 + conmon 2.1 cannot use a storage runroot longer
-than about 50 characters (the attach socket under it is silently unusable, and every `podman kill` of an attached
-`podman run` then waits 15 s for the fallback). A clone at a deep path would hit that, so when
+than about 50 characters: every `podman kill` of an attached `podman run` then waits 15 s before the run notices
+(measured; most likely a unix-socket path limit, like podman issues #8798 and #9264). A clone at a deep path would hit that, so when
 `<state>/containers/run` is too long the runroot moves to a short per-stack folder in the temp directory
 (runtime state only: /run-like, rebuilt by podman, removed by `make clean`).
 """
@@ -55,10 +55,9 @@ def runroot_for(state: Path) -> Path:
     if len(str(inside)) <= RUNROOT_MAX_CHARS:
         return inside
     tag = hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:12]
-    for base in (Path(tempfile.gettempdir()), Path("/tmp")):  # noqa: S108 - a short, private folder is the point
-        short = base / f"eventbatch-{os.getuid()}-{tag}" / "run"
-        if len(str(short)) <= RUNROOT_MAX_CHARS:
-            return short
+    short = Path(tempfile.gettempdir()) / f"eventbatch-{os.getuid()}-{tag}" / "run"
+    if len(str(short)) > RUNROOT_MAX_CHARS:  # a long TMPDIR
+        short = Path("/tmp") / short.parent.name / "run"  # noqa: S108 - a short, private folder is the point
     return short
 
 

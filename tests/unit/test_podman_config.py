@@ -50,3 +50,10 @@ def test_runroot_never_exceeds_the_limit_when_the_temp_folder_is_short(length, m
     monkeypatch.setattr(containers.tempfile, "gettempdir", lambda: "/tmp")
     state = Path("/" + "x" * length) / ".devstack"
     assert len(str(runroot_for(state))) <= RUNROOT_MAX_CHARS
+
+
+def test_a_long_temp_folder_falls_back_to_tmp(monkeypatch):
+    monkeypatch.setattr(containers.tempfile, "gettempdir", lambda: "/var/" + "t" * 60)
+    runroot = runroot_for(Path("/" + "x" * 60) / ".devstack")
+    assert runroot.parent.parent == Path("/tmp") and runroot.parent.name.startswith("eventbatch-")
+    assert len(str(runroot)) <= RUNROOT_MAX_CHARS
