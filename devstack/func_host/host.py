@@ -35,8 +35,9 @@ from devstack.func_host.loader import LoadedFunction, load_functions
 from devstack.func_host.ncrontab import parse_schedule
 from devstack.func_host.queue_listener import QueueListener
 from devstack.func_host.renewer import Renewer
-from devstack.func_host.status import StatusFile, now_iso, pid_alive
+from devstack.func_host.status import StatusFile, now_iso
 from devstack.func_host.timer_listener import TimerListener
+from devstack.services import pid_alive
 
 log = logging.getLogger("func_host")
 

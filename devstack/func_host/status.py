@@ -12,20 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from devstack.func_host.errors import HostError
+from devstack.services import pid_alive
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class StatusFile:

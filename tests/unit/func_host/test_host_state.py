@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,21 @@ def test_status_file_refuses_a_second_live_host(tmp_path):
         sleeper.wait()
     status.check_not_running(previous, "h1")  # dead now: a restart may proceed
     status.check_not_running({"pid": 1, "state": "stopped"}, "h1")  # cleanly stopped: never blocks
+
+
+def test_a_killed_host_left_as_a_zombie_does_not_block_a_restart(tmp_path):
+    """A host killed by its parent (a test, a supervisor) that has not reaped it yet is a zombie: not running."""
+    status = StatusFile(tmp_path)
+    host = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        host.kill()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{host.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child never became a zombie"
+            time.sleep(0.01)
+        status.check_not_running({"pid": host.pid, "state": "running", "host_id": "h1"}, "h1")
+    finally:
+        host.wait()
 
 
 def test_status_is_written_atomically_under_both_names(tmp_path):
