@@ -13,26 +13,17 @@ unmodified azure-batch 15.1 client, as an application would:
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from devstack.batch_emulator.launcher import EmulatorProcess
+from devstack.local_accounts import BATCH_ACCOUNT_KEY, BATCH_ACCOUNT_NAME
+
 ROOT = Path(__file__).resolve().parents[1]
-KEY = "ZXZlbnRiYXRjaC1sb2NhbC1lbXVsYXRvci13ZWxsLWtub3duLWtleS1ub3QtYS1zZWNyZXQ="
-ACCOUNT = "eventbatchlocal"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stack_env() -> dict[str, str]:
@@ -49,34 +40,16 @@ def stack_env() -> dict[str, str]:
 
 @contextmanager
 def emulator(runtime: str, extra_env: dict | None = None):
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-batch-") as data:
-        env = {**os.environ, **(extra_env or {})}
-        proc = subprocess.Popen([sys.executable, "-m", "devstack.batch_emulator", "--host", "127.0.0.1", "--port",
-                                 str(port), "--data-dir", data, "--account", f"{ACCOUNT}:{KEY}", "--runtime", runtime,
-                                 "--log-level", "WARNING"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(url + "/_emulator/health", timeout=1).read()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise RuntimeError("the emulator did not start") from None
-                    time.sleep(0.1)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
+        with EmulatorProcess(Path(tmp) / "data", runtime, extra_env, ("--log-level", "WARNING")) as emu:
+            yield emu.url
 
 
 def client(url: str):
     from azure.batch import BatchClient
     from azure.core.credentials import AzureNamedKeyCredential
 
-    return BatchClient(url, AzureNamedKeyCredential(ACCOUNT, KEY))
+    return BatchClient(url, AzureNamedKeyCredential(BATCH_ACCOUNT_NAME, BATCH_ACCOUNT_KEY))
 
 
 def _pool(m, pool_id: str, nodes: int, slots: int, container: dict | None = None):

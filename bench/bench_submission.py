@@ -22,21 +22,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
-REPO = Path(__file__).resolve().parent.parent
+from devstack.batch_emulator.launcher import EmulatorProcess
 
 
 class CallCounter(SansIOHTTPPolicy):
@@ -54,31 +50,6 @@ class CallCounter(SansIOHTTPPolicy):
         with self._lock:
             out, self.calls = self.calls, []
         return out
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_emulator(env: dict, data_dir: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devstack.batch_emulator", "--host", "127.0.0.1", "--port", str(port),
-         "--data-dir", data_dir, "--account", f"{env['BATCH_ACCOUNT_NAME']}:{env['BATCH_ACCOUNT_KEY']}",
-         "--runtime", "process"], env={**os.environ, **env}, cwd=REPO,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/_emulator/health", timeout=1).close()  # noqa: S310 - loopback
-            return proc, url
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the private Batch emulator did not start")
 
 
 def _context(stack_env: dict, batch_url: str, tag: str, counter: CallCounter):
@@ -220,11 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(info.env)
     tag = secrets.token_hex(3)
     counter = CallCounter()
-    with tempfile.TemporaryDirectory(prefix="bench-submission-") as tmp:
-        proc, url = _start_emulator(env, tmp)
+    with (tempfile.TemporaryDirectory(prefix="bench-submission-") as tmp,
+          EmulatorProcess(Path(tmp) / "data", "process", env, account=env["BATCH_ACCOUNT_NAME"],
+                          key=env["BATCH_ACCOUNT_KEY"], stop_timeout=15) as emulator):
         ctx = None
         try:
-            ctx = _context(env, url, tag, counter)
+            ctx = _context(env, emulator.url, tag, counter)
             names = [f"transform/burst-{i:05d} file.txt" for i in range(args.files)]
             queued = [f"transform/queued-{i:05d} file.txt" for i in range(args.files)]
             _upload(ctx, names + queued)
@@ -235,8 +207,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if ctx is not None:
                 _cleanup(ctx)
-            proc.terminate()
-            proc.wait(timeout=15)
     n = args.files
     rows = [
         ("Batch API calls per task", f"{ours['calls'] / n:.3f} ({ours['calls']} calls, {ours['adds']} "

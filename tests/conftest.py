@@ -7,6 +7,7 @@ left alone. EVENTBATCH_KEEP_STACK=1 keeps what we started, to speed up repeated 
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -61,6 +62,13 @@ class StackHandle:
         """Environment for running the container CLI against the stack's engine and storage."""
         keys = ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF")
         return {**os.environ, **{k: self.env[k] for k in keys if k in self.env}}
+
+    def batch_emulator_env(self) -> dict[str, str]:
+        """What a private Batch emulator needs on top of os.environ to run the stack's containers and staging
+        (the shared one gets the same from devstack.stack.batch_emulator_service)."""
+        return {**self.env, "BATCH_EMULATOR_STORAGE_CONNECTION_STRING": self.storage_connection_string,
+                "BATCH_EMULATOR_REGISTRY_CREDENTIALS": json.dumps(
+                    {self.registry_server: {"username": self.registry_username, "password": self.registry_password}})}
 
 
 @pytest.fixture(scope="session")

@@ -10,67 +10,29 @@ input objects (QueueMessage, TimerRequest) or an azure.storage.blob.BlobClient f
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
+from devstack.batch_emulator.launcher import EmulatorProcess
+
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_health(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"Batch emulator exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback
-                return json.loads(resp.read())
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"Batch emulator did not become healthy: {log.read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="session")
 def batch_emulator(stack, tmp_path_factory):
     """A private emulator with the stack's container runtime settings; yields its URL."""
     data = tmp_path_factory.mktemp("batch")
-    port = _free_port()
-    env = {**os.environ, **stack.env,
-           "BATCH_EMULATOR_STORAGE_CONNECTION_STRING": stack.storage_connection_string,
-           "BATCH_EMULATOR_REGISTRY_CREDENTIALS": json.dumps(
-               {stack.registry_server: {"username": stack.registry_username, "password": stack.registry_password}})}
-    log = data / "emulator.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "devstack.batch_emulator", "--host", "127.0.0.1", "--port", str(port),
-             "--data-dir", str(data / "state"), "--account", f"{stack.batch_account}:{stack.batch_key}",
-             "--runtime", "auto"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-    try:
-        health = _wait_health(f"http://127.0.0.1:{port}/_emulator/health", proc, log)
+    with EmulatorProcess(data / "state", "auto", stack.batch_emulator_env(), account=stack.batch_account,
+                         key=stack.batch_key, log=data / "emulator.log", stop_timeout=15) as emu:
+        health = emu.health()
         if health.get("runtime") == "unavailable":
             pytest.skip(f"no container runtime for the Batch emulator: {health.get('runtimeProblem')}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        yield emu.url
 
 
 TEST_PIPELINES = [

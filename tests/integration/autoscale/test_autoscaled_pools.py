@@ -7,29 +7,16 @@ autoScaleEvaluationInterval can stay at the REST API's PT5M minimum.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from devstack.batch_emulator.launcher import EmulatorProcess
+
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[3]
-ACCOUNT = "eventbatchlocal"
-KEY = "ZXZlbnRiYXRjaC1sb2NhbC1lbXVsYXRvci13ZWxsLWtub3duLWtleS1ub3QtYS1zZWNyZXQ="
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,30 +24,12 @@ def batch():
     from azure.batch import BatchClient
     from azure.core.credentials import AzureNamedKeyCredential
 
-    port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="autoscale-emulator-") as data:
-        env = {**os.environ, "BATCH_EMULATOR_AUTOSCALE_SAMPLE_INTERVAL": "1",
-               "BATCH_EMULATOR_AUTOSCALE_EVALUATION_INTERVAL": "PT2S"}
-        proc = subprocess.Popen([sys.executable, "-m", "devstack.batch_emulator", "--host", "127.0.0.1", "--port",
-                                 str(port), "--data-dir", data, "--account", f"{ACCOUNT}:{KEY}", "--runtime",
-                                 "process", "--log-level", "WARNING"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(url + "/_emulator/health", timeout=1).read()
-                    break
-                except OSError:
-                    assert proc.poll() is None and time.monotonic() < deadline, "the emulator did not start"
-                    time.sleep(0.1)
-            client = BatchClient(url, AzureNamedKeyCredential(ACCOUNT, KEY))
+    env = {"BATCH_EMULATOR_AUTOSCALE_SAMPLE_INTERVAL": "1", "BATCH_EMULATOR_AUTOSCALE_EVALUATION_INTERVAL": "PT2S"}
+    with tempfile.TemporaryDirectory(prefix="autoscale-emulator-") as tmp:
+        with EmulatorProcess(Path(tmp) / "data", "process", env, ("--log-level", "WARNING")) as emu:
+            client = BatchClient(emu.url, AzureNamedKeyCredential(emu.account, emu.key))
             yield client
             client.close()
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
 
 
 def _create_autoscaled_pool(client, pool_id: str, formula: str) -> None:
