@@ -96,7 +96,8 @@ class EmulatorProcess:
             tail = self.log.read_text(errors="replace")[-LOG_TAIL_CHARS:]
         except OSError:
             tail = "(no log)"
-        raise EmulatorStartError(f"Batch emulator ({' '.join(self.command())}) {what}; log {self.log}:\n{tail}")
+        shown = " ".join(self.command()).replace(f"{self.account}:{self.key}", f"{self.account}:<key>")
+        raise EmulatorStartError(f"Batch emulator ({shown}) {what}; log {self.log}:\n{tail}")
 
     @property
     def running(self) -> bool:

@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> Config:
     for item in ns.account or [f"{DEFAULT_ACCOUNT}:{DEFAULT_KEY}"]:
         name, sep, key = item.partition(":")
         if not sep or not name or not key:
-            raise ConfigError(f"--account {item!r}: expected NAME:KEY, e.g. {DEFAULT_ACCOUNT}:{DEFAULT_KEY}")
+            raise ConfigError(f"--account {item!r}: expected NAME:KEY with a base64 KEY, e.g. {DEFAULT_ACCOUNT}:<base64 key>")
         if not name.isalnum() or not name.islower() or not 3 <= len(name) <= 24:
             raise ConfigError(f"--account {name}: a Batch account name is 3-24 lower-case letters and digits")
         try:

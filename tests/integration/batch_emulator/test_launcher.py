@@ -27,6 +27,7 @@ def test_an_emulator_that_exits_at_once_raises_with_the_log_path_and_its_tail(tm
     assert "exited with code 2" in message
     assert str(emu.log) in message
     assert "--account 'no-key-here': expected NAME:KEY" in message
+    assert emu.key not in message, "the account key must not be shown in the error"
     assert not emu.running
 
 
