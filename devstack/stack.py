@@ -101,9 +101,17 @@ def azurite_service(ports: Ports) -> Service:
     )
 
 
-def batch_emulator_service(ports: Ports, env: dict[str, str]) -> Service:
+def batch_emulator_env(env: dict[str, str]) -> dict[str, str]:
+    """The stack env plus what a Batch emulator needs to stage files through Azurite and pull from the registry
+    (the shared emulator and the tests' private ones alike)."""
     registry_creds = {env["REGISTRY_SERVER"]: {"username": env["REGISTRY_USERNAME"],
                                                "password": env["REGISTRY_PASSWORD"]}}
+    return {**env,
+            "BATCH_EMULATOR_STORAGE_CONNECTION_STRING": env["AZURE_STORAGE_CONNECTION_STRING"],
+            "BATCH_EMULATOR_REGISTRY_CREDENTIALS": json.dumps(registry_creds)}
+
+
+def batch_emulator_service(ports: Ports, env: dict[str, str]) -> Service:
     return Service(
         name="batch-emulator",
         command=[PY, "-m", "devstack.batch_emulator", "--host", "127.0.0.1", "--port", str(ports.batch),
@@ -112,9 +120,7 @@ def batch_emulator_service(ports: Ports, env: dict[str, str]) -> Service:
                  "--runtime", os.environ.get("EVENTBATCH_BATCH_RUNTIME", "auto")],
         port=ports.batch,
         healthy=lambda: (http_status(f"http://127.0.0.1:{ports.batch}/_emulator/health") or (0,))[0] == 200,
-        env={**env,
-             "BATCH_EMULATOR_STORAGE_CONNECTION_STRING": env["AZURE_STORAGE_CONNECTION_STRING"],
-             "BATCH_EMULATOR_REGISTRY_CREDENTIALS": json.dumps(registry_creds)},
+        env=batch_emulator_env(env),
         hint="with EVENTBATCH_BATCH_PORT",
     )
 

@@ -7,7 +7,6 @@ left alone. EVENTBATCH_KEEP_STACK=1 keeps what we started, to speed up repeated 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
@@ -64,11 +63,10 @@ class StackHandle:
         return {**os.environ, **{k: self.env[k] for k in keys if k in self.env}}
 
     def batch_emulator_env(self) -> dict[str, str]:
-        """What a private Batch emulator needs on top of os.environ to run the stack's containers and staging
-        (the shared one gets the same from devstack.stack.batch_emulator_service)."""
-        return {**self.env, "BATCH_EMULATOR_STORAGE_CONNECTION_STRING": self.storage_connection_string,
-                "BATCH_EMULATOR_REGISTRY_CREDENTIALS": json.dumps(
-                    {self.registry_server: {"username": self.registry_username, "password": self.registry_password}})}
+        """What a private Batch emulator needs on top of os.environ to run the stack's containers and staging."""
+        from devstack.stack import batch_emulator_env
+
+        return batch_emulator_env(self.env)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -29,17 +28,12 @@ import bcrypt
 import pytest
 
 from devstack import image_copy
+from devstack.batch_emulator.launcher import free_port
 from devstack.containers import podman_config, remove_outside_runroot
 from devstack.local_accounts import AZURITE_ACCOUNT, AZURITE_KEY
 
 REPO = Path(__file__).resolve().parents[3]
 BUSYBOX_APPLETS = ("sh", "cat", "echo", "sleep", "env", "pwd", "ls", "true", "false", "id", "wc")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 20.0) -> None:

@@ -133,7 +133,7 @@ def test_image_push_and_pull_write_nothing_outside_the_repository(stack):
         pytest.skip("needs rootful podman and permission to make a mount namespace")
     watched = [image_copy.BLOB_INFO_CACHE_DIR.parent, Path("/var/tmp")]  # noqa: S108 - watched, not written
     before = [_tree(w) for w in watched]
-    engine = containers.Engine("podman", {k: v for k, v in stack.container_env().items() if k.startswith("CONTAINERS_")})
+    engine = containers.Engine("podman", stack.container_env())
     ref = f"{stack.registry_server}/eventbatch/copytest:{uuid.uuid4().hex[:8]}"
     engine.run("import", "-", ref, input_=_tiny_rootfs())
     engine.run("run", "--rm", "--pull", "never", stack.worker_image, "true")

@@ -13,15 +13,10 @@ import uuid
 
 import pytest
 
+from devstack.batch_emulator.launcher import free_port as _free_port
 from devstack.containers import remove_outside_runroot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _eventbatch(env, *args):
