@@ -30,6 +30,7 @@ class AppContext:
     access: object  # shared.task_spec.BlobAccess
     batch: object  # azure.batch.BatchClient
     submitter: Submitter
+    batcher: object = None  # shared.batcher.Batcher, made with the context
 
     @classmethod
     def create(cls, settings: Settings, *, batch_client=None, ensure_resources: bool = True) -> AppContext:
@@ -45,18 +46,25 @@ class AppContext:
             if p.blob_input and p.outputs.container == p.blob_input.container:
                 raise ConfigError(f"pipelines.yaml pipeline {p.name}: outputs.container must differ from the input "
                                   "container, or every output would trigger the pipeline again")
+            if settings.marker_container in (p.outputs.container, p.blob_input and p.blob_input.container):
+                raise ConfigError(f"setting MARKER_CONTAINER: {settings.marker_container!r} is a container of "
+                                  f"pipeline {p.name}; completion markers need a container of their own")
         storage = StorageClients(settings.storage)
         runs = RunStore(storage.table.get_table_client(settings.runs_table))
         messenger = Messenger(storage.queue, settings.queues)
         if ensure_resources:
             runs.ensure()
             messenger.ensure()
-            _ensure_containers(storage, {p.outputs.container for p in config.pipelines.values()})
+            _ensure_containers(storage, {p.outputs.container for p in config.pipelines.values()}
+                               | {settings.marker_container})
         batch = batch_client or make_batch_client(settings.batch)
-        return cls(settings=settings, config=config, storage=storage, runs=runs, messenger=messenger,
-                   access=make_access(storage, settings.sas_validity, settings.node_identity_resource_id),
-                   batch=batch, submitter=Submitter(batch, config,
-                                                    create_missing_pools=settings.create_missing_pools))
+        ctx = cls(settings=settings, config=config, storage=storage, runs=runs, messenger=messenger,
+                  access=make_access(storage, settings.sas_validity, settings.node_identity_resource_id),
+                  batch=batch, submitter=Submitter(batch, config, create_missing_pools=settings.create_missing_pools))
+        from shared.batcher import Batcher
+
+        ctx.batcher = Batcher(ctx, hold=settings.submit_hold.total_seconds())
+        return ctx
 
 
 def _ensure_containers(storage: StorageClients, names: set[str]) -> None:

@@ -1,10 +1,11 @@
-"""Intake: a blob event or a queue request -> run records + (submit message | Batch tasks) or one rejection.
+"""Intake: a blob event or a queue request -> run records + Batch tasks, or one rejection.
 
-Blob events are buffered: the record is written in state `received` and a compact message goes to the submit
-queue; the drain (shared.drain) submits everything waiting in bulk, so a burst of 1,000 files costs about ten
-Batch calls instead of a thousand. A request already is a batch, so it is submitted directly.
+A blob event writes its run record in state `received` (with its inbox entry, one table transaction) and hands
+the task to this worker's Batcher (shared.batcher), which adds it at once when it arrived alone, or together with
+the others of a burst, so 1,000 files cost about ten Batch calls instead of a thousand. A request already is a
+batch, so it is submitted directly, within its invocation.
 Rejections happen once per bad input: a record in state `rejected` (keyed by the input's identity, so a
-redelivered bad event finds it) and one message on the rejected queue.
+redelivered bad event finds it) and one message on the rejected queue, sent by whoever created the record.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from shared import ids
 from shared.context import AppContext
 from shared.errors import Rejection
+from shared.notify import notify_rejection
 from shared.records import now_iso
+from shared.submission import PendingRun, submit_runs
 from shared.task_spec import build_task, plan_merge
 from shared.work_items import (
     BlobInfo,
@@ -80,29 +83,23 @@ def list_prefix(ctx: AppContext, ref, cap: int) -> list[BlobInfo]:
 def reject(ctx: AppContext, *, partition: str, run_id: str, rejection: Rejection, source: str, payload: str,
            fields: dict | None = None) -> IntakeResult:
     """Record the rejection and announce it once; safe to call again for the same input."""
+    stamp = now_iso()
     record_fields = {"source": source, "reason": rejection.reason, "rejectionCode": rejection.code,
-                     "payload": payload[:4000], "notified": False, **(fields or {})}
+                     "payload": payload[:4000], "notified": False, "notifyClaimedAt": stamp, **(fields or {})}
     created, record = ctx.runs.create(partition, run_id, "rejected", record_fields)
-    if not created and record.get("state") != "rejected":
-        # An earlier delivery got further (e.g. submitted) before this one failed: keep the better record.
-        return IntakeResult("duplicate", (run_id,))
-    if created or not record.get("notified"):
-        message = {"runId": run_id, "state": "rejected", "code": rejection.code, "reason": rejection.reason,
-                   "source": source, "pipeline": None if partition == UNROUTED else partition, "payload": payload,
-                   "rejectedAt": record.get("rejectedAt") or now_iso(), **(fields or {})}
-        ctx.messenger.reject(message)
-        ctx.runs.merge(partition, run_id, {"notified": True})
+    if not created:
+        # Rejected before (its creator sent the message; the safety net repairs a claim whose sender died), or an
+        # earlier delivery got further (e.g. submitted) before this one failed: keep the better record.
+        return IntakeResult("duplicate", (run_id,), record.get("reason"))
+    message = {"runId": run_id, "state": "rejected", "code": rejection.code, "reason": rejection.reason,
+               "source": source, "pipeline": None if partition == UNROUTED else partition, "payload": payload,
+               "rejectedAt": record.get("rejectedAt") or stamp, **(fields or {})}
+    notify_rejection(ctx, record, message)
     log.warning("rejected %s: %s", run_id, rejection.reason)
     return IntakeResult("rejected", (run_id,), rejection.reason)
 
 
 # ---- blob events -----------------------------------------------------------------------------------------
-def submit_message(item: WorkItem, run_id: str, record_etag: str | None = None) -> dict:
-    b = item.blob
-    return {"v": 1, "runId": run_id, "recordEtag": record_etag, "pipeline": item.pipeline, "container": b.container,
-            "name": b.name, "etag": b.etag, "size": b.size, "contentType": b.content_type, "receivedAt": now_iso()}
-
-
 def handle_blob(ctx: AppContext, container: str, name: str, props_loader=None) -> IntakeResult:
     """A BlobCreated event for container/name. `props_loader()` returns the blob's properties (a HEAD through the
     trigger's BlobClient); it is called only once the name was routed and found safe."""
@@ -126,17 +123,30 @@ def handle_blob(ctx: AppContext, container: str, name: str, props_loader=None) -
         etag = info.etag
         check_size(pipeline, info)
         item = WorkItem(pipeline=pipeline.name, blob=info, source="blob")
-        spec = build_task(item, pipeline, ctx.access)  # validates the output path; the drain builds it again
+        spec = build_task(item, pipeline, ctx.access)  # validates the output path
     except Rejection as exc:
         run_id = ids.rejection_id("blob", container, name, etag)
         return reject(ctx, partition=pipeline_name, run_id=run_id, rejection=exc, source="blob", payload=payload,
                       fields={"inputContainer": container, "inputName": name, "inputEtag": etag or None})
     created, record = ctx.runs.create(pipeline.name, spec.task_id, "received", record_fields(item, spec))
-    if not created and record.get("state") != "received":
-        log.info("duplicate event for %s/%s (run %s is %s)", container, name, spec.task_id, record.get("state"))
-        return IntakeResult("duplicate", (spec.task_id,))
-    ctx.messenger.submit(submit_message(item, spec.task_id, record.get("_etag")))
-    return IntakeResult("queued", (spec.task_id,))
+    if created:
+        ctx.batcher.offer(pipeline.name, PendingRun(spec=spec, etag=record.get("_etag")))
+        return IntakeResult("queued", (spec.task_id,))
+    if record.get("state") == "received" and _older_than(record.get("receivedAt"), ctx.settings.resubmit_after):
+        # A repeated event for a run whose first worker seems to have died before submitting it: submit it now
+        # (its record is read again just before the add) rather than waiting for the safety net.
+        ctx.batcher.offer(pipeline.name, PendingRun(spec=spec, etag=record.get("_etag")), recheck=True)
+        return IntakeResult("queued", (spec.task_id,))
+    log.info("duplicate event for %s/%s (run %s is %s)", container, name, spec.task_id, record.get("state"))
+    return IntakeResult("duplicate", (spec.task_id,))
+
+
+def _older_than(stamp, age) -> bool:
+    try:
+        then = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return datetime.now(then.tzinfo) - then >= age
 
 
 def record_fields(item: WorkItem, spec) -> dict:
@@ -192,20 +202,12 @@ def submit_request(ctx: AppContext, pipeline: str, request_id: str, specs: list,
     # A redelivered request stays in the job it was first submitted to (the merge task depends on its siblings).
     job_id = next((r["jobId"] for r in existing.values() if r.get("jobId")), None) or ids.job_id(
         ctx.settings.job_prefix, pipeline, ctx.settings.job_period, now)
-    ctx.submitter.ensure_job(job_id, pipeline)
-    to_submit = [s for s in specs if s.task_id in etags]
-    outcome = ctx.submitter.submit(job_id, to_submit)
-    ctx.runs.advance_many(pipeline, {t: etags[t] for t in outcome.accepted if t in etags}, "submitted",
-                          {"jobId": job_id})
-    for task_id, reason in outcome.rejected.items():
-        ctx.runs.advance(pipeline, task_id, "rejected", {"reason": reason, "rejectionCode": "batch-client-error",
-                                                         "jobId": job_id})
-        ctx.messenger.reject({"runId": task_id, "state": "rejected", "code": "batch-client-error", "reason": reason,
-                              "source": "queue", "pipeline": pipeline, "requestId": request_id})
-    if outcome.unsubmitted:
+    runs = [PendingRun(spec=s, etag=etags[s.task_id]) for s in specs if s.task_id in etags]
+    report = submit_runs(ctx, pipeline, runs, now=now, job_id=job_id, defer=False)
+    if report.deferred:
         # Leave the message to the host: it comes back (dequeue count) and the IDs make the retry idempotent.
-        raise RuntimeError(f"{len(outcome.unsubmitted)} task(s) of request {request_id} could not be submitted "
-                           f"yet ({next(iter(outcome.unsubmitted.values()))}); the request will be retried")
-    return IntakeResult("submitted", tuple(s.task_id for s in specs), job_id=job_id, batch_calls=outcome.calls)
+        raise RuntimeError(f"{len(report.deferred)} task(s) of request {request_id} could not be submitted "
+                           f"yet ({next(iter(report.deferred.values()))}); the request will be retried")
+    return IntakeResult("submitted", tuple(s.task_id for s in specs), job_id=job_id, batch_calls=report.batch_calls)
 
 

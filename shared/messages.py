@@ -2,8 +2,10 @@
 messageEncoding "none", so `az storage message put --content '{...}'` works for requests).
 
     requests     in:  {pipeline, inputs, overrides?, idempotencyKey?}            (queue trigger)
-    submit       internal: {v, runId, pipeline, container, name, etag, size, contentType, receivedAt}
-                 (blob intake -> drain; deleted only after Batch accepted the task)
+    submit       internal: {v: 2, pipeline, runIds, attempt, lastError}: runs Batch could not take yet, sent
+                 invisible for a back-off (shared.submission) and taken by the queue-triggered drain
+    taskcheck    internal: {jobId, taskId, attempt}: a delayed look at a task whose completion marker arrived
+                 before Batch showed it completed (shared.completion)
     rejected     out: {runId, reason, code, source, pipeline?, payload, rejectedAt}
     completions  out: {runId, pipeline, state: succeeded, jobId, taskId, input, manifest, outputs, ...}
     failures     out: the same shape with state failed, exitCode and failure
@@ -53,14 +55,18 @@ class Messenger:
             except ResourceExistsError:
                 pass
 
-    def send(self, queue: str, message: dict) -> None:
-        self.client(queue).send_message(encode(message))
+    def send(self, queue: str, message: dict, delay: int = 0) -> None:
+        """Send a message; `delay` seconds keep it invisible (a back-off or a delayed look)."""
+        self.client(queue).send_message(encode(message), visibility_timeout=delay or None)
 
     def reject(self, message: dict) -> None:
         self.send(self.names.rejected, fit(message, "payload"))
 
-    def submit(self, message: dict) -> None:
-        self.send(self.names.submit, message)
+    def submit(self, message: dict, delay: int = 0) -> None:
+        self.send(self.names.submit, message, delay)
+
+    def check(self, message: dict, delay: int = 0) -> None:
+        self.send(self.names.check, message, delay)
 
     def completed(self, message: dict) -> None:
         queue = self.names.completions if message.get("state") == "succeeded" else self.names.failures

@@ -1,16 +1,20 @@
-"""The reconciler: completed Batch tasks -> manifest, run record, completion/failure message; then cleanup.
+"""The safety net: what no event reports, found on a timer minutes apart (RECONCILE_SCHEDULE, every 5 min).
 
-One tick costs one jobs listing plus one filtered, $select-ed task listing per active job (paged at 1000), however
-many tasks there are. Each completed task is finished exactly once: the run record's move to succeeded/failed is
-guarded by its ETag (the winner writes the message) and `notified` records that the message went out, so a crash
-between the two is repaired on the next tick. Recorded tasks are deleted (TASK_RETENTION=PT0S) or kept for the
-retention; jobs of past periods with nothing left are deleted, so listings stay short and the active-job quota is
-never reached.
+Runs are submitted on arrival (shared.batcher) and completed on their marker's event (shared.completion). A tick
+of the safety net finds what those paths cannot:
+- completed tasks nobody recorded: a task that failed before it ran (a resource file or image pull failure
+  uploads nothing, so no marker), a lost or late marker event. One jobs listing plus one filtered, $select-ed task
+  listing per active job (paged at 1000), however many tasks there are;
+- unfinished runs, from the inbox (shared.records, one key-range query per pipeline): a run left `received` with no
+  task after RESUBMIT_AFTER (its worker died before submitting) is submitted again, once its record is read again;
+  a `submitted` run whose task no longer exists is failed with a reason, and so is a run stuck for RUN_STUCK_AFTER;
+  a run whose message was claimed but never marked sent (its worker died in between) gets its message;
+- cleanup: recorded tasks are deleted (TASK_RETENTION), dependency chains once their merge is recorded, and jobs
+  of past periods with nothing left, so listings stay short and the active-job quota is never reached.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -18,24 +22,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import ContentSettings
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from shared import ids
 from shared.batch_client import call
+from shared.completion import TASK_FIELDS, Completer, delete_marker, pipeline_of_job
 from shared.context import AppContext
-from shared.manifest import (
-    STDERR_TAIL_BYTES,
-    build_manifest,
-    completion_message,
-    record_update,
-    split_outputs,
-    task_outcome,
-)
-from shared.records import TERMINAL, now_iso
+from shared.manifest import completion_message
+from shared.notify import notify_completion, notify_failure, notify_rejection
+from shared.records import INBOX_PREFIX, TERMINAL
+from shared.submission import fail_unsubmitted, rebuild, submit_runs
 
 log = logging.getLogger("eventbatch.reconcile")
-TASK_FIELDS = ["id", "state", "executionInfo", "stateTransitionTime", "dependsOn"]
 WORKERS = 8
 
 
@@ -43,30 +41,35 @@ WORKERS = 8
 class ReconcileResult:
     recorded: list[str] = field(default_factory=list)
     running: int = 0
+    resubmitted: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    renotified: list[str] = field(default_factory=list)
     deleted_tasks: int = 0
     deleted_jobs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     batch_calls: int = 0
 
 
+def _time(value) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 class Reconciler:
     def __init__(self, ctx: AppContext, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.ctx = ctx
         self.clock = clock
+        self.completer = Completer(ctx)
         self._running_seen: set[str] = set()
-        # Tasks recorded and announced but still in Batch (retention, or fan-out tasks waiting for their merge):
-        # remembered so that each tick does not read their records again.
+        # Tasks recorded but still in Batch (retention, or fan-out tasks waiting for their merge): remembered so
+        # that each tick does not read their records again.
         self._known: dict[str, dict] = {}
 
     @property
     def batch(self):
         return self.ctx.batch
-
-    def _pipeline_of(self, job_id: str) -> str | None:
-        prefix = self.ctx.settings.job_prefix + "-"
-        if not job_id.startswith(prefix) or ids.job_period_start(job_id, self.ctx.settings.job_prefix) is None:
-            return None
-        return job_id[len(prefix):].rsplit("-", 1)[0]
 
     def tick(self) -> ReconcileResult:
         result = ReconcileResult()
@@ -74,20 +77,27 @@ class Reconciler:
         jobs = call(lambda: list(self.batch.list_jobs(filter=f"startswith(id,'{prefix}')", select=["id", "state"])),
                     "list jobs")
         result.batch_calls += 1
+        seen: set[str] = set()
         for job in jobs:
             job_id = job["id"]
-            pipeline = self._pipeline_of(job_id)
+            pipeline = pipeline_of_job(self.ctx, job_id)
             if pipeline is None:
                 continue
             clean = True
             if job.get("state") in ("active", "terminating", "completed", "disabled"):
-                clean = self._reconcile_job(job_id, pipeline, result)
+                clean = self._reconcile_job(job_id, pipeline, result, seen)
             if clean:
                 self._cleanup_job(job_id, job.get("state"), result)
+        for pipeline in self.ctx.config.pipelines:
+            try:
+                self._inbox(pipeline, seen, result)
+            except Exception:  # noqa: BLE001 - one pipeline's trouble must not stop the others
+                log.exception("safety net: the inbox of %s could not be processed", pipeline)
+                result.errors.append(f"inbox:{pipeline}")
         return result
 
-    # ---- one job -----------------------------------------------------------------------------------------
-    def _reconcile_job(self, job_id: str, pipeline: str, result: ReconcileResult) -> bool:
+    # ---- tasks Batch has finished --------------------------------------------------------------------------
+    def _reconcile_job(self, job_id: str, pipeline: str, result: ReconcileResult, seen: set[str]) -> bool:
         try:
             tasks = call(lambda: [t.as_dict() for t in self.batch.list_tasks(
                 job_id, filter="state eq 'running' or state eq 'completed'", select=TASK_FIELDS,
@@ -95,6 +105,7 @@ class Reconciler:
         except ResourceNotFoundError:
             return False
         result.batch_calls += 1
+        seen.update(t["id"] for t in tasks)
         completed = [t for t in tasks if t.get("state") == "completed"]
         for t in tasks:
             if t.get("state") == "running" and t["id"] not in self._running_seen:
@@ -128,6 +139,12 @@ class Reconciler:
                 result.batch_calls += count
         return ok
 
+    @staticmethod
+    def _completed_before(task: dict, cutoff: datetime) -> bool:
+        when = task.get("stateTransitionTime")
+        when = when if isinstance(when, datetime) else _time(when)
+        return when is None or when <= cutoff
+
     def _mark_running(self, pipeline: str, task: dict) -> None:
         started = (task.get("executionInfo") or {}).get("startTime")
         if self.ctx.runs.advance(pipeline, task["id"], "running", {"startedAt": str(started) if started else None}):
@@ -135,81 +152,128 @@ class Reconciler:
         self._running_seen.add(task["id"])
 
     def _safe_finish(self, job_id: str, pipeline: str, task: dict) -> tuple[str, dict | None]:
-        try:
-            return self.finish(job_id, pipeline, task)
-        except Exception:  # noqa: BLE001 - one bad task must not stop the others; retried next tick
-            log.exception("recording task %s/%s failed", job_id, task.get("id"))
-            return "error", None
-
-    def finish(self, job_id: str, pipeline: str, task: dict) -> tuple[str, dict | None]:
-        """Record one completed task: ('recorded' now | 'known' earlier | 'foreign' no record, the record)."""
         task_id = task["id"]
         self._running_seen.discard(task_id)
         if task_id in self._known:
             return "known", self._known[task_id]
-        record = self.ctx.runs.get(pipeline, task_id)
+        try:
+            record = self.ctx.runs.get(pipeline, task_id)
+            # A task that completed moments ago is its marker event's to record; the safety net takes it only
+            # once the event had time to arrive.
+            grace = min(self.ctx.settings.resubmit_after, timedelta(seconds=60))
+            if record is not None and record.get("state") not in TERMINAL and \
+                    not self._completed_before(task, self.clock() - grace):
+                return "fresh", record
+            status, record = self.completer.finish(job_id, pipeline, task, record=record)
+        except Exception:  # noqa: BLE001 - one bad task must not stop the others; retried next tick
+            log.exception("recording task %s/%s failed", job_id, task_id)
+            return "error", None
+        if status in ("recorded", "known"):
+            self._known[task_id] = {"mergeTaskId": (record or {}).get("mergeTaskId")}
+            delete_marker(self.ctx, job_id, task_id)
+        return status, record
+
+    # ---- unfinished runs (the inbox) -----------------------------------------------------------------------
+    def _inbox(self, pipeline: str, seen: set[str], result: ReconcileResult) -> None:
+        settings = self.ctx.settings
+        now = self.clock()
+        resubmit = []
+        for entry in self.ctx.runs.inbox(pipeline):
+            run_id = entry.get("runId") or entry["RowKey"].removeprefix(INBOX_PREFIX)
+            since = _time(entry.get("since")) or now
+            age = now - since
+            state = entry.get("state")
+            if state in TERMINAL:
+                if age >= settings.notify_repair_after:
+                    self._renotify(pipeline, run_id, result)
+                continue
+            if run_id in seen:
+                continue  # Batch shows it running or completed: the listing above took care of it
+            if state == "received":
+                if age < settings.resubmit_after or entry.get("attempts"):
+                    continue  # its worker may still hold it; a deferred run has its own retry message
+                record = self.ctx.runs.get(pipeline, run_id)
+                if record is None or record.get("state") != "received":
+                    continue
+                if record.get("requestId"):
+                    if age >= settings.run_stuck_after:
+                        self._fail(pipeline, run_id, f"its request was never submitted in {_words(age)}", result)
+                    continue  # a request is retried through its queue message
+                run = rebuild(self.ctx, record, attempt=1)
+                if run is not None:
+                    resubmit.append(run)
+            elif state in ("submitted", "running") and age >= settings.resubmit_after:
+                self._check_submitted(pipeline, run_id, entry.get("jobId"), age, result)
+        if resubmit:
+            report = submit_runs(self.ctx, pipeline, resubmit)
+            result.resubmitted.extend(report.submitted)
+            result.batch_calls += report.batch_calls
+            log.info("safety net: %d run(s) of %s were left received; %d submitted again", len(resubmit),
+                     pipeline, len(report.submitted))
+
+    def _check_submitted(self, pipeline: str, run_id: str, job_id: str | None, age: timedelta,
+                         result: ReconcileResult) -> None:
+        record = self.ctx.runs.get(pipeline, run_id)
+        if record is None or record.get("state") in TERMINAL:
+            return
+        job_id = job_id or record.get("jobId")
+        try:
+            task = call(lambda: self.batch.get_task(job_id, run_id, select=TASK_FIELDS).as_dict(),
+                        f"get task {job_id}/{run_id}") if job_id else None
+        except ResourceNotFoundError:
+            task = None
+        result.batch_calls += 1
+        if task is None:
+            self._fail(pipeline, run_id, f"its Batch task {job_id}/{run_id} no longer exists (deleted outside the "
+                                         "app, or its job was deleted)", result)
+        elif task.get("state") == "completed":
+            status, _ = self._safe_finish(job_id, pipeline, task)
+            if status == "recorded":
+                result.recorded.append(run_id)
+        elif age >= self.ctx.settings.run_stuck_after:
+            with_reason = f"its task was still {task.get('state')} after {_words(age)} (RUN_STUCK_AFTER)"
+            try:
+                call(lambda: self.batch.terminate_task(job_id, run_id), f"terminate task {run_id}")
+            except HttpResponseError as exc:
+                log.warning("terminating stuck task %s: %s", run_id, exc)
+            self._fail(pipeline, run_id, with_reason, result)
+
+    def _fail(self, pipeline: str, run_id: str, reason: str, result: ReconcileResult) -> None:
+        if fail_unsubmitted(self.ctx, pipeline, run_id, reason):
+            result.failed.append(run_id)
+
+    def _renotify(self, pipeline: str, run_id: str, result: ReconcileResult) -> None:
+        """A terminal run whose message was claimed but never marked sent: claim it again and send it."""
+        record = self.ctx.runs.get(pipeline, run_id)
         if record is None:
-            return "foreign", None
-        if record.get("state") in TERMINAL:
-            if not record.get("notified") and record.get("state") != "rejected":
-                self._notify(pipeline, task_id, record)
-            self._known[task_id] = {"mergeTaskId": record.get("mergeTaskId")}
-            return "known", record
-        outcome = task_outcome(task)
-        container = record.get("outputContainer")
-        prefix = record.get("outputPrefix")
-        outputs, logs = self._outputs(container, prefix)
-        tail = self._stderr_tail(container, prefix) if outcome["state"] == "failed" else None
-        manifest = build_manifest(record, job_id, task_id, outcome, outputs, logs, tail, now_iso())
-        manifest_name = f"{prefix}/manifest.json"
-        self._write_manifest(container, manifest_name, manifest)
-        fields = {**record_update(manifest, manifest_name), "jobId": job_id,
-                  "manifest": json.dumps(completion_message(manifest, container, manifest_name),
-                                         ensure_ascii=False)[:30000]}
-        moved = self.ctx.runs.advance(pipeline, task_id, outcome["state"], fields, record=record)
-        if moved is None:
-            return "known", record  # another reconciler recorded it first
-        self._notify(pipeline, task_id, moved)
-        self._known[task_id] = {"mergeTaskId": moved.get("mergeTaskId")}
-        return "recorded", moved
-
-    def _notify(self, pipeline: str, task_id: str, record: dict) -> None:
-        message = json.loads(record["manifest"]) if record.get("manifest") else {
-            "runId": task_id, "state": record.get("state"), "pipeline": pipeline}
-        self.ctx.messenger.completed(message)
-        self.ctx.runs.merge(pipeline, task_id, {"notified": True})
-
-    def _write_manifest(self, container: str, name: str, manifest: dict) -> None:
-        data = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
-        settings = ContentSettings(content_type="application/json")
-        client = self.ctx.storage.blob.get_blob_client(container, name)
-        try:
-            client.upload_blob(data, overwrite=True, content_settings=settings)
-        except ResourceNotFoundError:
-            log.warning("output container %s is missing; creating it to record the result", container)
-            with contextlib.suppress(ResourceExistsError):
-                self.ctx.storage.blob.create_container(container)
-            client.upload_blob(data, overwrite=True, content_settings=settings)
-
-    def _outputs(self, container: str, prefix: str) -> tuple[list[dict], dict]:
-        cc = self.ctx.storage.blob.get_container_client(container)
-        try:
-            listing = [(b.name, b.size) for b in cc.list_blobs(name_starts_with=prefix + "/")]
-        except ResourceNotFoundError:
-            # The output container is gone (Batch then failed the upload too): record the run without outputs
-            # rather than failing this task on every tick.
-            listing = []
-        return split_outputs(container, prefix, listing)
-
-    def _stderr_tail(self, container: str, prefix: str) -> str | None:
-        client = self.ctx.storage.blob.get_blob_client(container, f"{prefix}/logs/stderr.txt")
-        try:
-            size = client.get_blob_properties().size
-            offset = max(0, size - STDERR_TAIL_BYTES)
-            data = client.download_blob(offset=offset, length=size - offset).readall() if size else b""
-        except ResourceNotFoundError:
-            return None
-        return data.decode("utf-8", "replace")
+            self.ctx.runs.forget(pipeline, run_id)
+            return
+        if record.get("notified"):
+            self.ctx.runs.forget(pipeline, run_id)
+            return
+        claimed_at = _time(record.get("notifyClaimedAt"))
+        if claimed_at and self.clock() - claimed_at < self.ctx.settings.notify_repair_after:
+            return
+        claimed = self.ctx.runs.claim_notification(record)
+        if claimed is None:
+            return
+        state = claimed.get("state")
+        if state == "rejected":
+            notify_rejection(self.ctx, claimed, {"runId": run_id, "state": "rejected",
+                                                 "code": claimed.get("rejectionCode"), "reason": claimed.get("reason"),
+                                                 "source": claimed.get("source"), "pipeline": pipeline,
+                                                 "requestId": claimed.get("requestId")})
+        elif claimed.get("manifestBlob"):
+            container, name = claimed.get("outputContainer"), claimed["manifestBlob"]
+            try:
+                manifest = json.loads(self.ctx.storage.blob.get_blob_client(container, name).download_blob().readall())
+                notify_completion(self.ctx, claimed, completion_message(manifest, container, name))
+            except (ResourceNotFoundError, ValueError):
+                notify_failure(self.ctx, claimed, _bare_message(claimed, pipeline))
+        else:
+            notify_failure(self.ctx, claimed, _bare_message(claimed, pipeline))
+        result.renotified.append(run_id)
+        log.warning("safety net: sent the message of run %s, whose worker stopped before sending it", run_id)
 
     # ---- cleanup -----------------------------------------------------------------------------------------
     def _delete_if_due(self, job_id: str, task: dict, also: list[str], keep_self: bool = False) -> int:
@@ -217,12 +281,8 @@ class Reconciler:
         passed; returns the number of delete calls."""
         retention = self.ctx.settings.task_retention
         if retention > timedelta(0):
-            end = (task.get("executionInfo") or {}).get("endTime")
-            try:
-                ended = datetime.fromisoformat(str(end).replace("Z", "+00:00"))
-            except ValueError:
-                return 0
-            if self.clock() - ended < retention:
+            ended = _time((task.get("executionInfo") or {}).get("endTime"))
+            if ended is None or self.clock() - ended < retention:
                 return 0
         calls = 0
         for task_id in [*also, *([] if keep_self else [task["id"]])]:
@@ -255,6 +315,22 @@ class Reconciler:
             log.info("deleted finished job %s (state %s)", job_id, state)
         except (ResourceNotFoundError, HttpResponseError) as exc:
             log.warning("cleanup of job %s: %s", job_id, exc)
+
+
+def _bare_message(record: dict, pipeline: str) -> dict:
+    return {"runId": record["RowKey"], "state": record.get("state"), "pipeline": pipeline,
+            "taskId": record["RowKey"], "requestId": record.get("requestId"), "exitCode": record.get("exitCode"),
+            "failure": {"code": record.get("failureCode"), "message": record.get("failureMessage")}
+            if record.get("failureCode") else None}
+
+
+def _words(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
 
 
 _reconciler: Reconciler | None = None

@@ -4,7 +4,18 @@ Table `runs` (RUNS_TABLE): PartitionKey = pipeline name ("unrouted" for rejectio
 RowKey = run id (the Batch task ID for runs, `rej-...` for rejections).
 States: received -> submitted -> running -> succeeded | failed; rejected (terminal, from intake or a Batch client
 error). Each state sets `<state>At` (ISO 8601 UTC). Transitions use the entity's ETag, so two workers never move the
-same run twice, and `notified` records that the completion/failure/rejection message was sent.
+same run twice.
+
+The inbox. Beside every run that is not finished yet lives a small entity in the same partition, RowKey
+`~inbox-<run id>`: written in the same transaction as the run record, updated with it, and deleted in the same
+transaction that marks the run `notified` (its completion, failure or rejection message went out). It is the
+app's list of unfinished work: the safety net (shared.reconcile) reads it with a key-range query per pipeline, so
+finding a run that no event will finish never scans the table, however many finished runs it holds. Readers of
+records never see inbox rows (query() leaves them out).
+
+Notifications go out once: the writer that wins the ETag-guarded move to a terminal state also claims the
+notification (`notifyClaimedAt`) in that write, sends the message, then marks `notified`. Only a claim older than
+the repair delay may be taken over (shared.reconcile), so two concurrent finishers never both send.
 """
 
 from __future__ import annotations
@@ -14,16 +25,27 @@ from datetime import UTC, datetime
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 STATES = ("received", "submitted", "running", "succeeded", "failed", "rejected")
 TERMINAL = ("succeeded", "failed", "rejected")
 ORDER = {s: i for i, s in enumerate(STATES[:4])} | {"succeeded": 4, "failed": 4, "rejected": 4}
 MAX_TEXT = 8000
+INBOX_PREFIX = "~inbox-"
+_INBOX_END = "~inbox."  # the first key after every `~inbox-...` (ord('.') == ord('-') + 1)
+RUNS_PER_TRANSACTION = 50  # two operations per run (record + inbox); a transaction holds at most 100
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def inbox_key(run_id: str) -> str:
+    return INBOX_PREFIX + run_id
+
+
+def is_inbox(row_key: str) -> bool:
+    return row_key.startswith(INBOX_PREFIX)
 
 
 def _clean(entity: dict) -> dict:
@@ -35,6 +57,11 @@ def _clean(entity: dict) -> dict:
             v = v[:MAX_TEXT]
         out[k] = v
     return out
+
+
+def _inbox_entity(pipeline: str, run_id: str, state: str, stamp: str, **fields) -> dict:
+    return _clean({"PartitionKey": pipeline, "RowKey": inbox_key(run_id), "runId": run_id, "state": state,
+                   "since": stamp, **fields})
 
 
 class RunStore:
@@ -53,98 +80,168 @@ class RunStore:
         except ResourceNotFoundError:
             return None
 
+    # ---- creation --------------------------------------------------------------------------------------
     def create(self, pipeline: str, run_id: str, state: str, fields: dict) -> tuple[bool, dict]:
-        """Create the record; (False, existing record) when it already exists (a duplicate event). The returned
-        record carries its ETag as `_etag`."""
-        entity = _clean({"PartitionKey": pipeline, "RowKey": run_id, "state": state, f"{state}At": now_iso(),
-                         **fields})
+        """Create the record and its inbox entry in one transaction; (False, existing record) when the run exists
+        already (a duplicate event). The returned record carries its ETag as `_etag`."""
+        stamp = now_iso()
+        entity = _clean({"PartitionKey": pipeline, "RowKey": run_id, "state": state, f"{state}At": stamp, **fields})
+        inbox = _inbox_entity(pipeline, run_id, state, stamp, kind=fields.get("kind"))
         try:
-            meta = self.table.create_entity(entity)
-            return True, {**entity, "_etag": (meta or {}).get("etag")}
-        except ResourceExistsError:
-            return False, self.get(pipeline, run_id) or entity
+            results = self.table.submit_transaction([("create", entity), ("create", inbox)])
+            return True, {**entity, "_etag": (results[0] or {}).get("etag")}
+        except HttpResponseError as exc:
+            if _status(exc) != 409 and not isinstance(exc, TableTransactionError):
+                raise
+            existing = self.get(pipeline, run_id)
+            if existing is None:
+                raise  # the inbox entry exists without its record: not something a retry fixes silently
+            return False, existing
 
     def create_many(self, pipeline: str, records: Iterable[tuple[str, dict]], state: str = "received"
                     ) -> dict[str, str | None]:
-        """Create records that do not exist yet, in transactions of up to 100; returns {run id: ETag} of the new
-        ones."""
-        stamp = now_iso()
-        pending = [_clean({"PartitionKey": pipeline, "RowKey": rid, "state": state, f"{state}At": stamp, **fields})
-                   for rid, fields in records]
+        """Create records (with their inbox entries) that do not exist yet, RUNS_PER_TRANSACTION per transaction;
+        returns {run id: ETag} of the new ones."""
+        items = list(records)
         created: dict[str, str | None] = {}
-        for i in range(0, len(pending), 100):
-            chunk = pending[i:i + 100]
+        for i in range(0, len(items), RUNS_PER_TRANSACTION):
+            chunk = items[i:i + RUNS_PER_TRANSACTION]
+            stamp = now_iso()
+            ops = []
+            for rid, fields in chunk:
+                ops.append(("create", _clean({"PartitionKey": pipeline, "RowKey": rid, "state": state,
+                                              f"{state}At": stamp, **fields})))
+                ops.append(("create", _inbox_entity(pipeline, rid, state, stamp, kind=fields.get("kind"))))
             try:
-                results = self.table.submit_transaction([("create", e) for e in chunk])
-                for entity, meta in zip(chunk, results, strict=False):
-                    created[entity["RowKey"]] = (meta or {}).get("etag")
-            except (HttpResponseError, ValueError):
-                for entity in chunk:  # some exist already (a redelivered request): create the others one by one
-                    try:
-                        meta = self.table.create_entity(entity)
-                        created[entity["RowKey"]] = (meta or {}).get("etag")
-                    except ResourceExistsError:
-                        pass
+                results = self.table.submit_transaction(ops)
+                for (rid, _), meta in zip(chunk, results[::2], strict=False):
+                    created[rid] = (meta or {}).get("etag")
+            except (TableTransactionError, HttpResponseError):
+                for rid, fields in chunk:  # some exist already (a redelivered request): create the others alone
+                    made, record = self.create(pipeline, rid, state, fields)
+                    if made:
+                        created[rid] = record.get("_etag")
         return created
 
+    # ---- transitions -----------------------------------------------------------------------------------
     def advance_many(self, pipeline: str, etags: dict[str, str | None], state: str, fields: dict) -> None:
-        """Move many runs (known ETags: nobody touched them since) forward in transactions; any conflict falls
-        back to advance() one by one, which re-reads and never moves a run backwards."""
-        stamp = now_iso()
+        """Move many runs (known ETags: nobody touched them since) forward with their inbox entries, in
+        transactions; any conflict falls back to advance() one by one, which re-reads and never moves a run
+        backwards."""
         items = list(etags.items())
-        for i in range(0, len(items), 100):
-            chunk = items[i:i + 100]
+        for i in range(0, len(items), RUNS_PER_TRANSACTION):
+            chunk = items[i:i + RUNS_PER_TRANSACTION]
+            stamp = now_iso()
             ops = []
             for run_id, etag in chunk:
-                entity = _clean({"PartitionKey": pipeline, "RowKey": run_id, "state": state, f"{state}At": stamp,
-                                 **fields})
                 if not etag:
                     ops = None
                     break
-                ops.append(("update", entity, {"mode": UpdateMode.MERGE, "etag": etag,
-                                               "match_condition": MatchConditions.IfNotModified}))
+                ops.append(("update", _clean({"PartitionKey": pipeline, "RowKey": run_id, "state": state,
+                                              f"{state}At": stamp, **fields}),
+                            {"mode": UpdateMode.MERGE, "etag": etag, "match_condition": MatchConditions.IfNotModified}))
+                ops.append(("upsert", _inbox_entity(pipeline, run_id, state, stamp, jobId=fields.get("jobId")),
+                            {"mode": UpdateMode.MERGE}))
             try:
                 if ops is None:
                     raise ValueError("missing etag")
                 self.table.submit_transaction(ops)
-            except (HttpResponseError, ValueError):
+            except (TableTransactionError, HttpResponseError, ValueError):
                 for run_id, _ in chunk:
                     self.advance(pipeline, run_id, state, fields)
 
     def advance(self, pipeline: str, run_id: str, state: str, fields: dict | None = None,
                 record: dict | None = None) -> dict | None:
-        """Move a run forward to `state` (never backwards), guarded by ETag; returns the new record or None when
-        the run is already at or past that state, or someone else moved it first."""
+        """Move a run forward to `state` (never backwards), guarded by ETag, and its inbox entry with it; returns
+        the new record (with its new `_etag`) or None when the run is already at or past that state, or someone
+        else moved it first. Moving to a terminal state claims the run's notification for the caller."""
         record = record if record is not None else self.get(pipeline, run_id)
         if record is None:
             return None
         current = record.get("state", "received")
         if current in TERMINAL or ORDER.get(current, 0) >= ORDER[state]:
             return None
-        update = _clean({"PartitionKey": pipeline, "RowKey": run_id, "state": state, f"{state}At": now_iso(),
-                         **(fields or {})})
+        stamp = now_iso()
+        extra = {"notified": False, "notifyClaimedAt": stamp} if state in TERMINAL else {}
+        update = _clean({"PartitionKey": pipeline, "RowKey": run_id, "state": state, f"{state}At": stamp,
+                         **(fields or {}), **extra})
         etag = record.get("_etag")
+        kwargs = {"mode": UpdateMode.MERGE}
+        if etag:
+            kwargs.update(etag=etag, match_condition=MatchConditions.IfNotModified)
+        inbox = _inbox_entity(pipeline, run_id, state, stamp, jobId=(fields or {}).get("jobId") or record.get("jobId"))
         try:
-            if etag:
-                self.table.update_entity(update, mode=UpdateMode.MERGE, etag=etag,
-                                         match_condition=MatchConditions.IfNotModified)
-            else:
-                self.table.update_entity(update, mode=UpdateMode.MERGE)
-        except (ResourceNotFoundError, HttpResponseError) as exc:
-            if getattr(exc, "status_code", None) == 412:
+            results = self.table.submit_transaction([("update", update, kwargs),
+                                                     ("upsert", inbox, {"mode": UpdateMode.MERGE})])
+            new_etag = (results[0] or {}).get("etag")
+        except (TableTransactionError, ResourceNotFoundError, HttpResponseError) as exc:
+            if _status(exc) == 412:
                 return None
             raise
-        return {k: v for k, v in {**record, **update}.items() if k != "_etag"}
+        return {**{k: v for k, v in {**record, **update}.items() if k != "_etag"}, "_etag": new_etag}
+
+    def claim_notification(self, record: dict) -> dict | None:
+        """Take over the notification of a terminal run whose earlier claim went stale (its claimer died between
+        the state change and the message); None when another worker took it first."""
+        update = {"PartitionKey": record["PartitionKey"], "RowKey": record["RowKey"], "notifyClaimedAt": now_iso()}
+        try:
+            meta = self.table.update_entity(update, mode=UpdateMode.MERGE, etag=record.get("_etag"),
+                                            match_condition=MatchConditions.IfNotModified)
+        except HttpResponseError as exc:
+            if _status(exc) == 412:
+                return None
+            raise
+        return {**record, **update, "_etag": (meta or {}).get("etag")}
+
+    def mark_notified(self, pipeline: str, run_id: str) -> None:
+        """The run's message went out: record it and take the run out of the inbox, in one transaction."""
+        ops = [("update", {"PartitionKey": pipeline, "RowKey": run_id, "notified": True}, {"mode": UpdateMode.MERGE}),
+               ("delete", {"PartitionKey": pipeline, "RowKey": inbox_key(run_id)})]
+        try:
+            self.table.submit_transaction(ops)
+        except (TableTransactionError, HttpResponseError):
+            # No inbox entry (already removed, or a run recorded before inbox entries existed): the flag alone.
+            self.merge(pipeline, run_id, {"notified": True})
+            self.forget(pipeline, run_id)
+
+    def forget(self, pipeline: str, run_id: str) -> None:
+        """Take a run out of the inbox (it needs nothing more from the app)."""
+        try:
+            self.table.delete_entity(pipeline, inbox_key(run_id))
+        except ResourceNotFoundError:
+            pass
+
+    def touch_inbox(self, pipeline: str, run_id: str, fields: dict) -> None:
+        """Note something about an unfinished run on its inbox entry (attempts, last error)."""
+        self.table.upsert_entity(_clean({"PartitionKey": pipeline, "RowKey": inbox_key(run_id), "runId": run_id,
+                                         **fields}), mode=UpdateMode.MERGE)
 
     def merge(self, pipeline: str, run_id: str, fields: dict) -> None:
         self.table.update_entity(_clean({"PartitionKey": pipeline, "RowKey": run_id, **fields}), mode=UpdateMode.MERGE)
 
+    # ---- reading ---------------------------------------------------------------------------------------
     def query(self, filter_text: str, parameters: dict | None = None, select: list[str] | None = None) -> list[dict]:
-        return [with_etag(e) for e in self.table.query_entities(filter_text, parameters=parameters, select=select)]
+        """Run records matching the filter (inbox entries are never returned)."""
+        return [with_etag(e) for e in self.table.query_entities(filter_text, parameters=parameters, select=select)
+                if not is_inbox(e.get("RowKey", ""))]
+
+    def inbox(self, pipeline: str) -> list[dict]:
+        """The unfinished runs of a pipeline (their inbox entries): one key-range query."""
+        rows = self.table.query_entities("PartitionKey eq @p and RowKey ge @a and RowKey lt @b",
+                                         parameters={"p": pipeline, "a": INBOX_PREFIX, "b": _INBOX_END})
+        return [with_etag(e) for e in rows]
 
     def by_request(self, pipeline: str, request_id: str) -> dict[str, dict]:
         rows = self.query("PartitionKey eq @p and requestId eq @r", {"p": pipeline, "r": request_id})
         return {r["RowKey"]: r for r in rows}
+
+
+def _status(exc: Exception) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if status is None and isinstance(exc, TableTransactionError):
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+    return status
 
 
 def with_etag(entity) -> dict:

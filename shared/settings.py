@@ -73,9 +73,10 @@ class QueueNames:
     rejected: str = "rejected"
     completions: str = "completions"
     failures: str = "failures"
+    check: str = "taskcheck"
 
     def all(self) -> list[str]:
-        return [self.requests, self.submit, self.rejected, self.completions, self.failures]
+        return [self.requests, self.submit, self.rejected, self.completions, self.failures, self.check]
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,12 @@ class Settings:
     sas_validity: timedelta = timedelta(hours=12)
     node_identity_resource_id: str | None = None  # set: resource/output files by identityReference
     create_missing_pools: bool = True
-    drain_max_messages: int = 1000
-    submit_visibility: timedelta = timedelta(minutes=5)
+    marker_container: str = "markers"
+    submit_max_attempts: int = 8
+    submit_hold: timedelta = timedelta(seconds=1)
+    resubmit_after: timedelta = timedelta(minutes=2)
+    notify_repair_after: timedelta = timedelta(minutes=1)
+    run_stuck_after: timedelta = timedelta(days=2)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -121,6 +126,25 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
         raise ConfigError(f"setting {name}: {text!r} is not a whole number; use {low}..{high}") from None
     if not low <= value <= high:
         raise ConfigError(f"setting {name}: {value} is out of range; use {low}..{high}")
+    return value
+
+
+def _bounded(env: Mapping[str, str], name: str, default: str, low: timedelta, high: timedelta) -> timedelta:
+    value = _duration(env, name, default)
+    if not low <= value <= high:
+        raise ConfigError(f"setting {name}: {_get(env, name)} is out of range; use a duration between "
+                          f"{low} and {high} (ISO 8601, e.g. {default})")
+    return value
+
+
+_CONTAINER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+
+
+def _container(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _get(env, name, default)
+    if not _CONTAINER_NAME.match(value):
+        raise ConfigError(f"setting {name}: {value!r} is not a valid container name (3-63 lower-case letters, "
+                          "digits and single hyphens)")
     return value
 
 
@@ -190,7 +214,7 @@ def _batch(env: Mapping[str, str]) -> BatchSettings:
 
 def _queue_names(env: Mapping[str, str]) -> QueueNames:
     values = {}
-    for attr in ("requests", "submit", "rejected", "completions", "failures"):
+    for attr in ("requests", "submit", "rejected", "completions", "failures", "check"):
         setting = f"{attr.upper()}_QUEUE"
         value = _get(env, setting, getattr(QueueNames, attr))
         if not _QUEUE_NAME.match(value):
@@ -199,7 +223,7 @@ def _queue_names(env: Mapping[str, str]) -> QueueNames:
         values[attr] = value
     names = QueueNames(**values)
     if len(set(names.all())) != len(names.all()):
-        raise ConfigError("settings *_QUEUE: the five queues must have different names")
+        raise ConfigError("settings *_QUEUE: the six queues must have different names")
     return names
 
 
@@ -238,7 +262,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sas_validity=sas,
         node_identity_resource_id=_get(env, "BATCH_NODE_IDENTITY_RESOURCE_ID"),
         create_missing_pools=_bool(env, "CREATE_MISSING_POOLS", True),
-        drain_max_messages=_int(env, "DRAIN_MAX_MESSAGES", 1000, 1, 20000),
-        submit_visibility=_duration(env, "SUBMIT_VISIBILITY_TIMEOUT", "PT5M"),
+        marker_container=_container(env, "MARKER_CONTAINER", "markers"),
+        submit_max_attempts=_int(env, "SUBMIT_MAX_ATTEMPTS", 8, 1, 50),
+        submit_hold=_bounded(env, "SUBMIT_BATCH_HOLD", "PT1S", timedelta(0), timedelta(seconds=30)),
+        resubmit_after=_bounded(env, "RESUBMIT_AFTER", "PT2M", timedelta(seconds=5), timedelta(days=1)),
+        notify_repair_after=_bounded(env, "NOTIFY_REPAIR_AFTER", "PT1M", timedelta(seconds=5), timedelta(days=1)),
+        run_stuck_after=_bounded(env, "RUN_STUCK_AFTER", "P2D", timedelta(minutes=5), timedelta(days=180)),
         environ=env,
     )

@@ -171,6 +171,24 @@ def build_task(item: WorkItem, pipeline: Pipeline, access: BlobAccess, *, now: d
                     output_prefix=prefix, work_item=item)
 
 
+def marker_name(job_id: str, task_id: str) -> str:
+    """The completion marker's blob name in MARKER_CONTAINER (job and task ids never contain '/')."""
+    return f"{job_id}/{task_id}"
+
+
+def with_completion_marker(spec: TaskSpec, job_id: str, container_url: str, identity: dict | None) -> TaskSpec:
+    """The task with its completion marker added as the last OutputFile: a copy of the task's stderr.txt (the one
+    file every task has, usually empty; the app never reads it) uploaded on completion, success or failure, to
+    `<job id>/<task id>` in the marker container. Its blob-created event is what starts the run's completion
+    (shared.completion); Batch does not order uploads, so it only means "look at the task now"."""
+    container = {"containerUrl": container_url, "path": marker_name(job_id, spec.task_id)}
+    if identity:
+        container["identityReference"] = identity
+    marker = {"filePattern": "../stderr.txt", "destination": {"container": container},
+              "uploadOptions": {"uploadCondition": "taskcompletion"}}
+    return replace(spec, body={**spec.body, "outputFiles": [*(spec.body.get("outputFiles") or []), marker]})
+
+
 def fanout_prefix(pipeline: Pipeline, request_id: str, now: datetime | None = None) -> str:
     """The output folder shared by all fan-out tasks of a request: the template cut before the first per-input
     field. The merge task downloads everything under it."""

@@ -230,14 +230,22 @@ class Agent:
         threading.Thread(target=self._run_task, args=(a,), name=f"task-{a.task_key}", daemon=True).start()
 
     def _run_task(self, a: Assignment) -> None:
+        # The container is removed after the task is reported finished, as Batch reports a task completed once
+        # its process exited and its files are uploaded, without waiting for the container's removal.
+        leftovers: list[tuple[object, str]] = []
         try:
-            outcome = self._attempt(a)
-        except Exception as exc:  # noqa: BLE001 - report, never lose a task in "running"
-            log.exception("task %s/%s failed in the emulator", a.job_key, a.task_key)
-            outcome = Outcome(pre_processing_failure=_failure("TaskEmulatorError", str(exc)[:500], "servererror"))
-        self.model.task_finished(a.job_key, a.task_key, a.attempt, outcome)
+            try:
+                outcome = self._attempt(a, leftovers)
+            except Exception as exc:  # noqa: BLE001 - report, never lose a task in "running"
+                log.exception("task %s/%s failed in the emulator", a.job_key, a.task_key)
+                outcome = Outcome(pre_processing_failure=_failure("TaskEmulatorError", str(exc)[:500],
+                                                                  "servererror"))
+            self.model.task_finished(a.job_key, a.task_key, a.attempt, outcome)
+        finally:
+            for runtime, name in leftovers:
+                self._cleanup(runtime, name)
 
-    def _attempt(self, a: Assignment) -> Outcome:
+    def _attempt(self, a: Assignment, leftovers: list) -> Outcome:
         task, job, pool, node = a.task, a.job, a.pool, a.node
         layout = self.model.layout(a.pool_key, a.node_id)
         task_dir = layout.task_dir(job["id"], task["id"])
@@ -300,7 +308,7 @@ class Agent:
             return Outcome(exit_code=code, timed_out=timed_out, upload_failure=upload_failure,
                            container_id=handle.container_id)
         finally:
-            self._cleanup(runtime, name)
+            leftovers.append((runtime, name))
 
     @staticmethod
     def _cleanup(runtime, name: str) -> None:

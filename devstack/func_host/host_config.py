@@ -1,5 +1,10 @@
 """host.json: the subset of host settings this local host honours, typed and validated once at start-up.
 
+As in the real host, an app setting (environment variable) named ``AzureFunctionsJobHost__<path>`` overrides the
+host.json value at that path (``__`` separates levels, names are case-insensitive), for example
+``AzureFunctionsJobHost__extensions__queues__maxPollingInterval=00:00:02``: the local stack uses that to poll idle
+queues more often than an Azure deployment does, without changing host.json.
+
 Defaults follow the Azure Functions docs for the v2 host (queues/blobs extension v5):
 queues.batchSize 16 (max 32), newBatchThreshold batchSize/2 x cores, maxPollingInterval 1 min,
 visibilityTimeout 0, maxDequeueCount 5, messageEncoding base64; blobs.poisonBlobThreshold 5,
@@ -139,8 +144,42 @@ def parse_host_json(doc: dict) -> HostConfig:
     )
 
 
-def load_host_json(app_dir: Path) -> HostConfig:
-    """Read ``<app_dir>/host.json``; a missing file is an error, as it is for the real host."""
+OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
+
+
+def _setting_value(text: str):
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def apply_overrides(doc: dict, environ) -> dict:
+    """host.json with the ``AzureFunctionsJobHost__...`` settings applied (a new document)."""
+    out = json.loads(json.dumps(doc))
+    for name, value in sorted(environ.items()):
+        if not name.lower().startswith(OVERRIDE_PREFIX.lower()):
+            continue
+        path = [p for p in name[len(OVERRIDE_PREFIX):].split("__") if p]
+        if not path:
+            continue
+        node = out
+        for part in path[:-1]:
+            key = next((k for k in node if k.lower() == part.lower()), part)
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        key = next((k for k in node if k.lower() == path[-1].lower()), path[-1])
+        node[key] = _setting_value(value)
+    return out
+
+
+def load_host_json(app_dir: Path, environ=None) -> HostConfig:
+    """Read ``<app_dir>/host.json`` with the app settings' overrides; a missing file is an error, as it is for
+    the real host."""
     path = app_dir / "host.json"
     if not path.is_file():
         raise ConfigError(f"host.json not found in {app_dir}: a Functions app needs one next to function_app.py")
@@ -148,4 +187,6 @@ def load_host_json(app_dir: Path) -> HostConfig:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"host.json: invalid JSON ({exc})") from exc
+    if isinstance(doc, dict):
+        doc = apply_overrides(doc, os.environ if environ is None else environ)
     return parse_host_json(doc)

@@ -93,6 +93,35 @@ class App:
 
         return self.call(name, TimerRequest(past_due=False))
 
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the worker's Batcher has submitted everything the intake handed it."""
+        assert self.ctx.batcher.wait_idle(timeout), "the batcher did not finish submitting"
+
+    def deliver_events(self) -> int:
+        """What the host does between invocations: every completion marker present fires task_marker (as its
+        Event Grid blob event would), every due message on the check queue fires task_check. Returns how many
+        invocations ran."""
+        from azure.functions.queue import QueueMessage
+        from azure.storage.blob import BlobClient
+
+        from shared.context import get_context
+
+        ctx = get_context()
+        count = 0
+        markers = ctx.storage.blob.get_container_client(ctx.settings.marker_container)
+        for blob in markers.list_blobs():
+            client = BlobClient.from_connection_string(self.settings_env["EVENTBATCH_STORAGE"],
+                                                       ctx.settings.marker_container, blob.name)
+            self.call("task_marker", client)
+            count += 1
+        checks = ctx.messenger.client(ctx.settings.queues.check)
+        for m in checks.receive_messages(messages_per_page=32, max_messages=32, visibility_timeout=30):
+            self.call("task_check", QueueMessage(id=m.id, body=m.content.encode(), dequeue_count=m.dequeue_count,
+                                                 pop_receipt=m.pop_receipt))
+            checks.delete_message(m)
+            count += 1
+        return count
+
     def upload(self, name: str, data: bytes, container: str | None = None) -> None:
         self.ctx.storage.blob.get_blob_client(container or self.input_container, name).upload_blob(
             data, overwrite=True)
@@ -101,12 +130,14 @@ class App:
         return self.ctx.runs.get(pipeline, run_id)
 
     def wait_terminal(self, pipeline: str, run_ids, timeout: float = 120.0) -> dict[str, dict]:
-        """Tick the drain and the reconciler (as the timers would) until every run is terminal."""
+        """Deliver the runs' events (markers, checks) and tick the safety net, as the host would, until every run is
+        terminal and notified."""
         pending = set(run_ids)
         done: dict[str, dict] = {}
         deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:
-            self.tick("submit_drain")
+            self.settle()
+            self.deliver_events()
             self.tick("reconciler")
             for rid in list(pending):
                 rec = self.record(pipeline, rid)
@@ -161,7 +192,10 @@ def app(stack, batch_emulator, tmp_path_factory):
         "PIPELINES_FILE": str(pipelines), "INPUT_CONTAINER": f"in-{tag}", "OUTPUT_CONTAINER": f"out-{tag}",
         "REQUESTS_QUEUE": f"requests-{tag}", "SUBMIT_QUEUE": f"submit-{tag}", "REJECTED_QUEUE": f"rejected-{tag}",
         "COMPLETIONS_QUEUE": f"completions-{tag}", "FAILURES_QUEUE": f"failures-{tag}", "RUNS_TABLE": f"runs{tag}",
+        "CHECK_QUEUE": f"check-{tag}", "MARKER_CONTAINER": f"markers-{tag}",
         "JOB_ID_PREFIX": f"t{tag}", "POOL_SCALE_MODE": "fixed", "POOL_FIXED_NODES": "2",
+        # The safety net takes over after 5 s (2 min on Azure), so its tests need not wait long.
+        "RESUBMIT_AFTER": "PT5S", "NOTIFY_REPAIR_AFTER": "PT5S",
     }
     ctx = AppContext.create(load_settings(env))
     for container in (env["INPUT_CONTAINER"], f"data-{tag}"):  # the app creates its output containers itself
@@ -172,7 +206,7 @@ def app(stack, batch_emulator, tmp_path_factory):
     yield App(ctx=ctx, functions=functions, settings_env=env, input_container=env["INPUT_CONTAINER"],
               output_container=env["OUTPUT_CONTAINER"], data_container=f"data-{tag}")
     set_context(None)
-    for container in (env["INPUT_CONTAINER"], env["OUTPUT_CONTAINER"], f"data-{tag}"):
+    for container in (env["INPUT_CONTAINER"], env["OUTPUT_CONTAINER"], env["MARKER_CONTAINER"], f"data-{tag}"):
         ctx.storage.blob.delete_container(container)
     for queue in ctx.settings.queues.all():
         ctx.messenger.client(queue).delete_queue()

@@ -50,6 +50,6 @@ def test_local_defaults_fill_gaps_but_never_override_the_sample(tmp_path, monkey
     out = json.loads(stack.write_local_settings({"AZURE_STORAGE_CONNECTION_STRING": "AccountName=x;"}).read_text())
     values = out["Values"]
     assert values["POOL_SCALE_MODE"] == "autoscale"  # the sample wins
-    assert values["RECONCILE_SCHEDULE"] == "*/1 * * * * *"
-    assert values["SUBMIT_VISIBILITY_TIMEOUT"] == "PT30S"
+    assert values["RECONCILE_SCHEDULE"] == "*/10 * * * * *"
+    assert values["AzureFunctionsJobHost__extensions__queues__maxPollingInterval"] == "00:00:02"
     assert values["EVENTBATCH_STORAGE"] == "AccountName=x;"

@@ -1,0 +1,36 @@
+"""The app's outgoing messages about a run, sent once per run.
+
+Whoever wins the ETag-guarded move of a run to a terminal state holds its notification claim (shared.records),
+sends the one message here and marks the run `notified`, which also takes it out of the inbox. A worker that dies
+between the move and the message leaves a claim that the safety net takes over once it is stale, so a message can
+repeat only when a worker died after sending and before marking: consumers that must never see a repeat dedupe on
+`messageId` (`<run id>:<state>`, the same for every copy of a message). Delivery is at least once, with that key.
+"""
+
+from __future__ import annotations
+
+from shared.context import AppContext
+
+
+def message_id(run_id: str, state: str) -> str:
+    return f"{run_id}:{state}"
+
+
+def _send(ctx: AppContext, record: dict, message: dict, send) -> dict:
+    run_id = record["RowKey"]
+    message = {**message, "messageId": message_id(run_id, record.get("state") or message.get("state"))}
+    send(message)
+    ctx.runs.mark_notified(record["PartitionKey"], run_id)
+    return message
+
+
+def notify_rejection(ctx: AppContext, record: dict, message: dict) -> dict:
+    return _send(ctx, record, message, ctx.messenger.reject)
+
+
+def notify_failure(ctx: AppContext, record: dict, message: dict) -> dict:
+    return _send(ctx, record, message, ctx.messenger.completed)
+
+
+def notify_completion(ctx: AppContext, record: dict, message: dict) -> dict:
+    return _send(ctx, record, message, ctx.messenger.completed)

@@ -1,0 +1,206 @@
+"""Getting runs onto Batch: one bulk submission, the records that follow it, and bounded retries.
+
+`submit_runs` is the one place where created runs become Batch tasks. It adds the completion marker to every
+task (the only thing that depends on the job id), adds the tasks in bulk (shared.submitter: up to 100 per call,
+TaskExists = success, 413 split, 400 bisected), then moves the accepted runs to `submitted` in table
+transactions, and turns Batch's refusals into recorded rejections with one message each.
+
+What Batch could not take yet (it is unavailable, throttling past the retry budget, the pool is missing, the job
+cannot be created) is not retried in a loop: the runs stay `received` and one retry message per chunk goes to the
+submit queue, invisible for a back-off that grows with each attempt. The queue-triggered drain
+(functions/submit_drain.py -> `retry_from_message`) rebuilds the tasks from their records and tries again; after
+SUBMIT_MAX_ATTEMPTS the runs are failed with the last error as the reason and a failure message, instead of
+waiting for a queue's time-to-live to drop them silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared import ids
+from shared.context import AppContext
+from shared.errors import Rejection
+from shared.notify import notify_failure, notify_rejection
+from shared.task_spec import TaskSpec, build_task, with_completion_marker
+from shared.work_items import BlobInfo, WorkItem
+
+log = logging.getLogger("eventbatch.submission")
+RETRY_MESSAGE_VERSION = 2
+MAX_RUNS_PER_RETRY_MESSAGE = 400  # ~60 bytes per run id: well under the 64 KiB message limit
+
+
+@dataclass(frozen=True)
+class PendingRun:
+    """A run whose record exists in state `received`, with the task to add for it."""
+
+    spec: TaskSpec
+    etag: str | None = None  # the record's ETag when it was created (None: re-read before moving it)
+    attempt: int = 1
+
+
+@dataclass
+class SubmitReport:
+    job_id: str | None = None
+    submitted: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    deferred: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    batch_calls: int = 0
+
+
+def submit_runs(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], *, now: datetime | None = None,
+                job_id: str | None = None, defer: bool = True) -> SubmitReport:
+    """Submit the runs of one pipeline in bulk and record what became of each; never raises for Batch's answers.
+    `defer=False` leaves unsubmitted runs to the caller (a request message that the host retries)."""
+    report = SubmitReport(job_id=job_id or ids.job_id(ctx.settings.job_prefix, pipeline, ctx.settings.job_period,
+                                                      now))
+    unique = list({r.spec.task_id: r for r in runs}.values())
+    if not unique:
+        return report
+    marker_url = ctx.access.write_container_url(ctx.settings.marker_container)
+    identity = ctx.access.identity_reference()
+    try:
+        ctx.submitter.ensure_job(report.job_id, pipeline)
+    except Exception as exc:  # noqa: BLE001 - pool missing, job quota, Batch down: every run waits for a retry
+        reason = f"the job {report.job_id} could not be created or its pool is not usable: {_reason(exc)}"
+        log.warning("%s (%d run(s) wait)", reason, len(unique))
+        report.deferred = {r.spec.task_id: reason for r in unique}
+        if defer:
+            _defer(ctx, pipeline, unique, report)
+        return report
+    specs = [with_completion_marker(r.spec, report.job_id, marker_url, identity) for r in unique]
+    outcome = ctx.submitter.submit(report.job_id, specs)
+    report.batch_calls = outcome.calls
+    by_id = {r.spec.task_id: r for r in unique}
+    accepted = [t for t in outcome.accepted if t in by_id]
+    report.submitted = accepted
+    ctx.runs.advance_many(pipeline, {t: by_id[t].etag for t in accepted}, "submitted", {"jobId": report.job_id})
+    for task_id, reason in outcome.rejected.items():
+        run = by_id[task_id]
+        moved = ctx.runs.advance(pipeline, task_id, "rejected", {"reason": reason, "jobId": report.job_id,
+                                                                "rejectionCode": "batch-client-error"})
+        report.rejected[task_id] = reason
+        if moved is not None:  # the winner of the move sends the one rejection message
+            notify_rejection(ctx, moved, _rejection_message(run.spec, task_id, reason, pipeline))
+    report.deferred = dict(outcome.unsubmitted)
+    if report.deferred and defer:
+        _defer(ctx, pipeline, [by_id[t] for t in report.deferred], report)
+    return report
+
+
+def _rejection_message(spec: TaskSpec, task_id: str, reason: str, pipeline: str) -> dict:
+    message = {"runId": task_id, "state": "rejected", "code": "batch-client-error", "reason": reason,
+               "source": spec.work_item.source if spec.work_item else "queue", "pipeline": pipeline}
+    if spec.work_item is not None:
+        message.update(container=spec.work_item.blob.container, name=spec.work_item.blob.name,
+                       requestId=spec.work_item.request_id)
+    return message
+
+
+def _reason(exc: Exception) -> str:
+    text = str(getattr(getattr(exc, "error", None), "message", None) or exc) or type(exc).__name__
+    return text.splitlines()[0][:400]
+
+
+# ---- deferral and bounded retries ---------------------------------------------------------------------------
+def retry_delay(attempt: int) -> int:
+    """Seconds before attempt `attempt + 1`: 15 s, 30 s, 1 min, 2 min, ... capped at 10 min."""
+    return int(min(600, 15 * 2 ** max(0, attempt - 1)))
+
+
+def _defer(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], report: SubmitReport) -> None:
+    attempt = max(r.attempt for r in runs)
+    reason = next(iter(report.deferred.values()), "Batch did not accept the task")
+    if attempt >= ctx.settings.submit_max_attempts:
+        for r in runs:
+            why = (f"not submitted to Batch after {attempt} attempt(s); last error: "
+                   f"{report.deferred.get(r.spec.task_id) or reason}")
+            fail_unsubmitted(ctx, pipeline, r.spec.task_id, why)
+            report.failed[r.spec.task_id] = why
+        return
+    ids_ = [r.spec.task_id for r in runs]
+    for i in range(0, len(ids_), MAX_RUNS_PER_RETRY_MESSAGE):
+        chunk = ids_[i:i + MAX_RUNS_PER_RETRY_MESSAGE]
+        message = {"v": RETRY_MESSAGE_VERSION, "pipeline": pipeline, "runIds": chunk, "attempt": attempt + 1,
+                   "lastError": reason[:500]}
+        ctx.messenger.submit(message, delay=retry_delay(attempt))
+    for run_id in ids_:
+        ctx.runs.touch_inbox(pipeline, run_id, {"attempts": attempt, "lastError": reason[:500]})
+
+
+def fail_unsubmitted(ctx: AppContext, pipeline: str, run_id: str, reason: str) -> bool:
+    """A run that never reached Batch ends as `failed` with the reason and one failure message."""
+    moved = ctx.runs.advance(pipeline, run_id, "failed", {"reason": reason, "failureCode": "NotSubmitted",
+                                                          "failureMessage": reason})
+    if moved is None:
+        return False
+    notify_failure(ctx, moved, {"runId": run_id, "state": "failed", "pipeline": pipeline,
+                                "taskId": run_id, "requestId": moved.get("requestId"),
+                                "input": _input_of(moved), "exitCode": None, "result": "failure",
+                                "failure": {"code": "NotSubmitted", "message": reason}})
+    log.warning("run %s failed before reaching Batch: %s", run_id, reason)
+    return True
+
+
+def _input_of(record: dict) -> dict | None:
+    if not record.get("inputName"):
+        return None
+    return {"container": record.get("inputContainer"), "name": record.get("inputName"),
+            "etag": record.get("inputEtag"), "size": record.get("inputSize"),
+            "contentType": record.get("inputContentType")}
+
+
+def work_item_of(record: dict) -> WorkItem:
+    """The work item a blob run's record describes (what intake saw), to rebuild its task."""
+    return WorkItem(pipeline=record["PartitionKey"], source=record.get("source") or "blob",
+                    blob=BlobInfo(record["inputContainer"], record["inputName"], record["inputEtag"],
+                                  int(record.get("inputSize") or 0), record.get("inputContentType")))
+
+
+def rebuild(ctx: AppContext, record: dict, attempt: int, now: datetime | None = None) -> PendingRun | None:
+    """The task of a `received` blob run, built again from its record; None when it cannot be (the run is
+    failed with the reason)."""
+    pipeline_name = record["PartitionKey"]
+    pipeline = ctx.config.pipeline(pipeline_name)
+    try:
+        if pipeline is None:
+            raise Rejection("unknown-pipeline", f"pipeline {pipeline_name!r} no longer exists")
+        if record.get("requestId") or not record.get("inputName"):
+            raise Rejection("not-resubmittable", "the run belongs to a queue request, which is retried as a whole")
+        spec = build_task(work_item_of(record), pipeline, ctx.access, now=now)
+    except Rejection as exc:
+        fail_unsubmitted(ctx, pipeline_name, record["RowKey"], f"cannot be submitted again: {exc.reason}")
+        return None
+    if spec.task_id != record["RowKey"]:
+        fail_unsubmitted(ctx, pipeline_name, record["RowKey"], "cannot be submitted again: its task id changed "
+                                                                 "(the pipeline's configuration changed)")
+        return None
+    return PendingRun(spec=spec, etag=record.get("_etag"), attempt=attempt)
+
+
+def retry_from_message(ctx: AppContext, body: str | bytes, now: datetime | None = None) -> SubmitReport | None:
+    """A retry message from the submit queue: resubmit its runs that are still `received`."""
+    try:
+        data = json.loads(body)
+        pipeline = data["pipeline"]
+        run_ids = [str(r) for r in data["runIds"]]
+        attempt = int(data.get("attempt") or 1)
+    except (ValueError, KeyError, TypeError, RecursionError):
+        log.error("dropping a submit message that is not ours: %.200r", body)
+        return None
+    pending = []
+    for run_id in run_ids:
+        record = ctx.runs.get(pipeline, run_id)
+        if record is None or record.get("state") != "received":
+            continue  # submitted meanwhile (the safety net, or a redelivery), or finished: nothing to do
+        run = rebuild(ctx, record, attempt, now)
+        if run is not None:
+            pending.append(run)
+    if not pending:
+        return SubmitReport()
+    return submit_runs(ctx, pipeline, pending, now=now)
+
