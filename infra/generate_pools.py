@@ -16,6 +16,10 @@ How ``${NAME}`` / ``${NAME:-default}`` placeholders are resolved for Azure:
 The autoscale formula ``default`` is the app's own (``shared.autoscale_formula.default_formula``), so the pools on
 Azure scale exactly as the local emulator and the simulator do.
 
+Node images: only container-capable (DockerCompatible) Ubuntu images Batch supports are accepted, with the node
+agent that matches the image. ``--check`` also warns when a pool's node agent reaches its end of support in Batch
+within a year (NODE_AGENT_END_OF_SUPPORT, from Batch's ListSupportedImages ``batchSupportEndOfLife``).
+
 Usage: ``python infra/generate_pools.py`` (write) or ``python infra/generate_pools.py --check`` (exit 1 on drift).
 Stdlib + PyYAML only.
 """
@@ -26,6 +30,7 @@ import argparse
 import json
 import re
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +51,20 @@ ISO_DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$")
 AGENT_SKU = re.compile(r"^batch\.node\.ubuntu (\d{2})\.04$")
 MIN_UBUNTU = 22
 NODE_FILL_TYPE = "Spread"
+# End of support in Batch per node agent (ListSupportedImages "batchSupportEndOfLife"; announcements
+# https://github.com/Azure/Batch/issues/174 for 20.04 and https://github.com/Azure/Batch/issues/200 for 22.04, which
+# names microsoft-dsvm ubuntu-hpc 2404 as the container image to move to). None: no end date announced yet.
+NODE_AGENT_END_OF_SUPPORT: dict[str, date | None] = {
+    "batch.node.ubuntu 20.04": date(2025, 4, 23),
+    "batch.node.ubuntu 22.04": date(2027, 6, 30),
+    "batch.node.ubuntu 24.04": None,
+}
+# Container-capable (DockerCompatible) images and the node agent each needs (ListSupportedImages).
+CONTAINER_IMAGES = {
+    ("microsoft-dsvm", "ubuntu-hpc", "2204"): "batch.node.ubuntu 22.04",
+    ("microsoft-dsvm", "ubuntu-hpc", "2404"): "batch.node.ubuntu 24.04",
+}
+WARN_DAYS = 365
 REQUIRED_POOL_KEYS = ("id", "vmSize", "imageReference", "nodeAgentSkuId", "taskSlotsPerNode", "container", "scale")
 
 
@@ -115,6 +134,18 @@ def check_image(pool: dict[str, Any], where: str) -> dict[str, str]:
     match = AGENT_SKU.match(agent) if isinstance(agent, str) else None
     if not match or int(match.group(1)) < MIN_UBUNTU:
         raise PoolSpecError(f"{where}.nodeAgentSkuId must be 'batch.node.ubuntu 22.04' or newer, got {agent!r}")
+    image = (ref["publisher"].lower(), ref["offer"].lower(), str(ref["sku"]).lower())
+    needed = CONTAINER_IMAGES.get(image)
+    if needed is None:
+        known = ", ".join(" ".join(k) for k in CONTAINER_IMAGES)
+        raise PoolSpecError(f"{where}.imageReference {' '.join(image)} is not a container (DockerCompatible) image "
+                            f"Batch supports for these pools; use one of: {known}")
+    if agent != needed:
+        raise PoolSpecError(f"{where}.nodeAgentSkuId must be {needed!r} for image {' '.join(image)}, got {agent!r}")
+    end = NODE_AGENT_END_OF_SUPPORT.get(agent)
+    if end is not None and end <= date.today():
+        raise PoolSpecError(f"{where}.nodeAgentSkuId {agent!r}: Batch support ended on {end.isoformat()}; move to "
+                            f"microsoft-dsvm ubuntu-hpc 2404 / batch.node.ubuntu 24.04")
     return {"publisher": ref["publisher"], "offer": ref["offer"], "sku": str(ref["sku"]),
             "version": str(ref.get("version") or "latest")}
 
@@ -259,6 +290,18 @@ def generate(pipelines_path: Path = DEFAULT_PIPELINES) -> dict[str, Any]:
     }
 
 
+def support_warnings(doc: dict[str, Any], today: date) -> list[str]:
+    """Pools whose node agent reaches its end of support in Batch within WARN_DAYS of ``today``."""
+    out = []
+    for pool in doc["pools"]:
+        end = NODE_AGENT_END_OF_SUPPORT.get(pool["nodeAgentSkuId"])
+        if end is not None and (end - today).days <= WARN_DAYS:
+            out.append(f"pool {pool['id']}: node agent {pool['nodeAgentSkuId']!r} reaches its end of support in Batch "
+                       f"on {end.isoformat()} ({(end - today).days} days); move the pool to microsoft-dsvm ubuntu-hpc "
+                       f"2404 / batch.node.ubuntu 24.04 (a new pool id: Batch cannot change a pool's image)")
+    return out
+
+
 def render(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
@@ -268,14 +311,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipelines", type=Path, default=DEFAULT_PIPELINES, help="pipelines file to read")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write")
     parser.add_argument("--check", action="store_true", help="exit 1 if --output is not up to date; write nothing")
+    parser.add_argument("--today", type=date.fromisoformat, default=None,
+                        help="date the end-of-support warning counts from (YYYY-MM-DD; default: today)")
     args = parser.parse_args(argv)
     try:
-        text = render(generate(args.pipelines))
+        doc = generate(args.pipelines)
+        text = render(doc)
     except PoolSpecError as exc:
         print(f"generate_pools: {exc}", file=sys.stderr)
         return 2
     current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
     if args.check:
+        for warning in support_warnings(doc, args.today or date.today()):
+            print(f"generate_pools: warning: {warning}", file=sys.stderr)
         if current != text:
             print(f"generate_pools: {args.output} is out of date with {args.pipelines}; run "
                   f".venv/bin/python infra/generate_pools.py and commit the result", file=sys.stderr)

@@ -32,6 +32,10 @@ param registrySku string = 'Basic'
 
 param inputContainerName string = 'input'
 param outputContainerName string = 'output'
+@description('Where `eventbatch submit` stages request files (its --staging-container default); not watched by the blob trigger.')
+param uploadsContainerName string = 'uploads'
+@description('Task completion markers: every Batch task writes <jobId>/<taskId> here; the task_marker trigger reads them.')
+param markerContainerName string = 'markers'
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -46,6 +50,7 @@ var queueNames = {
   rejected: 'rejected'
   completions: 'completions'
   failures: 'failures'
+  check: 'taskcheck'
 }
 var runsTableName = 'runs'
 // Generated from pipelines.yaml by infra/generate_pools.py (a test fails when it is out of date).
@@ -90,6 +95,8 @@ module storage 'modules/storage.bicep' = {
     skuName: storageSku
     inputContainerName: inputContainerName
     outputContainerName: outputContainerName
+    uploadsContainerName: uploadsContainerName
+    markerContainerName: markerContainerName
     deploymentContainerName: deploymentContainerName
     deadLetterContainerName: deadLetterContainerName
     queueNames: [
@@ -98,6 +105,7 @@ module storage 'modules/storage.bicep' = {
       queueNames.rejected
       queueNames.completions
       queueNames.failures
+      queueNames.check
     ]
     requestsQueueName: queueNames.requests
     runsTableName: runsTableName
@@ -166,11 +174,13 @@ module functionApp 'modules/functionapp.bicep' = {
       POOL_SCALE_MODE: 'autoscale'
       INPUT_CONTAINER: inputContainerName
       OUTPUT_CONTAINER: outputContainerName
+      MARKER_CONTAINER: markerContainerName
       REQUESTS_QUEUE: queueNames.requests
       SUBMIT_QUEUE: queueNames.submit
       REJECTED_QUEUE: queueNames.rejected
       COMPLETIONS_QUEUE: queueNames.completions
       FAILURES_QUEUE: queueNames.failures
+      CHECK_QUEUE: queueNames.check
       RUNS_TABLE: runsTableName
     }
   }
@@ -201,6 +211,8 @@ output AZURE_BATCH_ACCOUNT_URL string = batch.outputs.accountEndpoint
 output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
 output INPUT_CONTAINER string = inputContainerName
 output OUTPUT_CONTAINER string = outputContainerName
+output UPLOADS_CONTAINER string = uploadsContainerName
+output MARKER_CONTAINER string = markerContainerName
 output DEADLETTER_CONTAINER string = deadLetterContainerName
 output REQUESTS_QUEUE string = queueNames.requests
 output RUNS_TABLE string = runsTableName

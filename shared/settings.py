@@ -6,8 +6,10 @@ of half-working (for example rejecting every blob).
 
 Storage: the connection named by STORAGE_CONNECTION (default `EVENTBATCH_STORAGE`, falling back to
 `AzureWebJobsStorage` like the host) is either a connection string (local: Azurite) or an identity section:
-`<NAME>__accountName` or `<NAME>__blobServiceUri` / `__queueServiceUri` / `__tableServiceUri`, with
-`<NAME>__clientId` for a user-assigned identity (DefaultAzureCredential).
+`<NAME>__blobServiceUri` / `__queueServiceUri` / `__tableServiceUri` with `<NAME>__credential=managedidentity` and
+`<NAME>__clientId` for a user-assigned identity (DefaultAzureCredential), as infra/ sets them. Not `__accountName`
+alone on Azure: the blob trigger's SDK-type binding (`blob.BlobClient`) rejects that form, although this module
+still derives the service URIs from it for the app's own clients.
 Batch: BATCH_ACCOUNT_URL plus BATCH_ACCOUNT_NAME + BATCH_ACCOUNT_KEY (local emulator), or no key: Microsoft Entra
 ID through DefaultAzureCredential (Azure; needs https, token credentials refuse plain http).
 """
@@ -170,7 +172,8 @@ def _storage(env: Mapping[str, str]) -> StorageSettings:
             if "AccountName=" not in value and "SharedAccessSignature=" not in value:
                 raise ConfigError(f"setting {setting}: not a storage connection string (no AccountName=); set a "
                                   "connection string, or remove it and use the identity settings "
-                                  f"{setting}__accountName / {setting}__blobServiceUri")
+                                  f"{setting}__blobServiceUri / __queueServiceUri / __tableServiceUri "
+                                  "(+ __credential, __clientId)")
             return StorageSettings(setting=setting, connection_string=value)
         account = _get(env, f"{setting}__accountName")
         blob = _get(env, f"{setting}__blobServiceUri")
@@ -185,11 +188,14 @@ def _storage(env: Mapping[str, str]) -> StorageSettings:
                        if not v]
             if missing:
                 raise ConfigError(f"settings {', '.join(missing)} are missing: with {setting}__blobServiceUri set "
-                                  f"them too (or set {setting}__accountName instead)")
+                                  f"them too (the blob trigger's binding needs the service URIs, not "
+                                  f"{setting}__accountName)")
             return StorageSettings(setting=setting, blob_url=blob.rstrip("/"), queue_url=queue.rstrip("/"),
                                    table_url=table.rstrip("/"), client_id=_get(env, f"{setting}__clientId"))
     raise ConfigError(f"setting {name} is missing: set it to a storage connection string (local: "
-                      f"UseDevelopmentStorage=true) or set {name}__accountName for a managed identity")
+                      f"UseDevelopmentStorage=true) or, for a managed identity, set {name}__blobServiceUri, "
+                      f"{name}__queueServiceUri, {name}__tableServiceUri, {name}__credential=managedidentity and "
+                      f"{name}__clientId")
 
 
 def _batch(env: Mapping[str, str]) -> BatchSettings:

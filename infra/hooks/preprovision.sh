@@ -1,8 +1,10 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # azd preprovision hook: refuse to provision pools that drifted from pipelines.yaml.
 # infra/pools.generated.json (what main.bicep deploys) must match what infra/generate_pools.py makes of
-# pipelines.yaml now; if not, regenerate and commit it before `azd provision`.
-set -euo pipefail
+# pipelines.yaml now; if not, regenerate and commit it before `azd provision`. The check also warns when a pool's
+# node agent is within a year of its end of support in Batch.
+# POSIX sh (macOS /bin/sh is bash 3.2 in POSIX mode; Linux dash).
+set -eu
 cd "$(dirname "$0")/../.."
 py=.venv/bin/python
 [ -x "$py" ] || py=python3

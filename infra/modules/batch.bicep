@@ -1,5 +1,5 @@
 // Batch account (Entra ID only, BatchService allocation) and its container pools, one per pool in pipelines.yaml
-// (via infra/pools.generated.json). The function identity gets the Batch data-plane role on this account only.
+// (via infra/pools.generated.json). The function identity gets Azure Batch Job Submitter on this account only.
 param location string
 param tags object
 param batchAccountName string
@@ -32,14 +32,16 @@ resource batch 'Microsoft.Batch/batchAccounts@2024-07-01' = {
   }
 }
 
-// Azure Batch Data Contributor: the app submits jobs/tasks, reads their state and cleans them up.
-resource functionBatchData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(batch.id, functionPrincipalId, '6aaa78f1-f7de-44ca-8722-c64a23943cae')
+// Azure Batch Job Submitter, the narrowest built-in role that creates jobs and tasks: data actions jobs/* and
+// jobSchedules/* (create jobs, add/read/terminate tasks) plus pools/read (the app checks its pools exist). It cannot
+// create, resize or delete pools (the deployment owns them; CREATE_MISSING_POOLS is false) nor change the account.
+resource functionBatchJobs 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(batch.id, functionPrincipalId, '48e5e92e-a480-4e71-aa9c-2778f4c13781')
   scope: batch
   properties: {
     principalId: functionPrincipalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '6aaa78f1-f7de-44ca-8722-c64a23943cae')
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '48e5e92e-a480-4e71-aa9c-2778f4c13781')
   }
 }
 

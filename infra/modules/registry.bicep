@@ -1,4 +1,5 @@
-// Azure Container Registry for the worker images. No admin user, no anonymous pull: the Batch pools pull with
+// Azure Container Registry for the worker images. No admin user, no anonymous pull (off unless set; the
+// property exists only in preview API versions, so it is left out): the Batch pools pull with
 // their user-assigned identity (AcrPull on this registry only); the deploying user may push (AcrPush).
 param location string
 param tags object
@@ -21,7 +22,6 @@ resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
   }
   properties: {
     adminUserEnabled: false
-    anonymousPullEnabled: false
     publicNetworkAccess: 'Enabled'
     networkRuleBypassOptions: 'AzureServices'
   }

@@ -1,4 +1,5 @@
-// The app's storage account: input/output containers, the queues, the runs table, the Functions deployment
+// The app's storage account: input/output containers, the request staging container (uploads), the task marker
+// container, the queues, the runs table, the Functions deployment
 // container and the Event Grid dead-letter container. Identity-only access: shared keys (and so account-key
 // connection strings and account SAS) are disabled; nothing is public; TLS 1.2+ over HTTPS only.
 param location string
@@ -9,6 +10,10 @@ param storageAccountName string
 param skuName string = 'Standard_LRS'
 param inputContainerName string
 param outputContainerName string
+@description('Staging container of `eventbatch submit` (request files): the pool reads it, the deploying user writes it.')
+param uploadsContainerName string
+@description('Task completion markers (<jobId>/<taskId>), uploaded by every task with the pool identity.')
+param markerContainerName string
 param deploymentContainerName string
 param deadLetterContainerName string
 param queueNames array
@@ -102,6 +107,22 @@ resource outputContainer 'Microsoft.Storage/storageAccounts/blobServices/contain
   }
 }
 
+resource uploadsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: uploadsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource markerContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: markerContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: deploymentContainerName
@@ -175,7 +196,9 @@ resource functionTableContributor 'Microsoft.Authorization/roleAssignments@2022-
   }
 }
 
-// --- pool identity: Batch resource files read the input container, output files write the output container.
+// --- pool identity: Batch resource files read the containers pipelines take inputs from (the blob-triggered input
+// --- container, and uploads, where `eventbatch submit` stages queue requests' files); output files write the
+// --- output container and the task completion markers.
 resource poolInputReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(inputContainer.id, poolPrincipalId, '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1')
   scope: inputContainer
@@ -183,6 +206,26 @@ resource poolInputReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     principalId: poolPrincipalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1')
+  }
+}
+
+resource poolUploadsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(uploadsContainer.id, poolPrincipalId, '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1')
+  scope: uploadsContainer
+  properties: {
+    principalId: poolPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1')
+  }
+}
+
+resource poolMarkerWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(markerContainer.id, poolPrincipalId, 'ba92f5b4-2d11-453d-a403-e96b0029c9fe')
+  scope: markerContainer
+  properties: {
+    principalId: poolPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'ba92f5b4-2d11-453d-a403-e96b0029c9fe')
   }
 }
 
@@ -196,10 +239,20 @@ resource poolOutputWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-// --- optional: the deploying user can drop inputs, send requests and read outputs and run records (docs/deploy.md).
+// --- optional: the deploying user can drop inputs, stage request files (`eventbatch submit --env`), send requests and
+// --- read outputs and run records (docs/deploy.md).
 resource deployerInputWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
   name: guid(inputContainer.id, deployerPrincipalId, 'ba92f5b4-2d11-453d-a403-e96b0029c9fe')
   scope: inputContainer
+  properties: {
+    principalId: deployerPrincipalId
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'ba92f5b4-2d11-453d-a403-e96b0029c9fe')
+  }
+}
+
+resource deployerUploadsWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(uploadsContainer.id, deployerPrincipalId, 'ba92f5b4-2d11-453d-a403-e96b0029c9fe')
+  scope: uploadsContainer
   properties: {
     principalId: deployerPrincipalId
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'ba92f5b4-2d11-453d-a403-e96b0029c9fe')

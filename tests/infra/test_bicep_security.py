@@ -12,6 +12,7 @@ import re
 import pytest
 import yaml
 from bicep_model import INFRA, ROOT, bicep_files, module_params, of_type, parsed, render, resources, variable
+from test_access import expected_container_roles
 
 # Built-in role definition ids (the same in every Azure cloud).
 BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
@@ -21,29 +22,26 @@ QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 QUEUE_MESSAGE_SENDER = "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a"
 TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 TABLE_DATA_READER = "76199698-9eea-4c19-bc75-cec21354c6b6"
-BATCH_DATA_CONTRIBUTOR = "6aaa78f1-f7de-44ca-8722-c64a23943cae"
+BATCH_JOB_SUBMITTER = "48e5e92e-a480-4e71-aa9c-2778f4c13781"
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 ACR_PUSH = "8311e382-0749-4cb8-b61a-304f252e45ec"
 METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 
-# (file, principal, role, scope symbol): every role assignment the templates make, and no other.
+# (file, principal, role, scope symbol): every role assignment the templates make, and no other. The container-scoped
+# roles of the pool and the deploying user are derived from pipelines.yaml (test_access.py) and added below.
 EXPECTED_ROLES = {
     ("modules/storage.bicep", "functionPrincipalId", BLOB_DATA_OWNER, "storage"),
     ("modules/storage.bicep", "functionPrincipalId", QUEUE_DATA_CONTRIBUTOR, "storage"),
     ("modules/storage.bicep", "functionPrincipalId", TABLE_DATA_CONTRIBUTOR, "storage"),
-    ("modules/storage.bicep", "poolPrincipalId", BLOB_DATA_READER, "inputContainer"),
-    ("modules/storage.bicep", "poolPrincipalId", BLOB_DATA_CONTRIBUTOR, "outputContainer"),
-    ("modules/storage.bicep", "deployerPrincipalId", BLOB_DATA_CONTRIBUTOR, "inputContainer"),
-    ("modules/storage.bicep", "deployerPrincipalId", BLOB_DATA_READER, "outputContainer"),
     ("modules/storage.bicep", "deployerPrincipalId", QUEUE_MESSAGE_SENDER, "requestsQueue"),
     ("modules/storage.bicep", "deployerPrincipalId", TABLE_DATA_READER, "runsTable"),
-    ("modules/batch.bicep", "functionPrincipalId", BATCH_DATA_CONTRIBUTOR, "batch"),
+    ("modules/batch.bicep", "functionPrincipalId", BATCH_JOB_SUBMITTER, "batch"),
     ("modules/registry.bicep", "poolPrincipalId", ACR_PULL, "registry"),
     ("modules/registry.bicep", "deployerPrincipalId", ACR_PUSH, "registry"),
     ("modules/monitoring.bicep", "functionPrincipalId", METRICS_PUBLISHER, "appInsights"),
     ("modules/eventgrid.bicep", "systemTopic.identity.principalId", BLOB_DATA_CONTRIBUTOR,
      "storage::blobService::deadLetter"),
-}
+} | {("modules/storage.bicep", *role) for role in expected_container_roles()}
 
 ROLE_ID = re.compile(r"^subscription_resource_id\(Microsoft\.Authorization/roleDefinitions, ([0-9a-f-]{36})\)$")
 
@@ -74,8 +72,8 @@ def test_storage_is_identity_only_private_and_tls12():
     assert p["defaultToOAuthAuthentication"] is True
     assert p["isLocalUserEnabled"] is False and p["isSftpEnabled"] is False
     containers = of_type("Microsoft.Storage/storageAccounts/blobServices/containers")
-    assert {c.symbol for c in containers} == {"inputContainer", "outputContainer", "deploymentContainer",
-                                              "deadLetterContainer"}
+    assert {c.symbol for c in containers} == {"inputContainer", "outputContainer", "uploadsContainer",
+                                              "markerContainer", "deploymentContainer", "deadLetterContainer"}
     assert all(props(c)["publicAccess"] == "None" for c in containers)
 
 
@@ -85,6 +83,8 @@ def test_storage_has_the_apps_queues_and_runs_table():
     for name in ("requests", "submit", "rejected", "completions", "failures"):
         assert queue_names[name] == name
         assert f"queueNames.{name}" in params["queueNames"]
+    # Delayed re-checks of a task (issue 18): CHECK_QUEUE, default taskcheck.
+    assert queue_names["check"] == "taskcheck" and "queueNames.check" in params["queueNames"]
     assert variable("main.bicep", "runsTableName") == "runs"
     assert params["runsTableName"] == "runsTableName"
     queues = [r for r in resources("modules/storage.bicep") if r.symbol == "queues"]
@@ -101,7 +101,9 @@ def test_batch_account_is_entra_only_batchservice():
 def test_registry_has_no_admin_user_and_no_anonymous_pull():
     p = props(one("Microsoft.ContainerRegistry/registries"))
     assert p["adminUserEnabled"] is False
-    assert p["anonymousPullEnabled"] is False
+    # anonymousPullEnabled exists only in preview API versions (not in 2023-07-01, see test_bicep_types) and is
+    # off by default: it must not be turned on.
+    assert p.get("anonymousPullEnabled", False) is False
 
 
 def test_pools_are_container_pools_pulling_with_the_pool_identity():
@@ -143,7 +145,9 @@ def test_function_app_is_flex_consumption_python_311_with_its_identity():
     assert site.body["identity"]["type"] == "UserAssigned"
     p = props(site)
     assert p["httpsOnly"] is True
-    assert p["siteConfig"]["minTlsVersion"] == "1.2" and p["siteConfig"]["ftpsState"] == "Disabled"
+    # TLS 1.2 for the site; FTP is off through the basic-publishing policies below (ftpsState is not allowed on
+    # Flex Consumption: test_flex_consumption.py).
+    assert p["siteConfig"]["minTlsVersion"] == "1.2" and "ftpsState" not in p["siteConfig"]
     config = p["functionAppConfig"]
     assert config["runtime"] == {"name": "python", "version": "3.11"}
     assert config["deployment"]["storage"]["authentication"]["type"] == "UserAssignedIdentity"
@@ -210,6 +214,8 @@ def test_app_gets_the_settings_it_reads():
         "OUTPUT_CONTAINER": "outputContainerName",
         "POOL_SCALE_MODE": "autoscale",
         "RUNS_TABLE": "runsTableName",
+        "MARKER_CONTAINER": "markerContainerName",
+        "CHECK_QUEUE": "queueNames.check",
     }
     for name, value in expected.items():
         assert settings.get(name) == value, f"{name}: {settings.get(name)!r}"
@@ -217,6 +223,8 @@ def test_app_gets_the_settings_it_reads():
     text = json.dumps(yaml.safe_load((ROOT / "pipelines.yaml").read_text()))
     required = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text))
     assert required <= set(settings), f"pipelines.yaml needs {sorted(required - set(settings))}"
+    # The timers' schedules are the app's defaults (reconciler every 5 minutes; no drain timer any more).
+    assert "DRAIN_SCHEDULE" not in settings and "RECONCILE_SCHEDULE" not in settings
 
 
 def test_only_the_event_grid_webhook_reads_a_key():
@@ -264,11 +272,20 @@ def test_principals_are_wired_to_the_right_identities():
             "identities.outputs.functionIdentityPrincipalId"
 
 
+COMPLETE_BLOB_APIS = ["CopyBlob", "PutBlob", "PutBlockList", "FlushWithClose"]
+
+
+def subscriptions() -> dict[str, dict]:
+    return {r.symbol: props(r) for r in of_type("Microsoft.EventGrid/systemTopics/eventSubscriptions")}
+
+
 def test_event_grid_delivers_blob_created_of_the_input_container_to_the_blob_trigger():
     topic = one("Microsoft.EventGrid/systemTopics")
     assert props(topic)["topicType"] == "Microsoft.Storage.StorageAccounts"
     assert render(props(topic)["source"]) == "storage.id"
-    sub = props(one("Microsoft.EventGrid/systemTopics/eventSubscriptions"))
+    subs = subscriptions()
+    assert set(subs) == {"blobCreated", "markerCreated"}
+    sub = subs["blobCreated"]
     filt = sub["filter"]
     assert filt["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
     assert filt["subjectBeginsWith"] == "/blobServices/default/containers/${inputContainerName}/blobs/"
@@ -277,7 +294,33 @@ def test_event_grid_delivers_blob_created_of_the_input_container_to_the_blob_tri
     url = variable("modules/blob-events-subscription.bicep", "webhookUrl")
     assert url.startswith("https://${functionApp.properties.defaultHostName}/runtime/webhooks/blobs?")
     assert "functionName=Host.Functions.${blobTriggerFunctionName}" in url and url.endswith("code=${blobsExtensionKey}")
-    assert sub["deadLetterWithResourceIdentity"]["deadLetterDestination"]["endpointType"] == "StorageBlob"
+
+
+def test_task_markers_reach_the_task_marker_trigger():
+    sub = subscriptions()["markerCreated"]
+    assert sub["filter"]["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
+    assert sub["filter"]["subjectBeginsWith"] == "/blobServices/default/containers/${markerContainerName}/blobs/"
+    assert sub["destination"]["properties"]["endpointUrl"] == "markerWebhookUrl"
+    url = variable("modules/blob-events-subscription.bicep", "markerWebhookUrl")
+    assert "functionName=Host.Functions.${markerFunctionName}" in url and url.endswith("code=${blobsExtensionKey}")
+    params = parsed("modules/blob-events-subscription.bicep")["parameters"]
+    assert params["markerFunctionName"]["default"] == "task_marker"
+    assert params["markerSubscriptionName"]["default"] == "task-markers-created"
+    # Same delivery and dead-lettering as the inputs' subscription.
+    first = subscriptions()["blobCreated"]
+    for key in ("retryPolicy", "deadLetterWithResourceIdentity", "eventDeliverySchema"):
+        assert render(sub[key]) == render(first[key]), key
+    assert first["deadLetterWithResourceIdentity"]["deadLetterDestination"]["endpointType"] == "StorageBlob"
+
+
+def test_every_subscription_takes_only_complete_blobs():
+    """BlobCreated can fire more than once per upload; only these APIs mean the blob is fully committed."""
+    doc = parsed("modules/blob-events-subscription.bicep")
+    for symbol, sub in subscriptions().items():
+        filters = sub["filter"]["advancedFilters"]
+        resolved = [doc["variables"][f]["value"] if isinstance(f, str) else f for f in filters]
+        api = [f for f in resolved if f["key"] == "data.api"]
+        assert api == [{"operatorType": "StringIn", "key": "data.api", "values": COMPLETE_BLOB_APIS}], symbol
 
 
 def test_azure_yaml_deploys_the_function_app_and_subscribes_after_deploy():
@@ -287,14 +330,17 @@ def test_azure_yaml_deploys_the_function_app_and_subscribes_after_deploy():
     hooks = doc["hooks"]
     assert "postdeploy.sh" in hooks["postdeploy"]["posix"]["run"]
     assert "preprovision.sh" in hooks["preprovision"]["posix"]["run"]
-    for name in ("postdeploy.sh", "preprovision.sh"):
+    assert "postprovision.sh" in hooks["postprovision"]["posix"]["run"]
+    for name in ("postdeploy.sh", "preprovision.sh", "postprovision.sh"):
         assert (INFRA / "hooks" / name).is_file()
     hook = (INFRA / "hooks" / "postdeploy.sh").read_text()
     assert "blob-events-subscription.bicep" in hook
     # Every environment value the hook needs is a main.bicep output azd writes to the environment.
     outputs = set(parsed("main.bicep")["outputs"])
-    needed = set(re.findall(r"^for name in ([^;]+);", hook, re.M | re.S)[0].replace("\\", " ").split())
-    assert needed <= outputs, sorted(needed - outputs)
+    for name in ("postdeploy.sh", "postprovision.sh"):
+        text = (INFRA / "hooks" / name).read_text()
+        needed = set(re.findall(r"^for name in ([^;]+);", text, re.M | re.S)[0].replace("\\", " ").split())
+        assert needed <= outputs, (name, sorted(needed - outputs))
 
 
 @pytest.mark.parametrize("name", ["environmentName", "location", "principalId"])

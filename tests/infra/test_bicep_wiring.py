@@ -78,7 +78,7 @@ def test_app_binding_settings_are_created_by_the_templates():
             f"connection {conn!r} used by a binding has no identity-based settings in infra"
 
 
-@pytest.mark.parametrize("hook", ["preprovision.sh", "postdeploy.sh"])
+@pytest.mark.parametrize("hook", ["preprovision.sh", "postprovision.sh", "postdeploy.sh"])
 def test_hook_scripts_are_valid_bash(hook):
     import subprocess
 

@@ -172,3 +172,48 @@ def test_generated_pools_match_the_pools_the_app_would_create():
         if app["enableAutoScale"]:
             assert ours["scale"]["formula"] == app["autoScaleFormula"]
             assert ours["scale"]["evaluationInterval"] == app["autoScaleEvaluationInterval"]
+
+
+def test_check_warns_within_a_year_of_the_node_agents_end_of_support(tmp_path):
+    """batch.node.ubuntu 22.04 ends 2027-06-30 in Batch: --check warns from a year before, and still passes."""
+    pipelines = write(tmp_path)  # ubuntu-hpc 2204 / batch.node.ubuntu 22.04
+    output = tmp_path / "pools.json"
+    assert gen.main(["--pipelines", str(pipelines), "--output", str(output)]) == 0
+    run = [sys.executable, str(GENERATOR), "--check", "--pipelines", str(pipelines), "--output", str(output)]
+    near = subprocess.run([*run, "--today", "2026-12-01"], capture_output=True, text=True, timeout=60)
+    assert near.returncode == 0
+    assert "warning: pool p1: node agent 'batch.node.ubuntu 22.04' reaches its end of support" in near.stderr
+    assert "on 2027-06-30 (211 days)" in near.stderr
+    far = subprocess.run([*run, "--today", "2026-06-01"], capture_output=True, text=True, timeout=60)
+    assert far.returncode == 0 and "warning" not in far.stderr
+
+
+def test_the_committed_pools_use_the_longer_lived_node_agent():
+    """pipelines.yaml's pools run on ubuntu-hpc 2404 (no end of support announced), not 2204 (ends 2027-06-30)."""
+    doc = gen.generate()
+    assert gen.support_warnings(doc, gen.date(2027, 6, 1)) == []
+    for pool in doc["pools"]:
+        assert pool["nodeAgentSkuId"] == "batch.node.ubuntu 24.04", pool["id"]
+        assert pool["imageReference"]["sku"] == "2404"
+
+
+@pytest.mark.parametrize(("image", "agent", "message"), [
+    ('{publisher: microsoft-dsvm, offer: ubuntu-hpc, sku: "2404"}', "batch.node.ubuntu 22.04",
+     "must be 'batch.node.ubuntu 24.04' for image microsoft-dsvm ubuntu-hpc 2404"),
+    ('{publisher: canonical, offer: ubuntu-24_04-lts, sku: server}', "batch.node.ubuntu 24.04",
+     "is not a container (DockerCompatible) image"),
+])
+def test_generator_refuses_images_without_container_support_or_with_the_wrong_agent(tmp_path, image, agent,
+                                                                                    message):
+    pipelines = write(tmp_path, agent=agent)
+    pipelines.write_text(pipelines.read_text().replace(
+        '{publisher: microsoft-dsvm, offer: ubuntu-hpc, sku: "2204", version: latest}', image))
+    with pytest.raises(gen.PoolSpecError, match=re.escape(message)):
+        gen.generate(pipelines)
+
+
+def test_generator_refuses_a_node_agent_past_its_end_of_support(tmp_path, monkeypatch):
+    pipelines = write(tmp_path)
+    monkeypatch.setitem(gen.NODE_AGENT_END_OF_SUPPORT, "batch.node.ubuntu 22.04", gen.date(2020, 1, 1))
+    with pytest.raises(gen.PoolSpecError, match="Batch support ended on 2020-01-01"):
+        gen.generate(pipelines)
