@@ -3,6 +3,8 @@
 Off unless ``EVENTBATCH_CALL_COUNTER_FILE`` is set (``python -m devstack.func_host`` calls :func:`activate_from_env`
 at start). Then azure-core's ``RequestsTransport.send`` is wrapped once, so every attempt of every SDK client in
 the process is seen (SDK retries included), whoever built the client: the host's listeners, the bindings, the app.
+Only the synchronous transport is counted: neither the host nor the app uses azure-core's async transports (aiohttp
+is not installed).
 
 Each request is classified twice:
 
