@@ -91,13 +91,22 @@ class Clients:
         self.batch = BatchClient(batch_url, AzureNamedKeyCredential(env["BATCH_ACCOUNT_NAME"],
                                                                     env["BATCH_ACCOUNT_KEY"]))
 
+    def jobs(self, job_prefix: str) -> list[str]:
+        return [job.id for job in self.batch.list_jobs(select=["id"]) if job.id.startswith(job_prefix)]
+
+    def task_count(self, job_prefix: str) -> int:
+        """Tasks in the matching jobs, from the cheap task counts (no listing while the burst is running)."""
+        total = 0
+        for job_id in self.jobs(job_prefix):
+            counts = self.batch.get_job_task_counts(job_id).task_counts
+            total += counts.active + counts.running + counts.completed
+        return total
+
     def tasks_created(self, job_prefix: str) -> list[float]:
         """Creation times (epoch seconds) of every task in the jobs whose id starts with job_prefix."""
         times = []
-        for job in self.batch.list_jobs(select=["id"]):
-            if job.id.startswith(job_prefix):
-                times += [t.creation_time.timestamp() for t in self.batch.list_tasks(job.id, select=["id",
-                                                                                                 "creationTime"])]
+        for job_id in self.jobs(job_prefix):
+            times += [t.creation_time.timestamp() for t in self.batch.list_tasks(job_id, select=["id", "creationTime"])]
         return times
 
 
@@ -113,13 +122,13 @@ def _upload(clients: Clients, container: str, names: list[str]) -> None:
         list(pool.map(lambda n: client.upload_blob(n, b"bench input\n", overwrite=True), names))
 
 
-def _wait_tasks(clients: Clients, job_prefix: str, count: int, since: float, timeout: float) -> list[float]:
+def _wait_tasks(clients: Clients, job_prefix: str, count: int, since: float, timeout: float,
+                already: int = 0) -> list[float]:
+    """Creation times of the tasks created since ``since``, once ``already + count`` tasks exist (or at timeout)."""
     deadline = time.monotonic() + timeout
-    while True:
-        created = [t for t in clients.tasks_created(job_prefix) if t >= since]
-        if len(created) >= count or time.monotonic() > deadline:
-            return created
-        time.sleep(0.5)
+    while clients.task_count(job_prefix) < already + count and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return [t for t in clients.tasks_created(job_prefix) if t >= since]
 
 
 def _settle(host: PrivateHost, quiet_calls: int = 15, limit: float = 60.0) -> dict:
@@ -201,7 +210,8 @@ def run_path(path: str, env: dict[str, str], batch_url: str, clients: Clients, f
             t0 = time.time()
             _upload(clients, names["INPUT_CONTAINER"], [f"{prefix}burst-{i:05d} file.txt" for i in range(files)])
             uploaded = time.time()
-            created = _wait_tasks(clients, job_prefix, files, t0, timeout=max(120.0, files * 0.5))
+            created = _wait_tasks(clients, job_prefix, files, t0, timeout=max(120.0, files * 0.5),
+                                  already=len(warm))
             after = _settle(host)
     finally:
         _cleanup(clients, names, host.host_id, job_prefix)
