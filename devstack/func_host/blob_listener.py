@@ -77,6 +77,11 @@ class BlobListener:
         self._scan_interval = scan_interval
         self._previous_lease_id = previous_lease_id
         self._done: set[tuple[str, str, str]] = set()
+        self._claiming: set[tuple[str, str, str]] = set()
+        # Claims (3 round trips each) run beside the scanner, as many at once as there are slots, so detection
+        # never waits for one blob's receipt before the next blob's.
+        self._claimer = ThreadPoolExecutor(max_workers=max(1, min(slots.limit, 16)),
+                                           thread_name_prefix=f"claim-{function.name}")
         self._running: dict[tuple[str, str, str], Claim] = {}
         self._retry_at: dict[tuple[str, str, str], float] = {}
         self._lock = threading.Lock()
@@ -91,7 +96,7 @@ class BlobListener:
     @property
     def in_flight(self) -> int:
         with self._lock:
-            return len(self._running)
+            return len(self._running) + len(self._claiming)
 
     def start(self) -> None:
         done, incomplete = self._receipts.load(self.function.function_id)
@@ -105,6 +110,7 @@ class BlobListener:
 
     def stop(self) -> None:
         self._stop.set()
+        self._claimer.shutdown(wait=False)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -139,7 +145,8 @@ class BlobListener:
                 break
             key = (self.path.container, item.name, item.etag)
             with self._lock:
-                if key in self._done or key in self._running or self._retry_at.get(key, 0) > now:
+                if (key in self._done or key in self._running or key in self._claiming
+                        or self._retry_at.get(key, 0) > now):
                     continue
             if self.path.match(item.name) is None:
                 with self._lock:
@@ -147,15 +154,29 @@ class BlobListener:
                 continue
             if not self._slots.try_take():
                 break
+            with self._lock:
+                self._claiming.add(key)
             try:
-                if self._claim_and_dispatch(key, item):
-                    dispatched += 1
-                else:
-                    self._slots.give()
-            except Exception:
+                self._claimer.submit(self._claim, key, item)
+            except RuntimeError:  # shutting down
+                with self._lock:
+                    self._claiming.discard(key)
                 self._slots.give()
-                raise
+                break
+            dispatched += 1
         return dispatched
+
+    def _claim(self, key, item) -> None:
+        try:
+            if not self._claim_and_dispatch(key, item):
+                self._slots.give()
+        except Exception as exc:  # noqa: BLE001 - the version is tried again on a later scan
+            self._slots.give()
+            log.warning("Claiming blob %s/%s failed (retrying on a later scan): %s", key[0], key[1],
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        finally:
+            with self._lock:
+                self._claiming.discard(key)
 
     def _claim_and_dispatch(self, key, item) -> bool:
         claim = self._receipts.try_claim(self.function.function_id, *key)
