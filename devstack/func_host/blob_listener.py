@@ -1,8 +1,11 @@
 """Blob trigger listener: the local stand-in for Event Grid delivery (and for LogsAndContainerScan).
 
 Azurite has no Event Grid, so new and changed blobs are found by listing the watched container (narrowed to the
-path's literal prefix) every ``scan_interval`` (default 0.25 s: a single upload reaches its function well within
-a second, and an idle container costs one small list call per scan). A blob version (container, name, ETag) is
+path's literal prefix). Scans are as frequent as they are cheap: the pause after a scan is SCAN_COST_FACTOR times
+what the scan took, at least ``scan_interval`` (default 0.05 s) and at most MAX_SCAN_INTERVAL. A small container
+(the completion markers, which the app deletes as it records them) is looked at 20 times a second, so a new blob
+reaches its function in tens of milliseconds, as Event Grid's push does on Azure; a container of thousands of blobs
+is listed less often, so that scanning never takes more than a tenth of the time. A blob version (container, name, ETag) is
 handed to the function once, guarded by a receipt (see blob_receipts); receipts already completed are loaded
 once at start, so a restarted host does not fire handled blobs again. A failed version is retried on later scans
 (after queues.visibilityTimeout) until poisonBlobThreshold failures, then a message goes to
@@ -31,6 +34,8 @@ from devstack.func_host.renewer import Renewer
 log = logging.getLogger("func_host")
 
 POISON_QUEUE = "webjobs-blobtrigger-poison"
+SCAN_COST_FACTOR = 10.0
+MAX_SCAN_INTERVAL = 1.0
 
 
 class BlobGoneError(Exception):
@@ -125,7 +130,9 @@ class BlobListener:
                     log.warning("Scanning container %r for %s failed (retrying every scan): %s", self.path.container,
                                 self.function.name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                     self._failing = True
-            self._stop.wait(max(0.0, self._scan_interval - (time.monotonic() - started)))
+            took = time.monotonic() - started
+            pause = min(MAX_SCAN_INTERVAL, max(self._scan_interval, SCAN_COST_FACTOR * took))
+            self._stop.wait(max(0.0, pause - took))
 
     def scan_once(self) -> int:
         """List the container once and dispatch new versions; returns how many were dispatched."""

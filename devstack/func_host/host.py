@@ -52,7 +52,7 @@ class HostOptions:
     host_id: str | None = None
     state_dir: Path | None = None
     grace_period: float = 10.0
-    blob_scan_interval: float = 0.25
+    blob_scan_interval: float = 0.05
 
 
 def derive_host_id(app_dir: Path, explicit: str | None) -> str:
