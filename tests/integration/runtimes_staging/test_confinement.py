@@ -127,3 +127,38 @@ def test_an_output_swapped_for_a_symlink_after_the_check_is_not_uploaded(outputs
     uploaded = {n: container.download_blob(n).readall() for n in names(container)}
     assert b"SECRET FROM THE HOST" not in uploaded.values()
     assert "symbolic link" in (task_dir / "fileuploaderr.txt").read_text()
+
+
+def test_the_identity_credential_signs_only_for_the_configured_storage_endpoint(resolver, storage, tmp_path):  # noqa: F811
+    """A storageContainerUrl/httpUrl with an identityReference on another host must not receive requests signed
+    with the emulator's storage key (before: any host with the right account name in its path did)."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Capture(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    other = f"http://127.0.0.1:{server.server_port}/{storage.account}/inputs"
+    identity = {"resourceId": "/subscriptions/0/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
+                              "userAssignedIdentities/pool-identity"}
+    try:
+        for rf in ({"storageContainerUrl": other, "identityReference": identity},
+                   {"httpUrl": f"{other}/a.txt", "filePath": "a.txt", "identityReference": identity}):
+            with pytest.raises(StagingError) as err:
+                download_resource_files([rf], tmp_path / "wd", resolver)
+            assert "configured storage endpoint" in err.value.failure_info["message"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [a for a in seen if a] == []
