@@ -91,7 +91,10 @@ def azurite_service(ports: Ports) -> Service:
 
     return Service(
         name="azurite",
-        command=[str(exe), "--silent", "--skipApiVersionCheck", "--loose", "--location", str(location),
+        # --disableTelemetry: Azurite 3.35 otherwise sends usage data to Application Insights; nothing in the
+        # local stack may open a connection off this machine (tests/integration/stack/test_stays_on_this_machine.py).
+        command=[str(exe), "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
+                 "--location", str(location),
                  "--blobHost", "127.0.0.1", "--blobPort", str(ports.blob),
                  "--queueHost", "127.0.0.1", "--queuePort", str(ports.queue),
                  "--tableHost", "127.0.0.1", "--tablePort", str(ports.table)],

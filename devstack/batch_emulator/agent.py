@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import shlex
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from devstack.batch_emulator import timeutil
 from devstack.batch_emulator.layout import BIND_SOURCE_VARS, NodeLayout
 from devstack.batch_emulator.model import Assignment, BatchModel, Outcome
+from devstack.batch_emulator.run_options import host_access_option
 
 log = logging.getLogger("batch_emulator.agent")
 
@@ -201,6 +203,11 @@ class Agent:
         if cs and runtime is not self.process_runtime:
             image = normalize_image(cs["imageName"])
             run_options = shlex.split(cs.get("containerRunOptions") or "")
+            found = None if self.model.allow_host_access else host_access_option(cs.get("containerRunOptions"))
+            if found:  # stored before a restart without --allow-host-access: still never run it
+                from devstack.batch_emulator.runtimes import StartError
+                raise StartError("ContainerInvalidSettings", f"The Batch emulator refuses the run option "
+                                 f"'{found[0]}': it {found[1]} (start it with --allow-host-access)")
             binds = cs.get("containerHostBatchBindMounts")
             if binds is None:
                 mounts = [Mount(str(layout.root), str(layout.root))]
@@ -250,9 +257,10 @@ class Agent:
         layout = self.model.layout(a.pool_key, a.node_id)
         task_dir = layout.task_dir(job["id"], task["id"])
         wd = task_dir / "wd"
-        wd.mkdir(parents=True, exist_ok=True)
-        for name in ("stdout.txt", "stderr.txt"):
-            (task_dir / name).touch()
+        try:
+            fresh_attempt_dir(layout.root, task_dir)
+        except OSError as exc:
+            return Outcome(pre_processing_failure=_failure("ResourceDirectoryCreateFailed", str(exc)[:500]))
         env = layout.task_env(layout.node_env(self.model.account, self.model.account_url, pool["id"], node["id"],
                                               node.get("isDedicated", True)), job["id"], task["id"])
         for item in (job.get("commonEnvironmentSettings") or []) + (task.get("environmentSettings") or []):
@@ -326,6 +334,35 @@ class Agent:
                 leftovers = set()
             for name in leftovers | set(names):
                 self._cleanup(runtime, name)
+
+
+_AGENT_FILES = ("stdout.txt", "stderr.txt", "fileuploadout.txt", "fileuploaderr.txt")
+
+
+def fresh_attempt_dir(node_root: Path, task_dir: Path) -> None:
+    """Give an attempt an empty working dir, as a new attempt gets on Batch, and make sure nothing on the way
+    is a symlink: a previous attempt, or a sibling container with the node root mounted, may have left `wd`,
+    `wd/in` or `stdout.txt` pointing anywhere on the host, and the emulator (often root) would write there."""
+    task_dir.mkdir(parents=True, exist_ok=True)
+    root = Path(node_root).resolve()
+    expected = root / Path(task_dir).relative_to(node_root)
+    if task_dir.resolve() != expected:
+        raise OSError(f"the task folder {task_dir} leads out of the node folder through a symbolic link")
+    wd = task_dir / "wd"
+    if wd.is_symlink() or (wd.exists() and not wd.is_dir()):
+        wd.unlink()
+    elif wd.exists():
+        shutil.rmtree(wd)  # does not follow symlinks inside
+    wd.mkdir()
+    for name in _AGENT_FILES:
+        path = task_dir / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    for name in ("stdout.txt", "stderr.txt"):
+        (task_dir / name).touch()
 
 
 def instance_id(data_dir: Path) -> str:

@@ -14,12 +14,14 @@ from devstack.batch_emulator import timeutil
 class BatchError(Exception):
     """A Batch service error; raised anywhere below the HTTP layer and rendered by it."""
 
-    def __init__(self, status: int, code: str, message: str, values: dict[str, str] | None = None):
+    def __init__(self, status: int, code: str, message: str, values: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(f"{code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.values = values or {}
+        self.headers = headers or {}  # extra response headers, e.g. Retry-After
 
     def to_body(self, base_url: str = "", request_id: str | None = None) -> dict:
         rid = request_id or str(uuid.uuid4())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -58,9 +59,14 @@ class Request:
 
 @dataclass
 class Response:
+    """`body` is sent as is; or, for task files, `stream` (an open binary file positioned at the first byte)
+    supplies `stream_length` bytes that the HTTP layer copies in chunks and then closes."""
+
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    stream: object | None = None
+    stream_length: int = 0
 
 
 def json_response(status: int, body: dict, headers: dict | None = None) -> Response:
@@ -497,6 +503,7 @@ def _file_headers(req: Request, path: Path, root: Path) -> dict:
 
 
 def get_task_file(req: Request) -> Response:
+    """The file is streamed (never read whole into memory), opened without following a final symlink."""
     root = _task_dir(req)
     path = _file_path(req, root)
     headers = _file_headers(req, path, root)
@@ -505,14 +512,44 @@ def get_task_file(req: Request) -> Response:
         return Response(200, b"", headers)
     if path.is_dir():
         raise errors.BatchError(409, "FileIsDirectory", "The specified path is a directory.")
-    data = path.read_bytes()
-    rng = req.header("ocp-range")
-    if rng and rng.startswith("bytes="):
-        start_s, _, end_s = rng[6:].partition("-")
-        start = int(start_s or 0)
-        end = int(end_s) if end_s else len(data) - 1
-        data = data[start:end + 1]
-    return Response(200, data, headers)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        raise errors.BatchError(404, "FileNotFound", "The specified file does not exist.") from None
+    fh = os.fdopen(fd, "rb")
+    try:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise errors.BatchError(404, "FileNotFound", "The specified path is not a regular file.")
+        start, length = _byte_range(req.header("ocp-range"), st.st_size)
+        fh.seek(start)
+    except BaseException:
+        fh.close()
+        raise
+    headers["Content-Length"] = str(length)
+    return Response(200, b"", headers, stream=fh, stream_length=length)
+
+
+def _byte_range(value: str | None, size: int) -> tuple[int, int]:
+    """(first byte, byte count) of an ocp-range `bytes=a-b`, `bytes=a-` or `bytes=-n`, clamped to the file."""
+    if not value or not value.startswith("bytes="):
+        return 0, size
+    start_s, sep, end_s = value[6:].partition("-")
+    try:
+        if not sep or (not start_s and not end_s):
+            raise ValueError
+        if not start_s:
+            count = int(end_s)
+            start, end = max(size - count, 0), size - 1
+        else:
+            start = int(start_s)
+            end = min(int(end_s), size - 1) if end_s else size - 1
+        if start < 0 or (end_s and start_s and int(end_s) < start):
+            raise ValueError
+    except ValueError:
+        raise errors.BatchError(400, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the "
+                                "correct format.", {"HeaderName": "ocp-range", "HeaderValue": value}) from None
+    return min(start, size), max(end - start + 1, 0) if start < size else 0
 
 
 def delete_task_file(req: Request) -> Response:

@@ -46,6 +46,7 @@ class ModelBase:
         self.data_dir = Path(data_dir)
         self.nodes_dir = self.data_dir / "nodes"
         self.store = store or Store(self.data_dir / "state.sqlite")
+        self.allow_host_access = False  # --allow-host-access: containerRunOptions may reach into the host
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.pools: dict[str, dict] = {}

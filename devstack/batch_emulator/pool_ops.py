@@ -14,7 +14,7 @@ _node_counter = itertools.count(1)
 class PoolOps:
     # ---- pools ---------------------------------------------------------------------------------------------
     def create_pool(self, body: dict) -> dict:
-        validation.check_pool(body)
+        validation.check_pool(body, self.allow_host_access)
         now = timeutil.now_iso()
         pool = {k: v for k, v in body.items() if k[0] != "_"}
         key = pool["id"].lower()
@@ -80,7 +80,7 @@ class PoolOps:
         with self.lock:
             pool = self._pool(pool_id)
             if body.get("startTask") is not None:
-                validation.check_start_task(body["startTask"], "startTask")
+                validation.check_start_task(body["startTask"], "startTask", self.allow_host_access)
             validation.check_metadata(body)
             for key in ("startTask", "metadata", "applicationPackageReferences", "targetNodeCommunicationMode"):
                 if key in body or replace:

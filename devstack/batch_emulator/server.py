@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -20,7 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.batch_emulator import auth
-from devstack.batch_emulator.http_server import SUPPORTED_API_VERSIONS, EmulatorHTTPServer
+from devstack.batch_emulator.faults import FaultInjector, FaultSettings
+from devstack.batch_emulator.http_server import (
+    DEFAULT_CLIENT_TIMEOUT,
+    SUPPORTED_API_VERSIONS,
+    EmulatorHTTPServer,
+)
 from devstack.batch_emulator.service import AccountService, UnavailableRuntime
 
 log = logging.getLogger("batch_emulator")
@@ -42,6 +48,9 @@ class Config:
     accounts: dict[str, str]
     runtime: str
     log_level: str = "INFO"
+    allow_host_access: bool = False
+    client_timeout: float = DEFAULT_CLIENT_TIMEOUT
+    faults: FaultSettings = FaultSettings()
 
 
 def parse_args(argv: list[str] | None) -> Config:
@@ -54,6 +63,19 @@ def parse_args(argv: list[str] | None) -> Config:
     p.add_argument("--runtime", default="auto", choices=["auto", "podman", "docker", "process"],
                    help="how container pools run tasks (non-container pools always run host processes)")
     p.add_argument("--log-level", default=os.environ.get("BATCH_EMULATOR_LOG_LEVEL", "INFO"))
+    p.add_argument("--allow-host-access", action="store_true",
+                   help="accept containerRunOptions that reach into the host (--privileged, host namespaces, "
+                        "devices, host-path mounts, capabilities); refused with 400 by default")
+    p.add_argument("--client-timeout", type=float, default=DEFAULT_CLIENT_TIMEOUT, metavar="SECONDS",
+                   help=f"socket timeout per connection: slow or idle clients are dropped (default "
+                        f"{DEFAULT_CLIENT_TIMEOUT:g})")
+    p.add_argument("--fault-rate", type=float, default=0.0, metavar="FRACTION",
+                   help="answer this share of API requests (0-1) with 429 or 503 and Retry-After (default 0)")
+    p.add_argument("--fault-retry-after", type=int, default=1, metavar="SECONDS",
+                   help="Retry-After sent with injected faults (default 1)")
+    p.add_argument("--fault-latency-ms", type=float, default=0.0, metavar="MS",
+                   help="delay added to every API request (default 0)")
+    p.add_argument("--fault-seed", type=int, default=None, help="seed for a repeatable sequence of faults")
     ns = p.parse_args(argv)
     accounts = {}
     for item in ns.account or [f"{DEFAULT_ACCOUNT}:{DEFAULT_KEY}"]:
@@ -69,7 +91,17 @@ def parse_args(argv: list[str] | None) -> Config:
         accounts[name] = key
     if not 0 <= ns.port <= 65535:
         raise ConfigError(f"--port {ns.port}: must be 0-65535")
-    return Config(ns.host, ns.port, Path(ns.data_dir), accounts, ns.runtime, ns.log_level)
+    if not 0 <= ns.fault_rate <= 1:
+        raise ConfigError(f"--fault-rate {ns.fault_rate:g}: must be a fraction from 0 to 1, e.g. 0.1 for 10 %")
+    if ns.fault_retry_after < 0:
+        raise ConfigError(f"--fault-retry-after {ns.fault_retry_after}: must be 0 or more seconds")
+    if ns.fault_latency_ms < 0:
+        raise ConfigError(f"--fault-latency-ms {ns.fault_latency_ms:g}: must be 0 or more milliseconds")
+    if ns.client_timeout <= 0:
+        raise ConfigError(f"--client-timeout {ns.client_timeout:g}: must be more than 0 seconds")
+    faults = FaultSettings(ns.fault_rate, ns.fault_retry_after, ns.fault_latency_ms, ns.fault_seed)
+    return Config(ns.host, ns.port, Path(ns.data_dir), accounts, ns.runtime, ns.log_level,
+                  allow_host_access=ns.allow_host_access, client_timeout=ns.client_timeout, faults=faults)
 
 
 class EmulatorApp:
@@ -82,7 +114,8 @@ class EmulatorApp:
         env = dict(os.environ if env is None else env)
         self.config = config
         self.keys = {name: auth.decode_key(name, key) for name, key in config.accounts.items()}
-        self.process_runtime = ProcessRuntime(env)
+        # Process groups are recorded on disk so that a restart after kill -9 can end the ones it left running.
+        self.process_runtime = ProcessRuntime(env, state_dir=config.data_dir / "processes")
         self.runtime_problem = None
         if config.runtime == "process":
             self.container_runtime = self.process_runtime
@@ -99,7 +132,9 @@ class EmulatorApp:
         self.services = {}
         for name in config.accounts:
             data = config.data_dir / name
-            self.services[name] = AccountService(name, data, self.container_runtime, self.process_runtime, resolver)
+            self.services[name] = AccountService(name, data, self.container_runtime, self.process_runtime, resolver,
+                                                 allow_host_access=config.allow_host_access)
+        self.faults = FaultInjector(config.faults) if config.faults.active else None
         self.started = time.time()
         self.url = ""
 
@@ -113,9 +148,19 @@ class EmulatorApp:
             service.stop()
 
     def health(self) -> dict:
-        return {"status": "ok", "accounts": sorted(self.services), "runtime": self.container_runtime.name,
-                "runtimeProblem": self.runtime_problem, "apiVersions": list(SUPPORTED_API_VERSIONS),
-                "uptimeSeconds": round(time.time() - self.started, 1), "dataDir": str(self.config.data_dir)}
+        """Unauthenticated, so it names no filesystem path (readers: the launcher, stack.py and test fixtures
+        use status, runtime and runtimeProblem)."""
+        report = {"status": "ok", "accounts": sorted(self.services), "runtime": self.container_runtime.name,
+                  "runtimeProblem": _without_paths(self.runtime_problem),
+                  "apiVersions": list(SUPPORTED_API_VERSIONS), "uptimeSeconds": round(time.time() - self.started, 1),
+                  "allowHostAccess": self.config.allow_host_access}
+        if self.faults is not None:
+            report["faults"] = self.faults.report()
+        return report
+
+
+def _without_paths(text: str | None) -> str | None:
+    return re.sub(r"(?<![\w:/])/[^\s,;'\")]+", "<path>", text) if text else text
 
 
 class RunningEmulator:
@@ -123,7 +168,7 @@ class RunningEmulator:
 
     def __init__(self, config: Config, env: dict[str, str] | None = None):
         self.app = EmulatorApp(config, env)
-        self.httpd = EmulatorHTTPServer((config.host, config.port), self.app)
+        self.httpd = EmulatorHTTPServer((config.host, config.port), self.app, config.client_timeout)
         host, port = self.httpd.server_address[:2]
         self.url = f"http://{host}:{port}"
         self.app.url = self.url

@@ -59,7 +59,7 @@ class TaskOps:
     def create_task(self, job_id: str, body: dict) -> dict:
         with self.lock:
             job = self._job_for_tasks(job_id)
-            validation.check_task(body, job)
+            validation.check_task(body, job, self.allow_host_access)
             self._check_container_rule(job, body)
             key = job["id"].lower()
             if body["id"].lower() in self.tasks[key]:
@@ -90,7 +90,7 @@ class TaskOps:
             for item in values:
                 task_id = item.get("id") if isinstance(item, dict) else None
                 try:
-                    validation.check_task(item, job)
+                    validation.check_task(item, job, self.allow_host_access)
                     self._check_container_rule(job, item)
                     if task_id.lower() in self.tasks[key] or task_id.lower() in seen:
                         raise errors.exists("task")

@@ -10,6 +10,7 @@ import posixpath
 import re
 
 from devstack.batch_emulator import errors, timeutil
+from devstack.batch_emulator.run_options import host_access_option
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CONTAINER_TYPES = {"dockerCompatible", "criCompatible"}
@@ -175,11 +176,12 @@ def check_registry(reg, path: str) -> None:
         raise errors.missing_property(path + ".password")
 
 
-def check_task_container_settings(cs, path: str) -> None:
+def check_task_container_settings(cs, path: str, allow_host_access: bool = False) -> None:
     check_object(cs, path)
     require(cs, "imageName", path + ".")
     check_str(cs, "imageName", path + ".")
     check_str(cs, "containerRunOptions", path + ".")
+    check_run_options(cs.get("containerRunOptions"), path + ".containerRunOptions", allow_host_access)
     if cs.get("registry") is not None:
         check_registry(cs["registry"], path + ".registry")
     check_enum(cs, "workingDirectory", WORKING_DIRS, path + ".")
@@ -187,6 +189,19 @@ def check_task_container_settings(cs, path: str) -> None:
     for i, m in enumerate(check_list(mounts, path + ".containerHostBatchBindMounts")):
         check_enum(m, "source", BIND_SOURCES, f"{path}.containerHostBatchBindMounts[{i}].")
         check_bool(m, "isReadOnly", f"{path}.containerHostBatchBindMounts[{i}].")
+
+
+def check_run_options(options: str | None, prop: str, allow_host_access: bool) -> None:
+    """400 naming the option when containerRunOptions would reach into the host (see run_options.py)."""
+    try:
+        found = host_access_option(options)
+    except ValueError as exc:
+        raise errors.invalid_property(prop, options, f"containerRunOptions cannot be split into options: {exc}") \
+            from None
+    if found and not allow_host_access:
+        option, why = found
+        raise errors.invalid_property(prop, options, f"The Batch emulator refuses the run option '{option}': it "
+                                      f"{why}. Start the emulator with --allow-host-access to allow it.")
 
 
 def check_user_identity(ui, path: str) -> None:
@@ -199,12 +214,12 @@ def check_user_identity(ui, path: str) -> None:
         check_enum(auto, "elevationLevel", ELEVATION, path + ".autoUser.")
 
 
-def check_start_task(st, path: str) -> None:
+def check_start_task(st, path: str, allow_host_access: bool = False) -> None:
     check_object(st, path)
     require(st, "commandLine", path + ".")
     check_str(st, "commandLine", path + ".")
     if st.get("containerSettings") is not None:
-        check_task_container_settings(st["containerSettings"], path + ".containerSettings")
+        check_task_container_settings(st["containerSettings"], path + ".containerSettings", allow_host_access)
     check_resource_files(st.get("resourceFiles"), path + ".resourceFiles")
     check_env(st.get("environmentSettings"), path + ".environmentSettings")
     check_user_identity(st.get("userIdentity"), path + ".userIdentity")
@@ -243,7 +258,7 @@ def check_exit_conditions(ec, path: str, job_task_failure: str | None) -> None:
         check_exit_options(ec.get(key), f"{path}.{key}", job_task_failure)
 
 
-def check_task(body: dict, job: dict) -> None:
+def check_task(body: dict, job: dict, allow_host_access: bool = False) -> None:
     """Validate one task of createTask/addTaskCollection against its job (dependencies, exit options)."""
     check_object(body, "task")
     check_id(body)
@@ -251,7 +266,7 @@ def check_task(body: dict, job: dict) -> None:
     check_str(body, "commandLine")
     check_str(body, "displayName", max_len=1024)
     if body.get("containerSettings") is not None:
-        check_task_container_settings(body["containerSettings"], "containerSettings")
+        check_task_container_settings(body["containerSettings"], "containerSettings", allow_host_access)
     check_resource_files(body.get("resourceFiles"), "resourceFiles")
     check_output_files(body.get("outputFiles"), "outputFiles")
     check_env(body.get("environmentSettings"), "environmentSettings")
@@ -285,7 +300,7 @@ def check_task(body: dict, job: dict) -> None:
                                               "than start")
 
 
-def check_pool(body: dict) -> None:
+def check_pool(body: dict, allow_host_access: bool = False) -> None:
     check_object(body, "pool")
     check_id(body)
     require(body, "vmSize")
@@ -327,7 +342,7 @@ def check_pool(body: dict) -> None:
             raise errors.invalid_property("autoScaleFormula", body["autoScaleFormula"], "autoScaleFormula "
                                           "must not be specified when enableAutoScale is false")
     if body.get("startTask") is not None:
-        check_start_task(body["startTask"], "startTask")
+        check_start_task(body["startTask"], "startTask", allow_host_access)
     policy = body.get("taskSchedulingPolicy")
     if policy is not None:
         check_enum(check_object(policy, "taskSchedulingPolicy"), "nodeFillType", NODE_FILL,

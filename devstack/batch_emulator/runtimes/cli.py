@@ -18,6 +18,8 @@ Choices worth knowing:
   whatever `podman login` state the machine has.
 - `--rm`: the engine removes the container when it exits, as Batch cleans up task containers; the
   exit code still comes back from the attached `run`. `cleanup()` removes whatever is left.
+- Every task container is labelled `eventbatch.emulator=<name>`: a restarted emulator removes its own
+  leftovers (by name prefix) before it requeues their tasks, and `make down` removes all labelled ones.
 - `--pull never`: images are pulled only by `pull()`, with the pool's credentials, so a task cannot
   silently pull anonymously what the pool was meant to prefetch.
 """
@@ -47,6 +49,9 @@ _CLI_STEERING_PREFIXES = ("CONTAINERS_", "DOCKER_", "XDG_", "REGISTRY_AUTH_FILE"
 _CLI_STEERING_NAMES = {"PATH", "HOME", "TMPDIR", "LD_LIBRARY_PATH", "LD_PRELOAD"}
 
 _CLI_TIMEOUT = 120.0
+# Every container the emulator starts carries this label, so that leftovers of a killed emulator can be found
+# (its restart, and `make down`, which filters on `label=eventbatch.emulator`).
+EMULATOR_LABEL = "eventbatch.emulator"
 IMAGE_CACHE_SECONDS = 30.0
 
 
@@ -202,8 +207,8 @@ class ContainerCliRuntime:
         return handle
 
     def _run_args(self, spec: RunSpec, env_file: Path, cidfile: Path) -> list[str]:
-        args = ["run", "--rm", "--name", spec.name, "--cidfile", str(cidfile), "--pull", "never",
-                "--env-file", str(env_file)]
+        args = ["run", "--rm", "--name", spec.name, "--label", f"{EMULATOR_LABEL}={spec.name}", "--cidfile",
+                str(cidfile), "--pull", "never", "--env-file", str(env_file)]
         if spec.network:
             args += ["--network", spec.network]
         elif not _names_network(spec.run_options):
@@ -254,6 +259,8 @@ class ContainerCliRuntime:
         """Names of containers (any state) starting with `prefix`: lets the emulator find leftovers after a
         restart and remove them before it requeues their tasks."""
         res = self.cli(["ps", "-a", "--format", "{{.Names}}"], timeout=60)
+        if res.returncode != 0:
+            raise RuntimeError(f"{self.name} ps failed: {brief(res.stderr)}")
         return sorted(n for n in res.stdout.split() if n.startswith(prefix))
 
 

@@ -107,7 +107,10 @@ class ProcessRuntime:
         self._handles[spec.name] = handle
         if self.state_dir:
             record = {"name": spec.name, "pid": proc.pid, "start": _start_time(proc.pid)}
-            self._record_path(spec.name).write_text(json.dumps(record))
+            path = self._record_path(spec.name)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(record))
+            os.replace(tmp, path)  # a crash leaves the old record or the new one, never half a file
         return handle
 
     def cleanup(self, name: str) -> None:

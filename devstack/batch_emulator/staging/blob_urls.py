@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from azure.storage.blob import BlobClient, ContainerClient
 
-from .credentials import CredentialResolver
+from .credentials import CredentialResolver, IdentityUnavailable
 
 # azure-core logs every request and response at INFO; in the emulator's log that drowns the task events
 # (each task's staging makes several requests). Failures still surface, as failureInfo and WARNINGs.
@@ -69,12 +69,26 @@ def parse_storage_url(url: str, resolver: CredentialResolver | None = None, *, a
     return None
 
 
+def check_identity_endpoint(url: str, resolver: CredentialResolver) -> None:
+    """The stand-in credential signs requests only to the configured storage endpoint (the one its connection
+    string names): a URL on another host with an identityReference would otherwise receive requests signed with
+    the emulator's storage key. Raises IdentityUnavailable naming both hosts."""
+    if not resolver.blob_endpoint:
+        return
+    host = urlsplit(url).netloc.rsplit("@", 1)[-1].lower()
+    configured = urlsplit(resolver.blob_endpoint).netloc.lower()
+    if host != configured:
+        raise IdentityUnavailable(f"identityReference is honoured only for the configured storage endpoint "
+                                  f"{configured}, not {host}")
+
+
 def container_client(url: str, location: StorageLocation, identity: bool, resolver: CredentialResolver,
                      timeout: float) -> ContainerClient:
     """A client for the container; with an identityReference (and no SAS) the stand-in credential is used.
 
     Raises IdentityUnavailable when the identity cannot be honoured."""
     if identity and not location.has_sas:
+        check_identity_endpoint(url, resolver)
         cred = resolver.storage_credential(location.account)
         return ContainerClient.from_container_url(url.split("?", 1)[0], credential=cred,
                                                   connection_timeout=10, read_timeout=timeout)
@@ -84,6 +98,7 @@ def container_client(url: str, location: StorageLocation, identity: bool, resolv
 def blob_client(url: str, location: StorageLocation, identity: bool, resolver: CredentialResolver,
                 timeout: float) -> BlobClient:
     if identity and not location.has_sas:
+        check_identity_endpoint(url, resolver)
         cred = resolver.storage_credential(location.account)
         return BlobClient.from_blob_url(url.split("?", 1)[0], credential=cred,
                                         connection_timeout=10, read_timeout=timeout)

@@ -24,6 +24,7 @@ from azure.core.exceptions import (
 from .blob_urls import container_client, parse_storage_url
 from .credentials import CredentialResolver, IdentityUnavailable
 from .errors import InvalidSpec, failure_info, redact_url
+from .paths import SymlinkRefused, open_file_under
 from .patterns import destination_blob_name, expand_vars, has_wildcard, match_files
 
 CONDITIONS = ("tasksuccess", "taskfailure", "taskcompletion")
@@ -120,9 +121,17 @@ def _upload_one(of: dict, working_dir: Path, root: Path, resolver: CredentialRes
         if real != root and root not in real.parents:
             log.err(f"skipped {match.path}: outside {root}")
             continue
+        # The check above and the open below are separated in time: a task (or a sibling container with the node
+        # root mounted) could swap a path segment for a symlink in between. Opening the resolved path one
+        # segment at a time with O_NOFOLLOW from the allowed root refuses such a swap instead of following it.
+        try:
+            fd = open_file_under(root, real)
+        except OSError as exc:
+            log.err(f"skipped {match.path}: {exc.strerror if not isinstance(exc, SymlinkRefused) else exc}")
+            continue
         blob_name = destination_blob_name(container.get("path"), match, wildcard)
         try:
-            with open(real, "rb") as fh:
+            with os.fdopen(fd, "rb") as fh:
                 client.upload_blob(blob_name, fh, overwrite=True, headers=dict(headers), timeout=timeout,
                                    length=os.fstat(fh.fileno()).st_size)
             log.out(f"uploaded {match.path} -> {redact_url(url)}/{blob_name}")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import shutil
 import socket
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -28,7 +28,7 @@ from azure.core.exceptions import (
 from .blob_urls import StorageLocation, blob_client, container_client, parse_storage_url
 from .credentials import CredentialResolver, IdentityUnavailable
 from .errors import InvalidSpec, StagingError, failure_info, redact_url
-from .paths import parse_file_mode, relative_parts, under
+from .paths import SymlinkRefused, open_dir, parse_file_mode, relative_parts
 
 DEFAULT_FILE_MODE = 0o770  # Batch: "If this property is not specified for a Linux Compute Node, ... 0770"
 _SOURCES = ("httpUrl", "storageContainerUrl", "autoStorageContainerName")
@@ -60,6 +60,7 @@ def download_resource_files(
     resource_files: list[dict], working_dir: Path, resolver: CredentialResolver, timeout: float = 300
 ) -> None:
     working_dir = Path(working_dir)
+    working_dir.mkdir(parents=True, exist_ok=True)
     for rf in resource_files or []:
         _download_one(rf, working_dir, resolver, timeout)
 
@@ -88,16 +89,35 @@ def _download_one(rf: dict, working_dir: Path, resolver: CredentialResolver, tim
             raise StagingError(failure_info("ResourceDirectoryCreateFailed", "filePath is required with httpUrl",
                                             category="usererror",
                                             ResourceUrl=redact_url(rf["httpUrl"])))
-        target = under(working_dir, file_path, "filePath")
-        _fetch_http(rf["httpUrl"], target, identity, resolver, timeout, file_path)
-        _chmod(target, mode, file_path)
+        _check_scheme(rf["httpUrl"], "httpUrl", {"FilePath": file_path})
+        _fetch_http(rf["httpUrl"], working_dir, relative_parts(file_path, "filePath"), identity, resolver, timeout,
+                    file_path, mode)
         return
     if rf.get("storageContainerUrl"):
-        for target in _fetch_container(rf, working_dir, identity, resolver, timeout):
-            _chmod(target, mode, file_path)
+        _check_scheme(rf["storageContainerUrl"], "storageContainerUrl", {"FilePath": file_path or None})
+        _fetch_container(rf, working_dir, identity, resolver, timeout, mode)
         return
     raise StagingError(failure_info("BlobDownloadMiscError", "the resource file names no source "
                                     "(httpUrl, storageContainerUrl or autoStorageContainerName)"))
+
+
+def _check_scheme(url: str, prop: str, details: dict) -> None:
+    """Batch downloads resource files over http(s) only. urllib would also open file://, ftp:// and data:
+    URLs, which would copy files of the emulator's host into the task."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        shown = f"'{scheme}'" if scheme else "no scheme"
+        raise StagingError(failure_info(
+            "BlobDownloadMiscError", f"{prop} has {shown}: only http and https URLs can be downloaded",
+            category="usererror", **details, ResourceUrl=redact_url(url)))
+
+
+# Only http(s): no file://, ftp:// or data: handler, and no environment proxies; redirects to another scheme
+# fail as an unknown URL type.
+_HTTP_OPENER = urllib.request.OpenerDirector()
+for _handler in (urllib.request.HTTPHandler, urllib.request.HTTPSHandler, urllib.request.HTTPRedirectHandler,
+                 urllib.request.HTTPDefaultErrorHandler, urllib.request.HTTPErrorProcessor):
+    _HTTP_OPENER.add_handler(_handler())
 
 
 # -- one URL ------------------------------------------------------------------------------------------------
@@ -111,8 +131,8 @@ def _is_storage_blob(url: str, loc: StorageLocation | None, identity: bool, reso
     return identity or loc.has_sas or ".blob." in host or host == endpoint_host
 
 
-def _fetch_http(url: str, target: Path, identity: bool, resolver: CredentialResolver, timeout: float,
-                file_path: str) -> None:
+def _fetch_http(url: str, working_dir: Path, parts: list[str], identity: bool, resolver: CredentialResolver,
+                timeout: float, file_path: str, mode: int) -> None:
     loc = parse_storage_url(url, resolver)
     safe_url = redact_url(url)
     details = {"FilePath": file_path, "ResourceUrl": safe_url}
@@ -126,18 +146,18 @@ def _fetch_http(url: str, target: Path, identity: bool, resolver: CredentialReso
         def write(fh) -> None:
             client.download_blob(timeout=timeout).readinto(fh)
 
-        _write_atomically(target, write, details, _blob_error)
+        _write_atomically(working_dir, parts, write, details, _blob_error, mode)
         return
 
     def write_http(fh) -> None:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - user-chosen URL, as on Batch
+        with _HTTP_OPENER.open(url, timeout=timeout) as resp:
             shutil.copyfileobj(resp, fh, 1024 * 1024)
 
-    _write_atomically(target, write_http, details, _http_error)
+    _write_atomically(working_dir, parts, write_http, details, _http_error, mode)
 
 
 def _fetch_container(rf: dict, working_dir: Path, identity: bool, resolver: CredentialResolver,
-                     timeout: float) -> list[Path]:
+                     timeout: float, mode: int) -> list[Path]:
     url = rf["storageContainerUrl"]
     file_path = rf.get("filePath") or ""
     details = {"FilePath": file_path or None, "ContainerUrl": redact_url(url)}
@@ -156,57 +176,88 @@ def _fetch_container(rf: dict, working_dir: Path, identity: bool, resolver: Cred
         raise StagingError(failure_info(code, _storage_reason(exc), **details)) from None
     except (ServiceRequestError, ServiceResponseError) as exc:
         raise StagingError(failure_info("ResourceContainerListMiscError", str(exc).splitlines()[0], **details)) from None
-    base = working_dir.joinpath(*relative_parts(file_path, "filePath"))
+    base = relative_parts(file_path, "filePath")
     targets = []
     for name in names:
         if name.endswith("/"):
             continue  # a directory marker, not a file
         try:
-            target = under(base, name, "blob name")
+            parts = base + relative_parts(name, "blob name")
         except ValueError as exc:
             raise StagingError(failure_info("ResourceDirectoryCreateFailed", str(exc), category="usererror",
                                             **details)) from None
+        if not parts:
+            continue
         blob = client.get_blob_client(name)
         blob_details = {**details, "BlobName": name}
 
         def write(fh, blob=blob) -> None:
             blob.download_blob(timeout=timeout).readinto(fh)
 
-        _write_atomically(target, write, blob_details, _blob_error)
-        targets.append(target)
+        targets.append(_write_atomically(working_dir, parts, write, blob_details, _blob_error, mode))
     return targets
 
 
 # -- writing and error mapping ------------------------------------------------------------------------------
 
 
-def _write_atomically(target: Path, write, details: dict, classify) -> None:
-    """Download into a temp file next to the target, then rename: a failed download leaves no partial file."""
+def _write_atomically(working_dir: Path, parts: list[str], write, details: dict, classify, mode: int) -> Path:
+    """Download into a temp file next to the target, then rename: a failed download leaves no partial file.
+
+    Every directory from the working dir down is opened (or made) without following symlinks, and the temp
+    file is created, chmod-ed and renamed relative to that directory's descriptor: a link left in a reused or
+    shared folder makes staging fail instead of writing through it."""
+    if not parts:
+        raise StagingError(failure_info("ResourceFileCreateFailed", "the file path names the working directory "
+                                        "itself, not a file in it", category="usererror", **details))
+    target = working_dir.joinpath(*parts)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        dir_cm = open_dir(working_dir, parts[:-1], create=True)
+        dir_fd = dir_cm.__enter__()
+    except SymlinkRefused as exc:
+        raise StagingError(failure_info("ResourceDirectoryCreateFailed", str(exc), category="usererror",
+                                        **details)) from None
     except OSError as exc:
-        raise StagingError(failure_info(_disk_code(exc, "ResourceDirectoryCreateFailed"), exc.strerror, **details)) from None
+        raise StagingError(failure_info(_disk_code(exc, "ResourceDirectoryCreateFailed"), exc.strerror,
+                                        **details)) from None
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
-    except OSError as exc:
-        raise StagingError(failure_info(_disk_code(exc, "ResourceFileCreateFailed"), exc.strerror, **details)) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
+        tmp = f".download-{secrets.token_hex(6)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                         dir_fd=dir_fd)
+        except OSError as exc:
+            raise StagingError(failure_info(_disk_code(exc, "ResourceFileCreateFailed"), exc.strerror,
+                                            **details)) from None
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                try:
+                    write(fh)
+                except OSError as exc:
+                    if isinstance(exc, (socket.timeout, TimeoutError, urllib.error.URLError)) or exc.errno is None:
+                        raise
+                    raise StagingError(failure_info(_disk_code(exc, "ResourceFileWriteFailed"), exc.strerror,
+                                                    **details)) from None
+                try:
+                    os.fchmod(fh.fileno(), mode)
+                except OSError as exc:
+                    raise StagingError(failure_info("ResourceFileWriteFailed", f"chmod failed: {exc.strerror}",
+                                                    **details)) from None
             try:
-                write(fh)
+                # rename() replaces a symlink at the target name itself; it never writes through it
+                os.replace(tmp, parts[-1], src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             except OSError as exc:
-                if isinstance(exc, (socket.timeout, TimeoutError, urllib.error.URLError)) or exc.errno is None:
-                    raise
-                raise StagingError(failure_info(_disk_code(exc, "ResourceFileWriteFailed"), exc.strerror,
+                raise StagingError(failure_info("ResourceFileCreateFailed", f"{target}: {exc.strerror}",
                                                 **details)) from None
-        os.replace(tmp, target)
-    except StagingError:
-        _unlink(tmp)
-        raise
-    except Exception as exc:  # noqa: BLE001 - every download failure becomes the task's failureInfo
-        _unlink(tmp)
-        code, reason = classify(exc)
-        raise StagingError(failure_info(code, reason, **details)) from None
+        except StagingError:
+            _unlink(tmp, dir_fd)
+            raise
+        except Exception as exc:  # noqa: BLE001 - every download failure becomes the task's failureInfo
+            _unlink(tmp, dir_fd)
+            code, reason = classify(exc)
+            raise StagingError(failure_info(code, reason, **details)) from None
+    finally:
+        dir_cm.__exit__(None, None, None)
+    return target
 
 
 def _blob_error(exc: Exception) -> tuple[str, str]:
@@ -244,16 +295,8 @@ def _disk_code(exc: OSError, default: str) -> str:
     return "DiskFull" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else default
 
 
-def _chmod(target: Path, mode: int, file_path: str) -> None:
+def _unlink(name: str, dir_fd: int) -> None:
     try:
-        os.chmod(target, mode)
-    except OSError as exc:
-        raise StagingError(failure_info("ResourceFileWriteFailed", f"chmod failed: {exc.strerror}",
-                                        FilePath=file_path)) from None
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
+        os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         pass

@@ -153,7 +153,7 @@ def _private_azurite(tmp_path_factory, request) -> Storage:
     base = tmp_path_factory.mktemp("azurite")
     port = free_port()
     log = open(base / "azurite.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen([str(azurite), "--silent", "--skipApiVersionCheck", "--loose", "--location", str(base),
+    proc = subprocess.Popen([str(azurite), "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose", "--location", str(base),
                              "--blobHost", "127.0.0.1", "--blobPort", str(port)], stdout=log, stderr=log)
 
     def finish() -> None:
