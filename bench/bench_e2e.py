@@ -6,7 +6,7 @@ measured in the same run.
 eventbatch: through the whole local stack as a user meets it (the stack's Functions host running the repo's
 function_app.py): a blob uploaded to ``%INPUT_CONTAINER%/noop/...`` becomes a Batch task on the emulator, a podman
 container runs /app/noop.sh in the worker image, Batch-style OutputFiles upload its logs, and the app writes
-``manifest.json``. Timed from the start of the upload until the manifest can be read, polled every 75 ms.
+``manifest.json``. Timed from the start of the upload until the manifest can be read, polled every 50 ms, as the floor polls its task.
 
 floor: what any app needs at least for the same work, straight through the SDKs from this process: upload a blob
 (to a container no trigger watches), one create_task with the same image, command, resource file (the blob's SAS
@@ -33,7 +33,7 @@ from urllib.parse import quote
 from bench.hosting import REPO, BenchError, load_average, percentile
 
 PIPELINE = "noop"
-MANIFEST_POLL = 0.075
+MANIFEST_POLL = 0.05  # the same interval as the floor polls its task
 TASK_POLL = 0.05
 TARGET_P50, TARGET_P95, TARGET_RATIO = 0.8, 1.2, 1.5
 WRAPPER = ("/bin/sh -c 'INPUT_PATH=\"$AZ_BATCH_TASK_WORKING_DIR/$INPUT_FILE\"; export INPUT_PATH; "
@@ -94,6 +94,15 @@ class Stack:
         return f"{self.blob.url.rstrip('/')}/{quote(container)}?{sas}"
 
 
+def announce(blob, result) -> None:
+    """Tell the stack's host about the upload, as Event Grid does on Azure (devstack.func_host.events)."""
+    from devstack import paths
+    from devstack.func_host.events import publish_blob_created
+
+    publish_blob_created(paths.state_dir() / "func_host", blob.url, blob.container_name, blob.blob_name,
+                         etag=result["etag"], size=None, content_type="application/octet-stream")
+
+
 def eventbatch_sample(stack: Stack, pipeline: dict, tag: str, index: int, timeout: float) -> dict:
     """Upload one small blob into the watched container; wait for its manifest (the app's own output path)."""
     from azure.core.exceptions import ResourceNotFoundError
@@ -105,7 +114,8 @@ def eventbatch_sample(stack: Stack, pipeline: dict, tag: str, index: int, timeou
     blob = stack.blob.get_blob_client(stack.values["INPUT_CONTAINER"], name)
     uploaded_at = time.time()
     t0 = time.perf_counter()
-    blob.upload_blob(f"noop input {index}\n".encode(), overwrite=True)
+    result = blob.upload_blob(f"noop input {index}\n".encode(), overwrite=True)
+    announce(blob, result)
     while True:
         try:
             data = manifest.download_blob().readall()

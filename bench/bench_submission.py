@@ -113,13 +113,25 @@ class Clients:
 def _names(tag: str) -> dict[str, str]:
     return {"INPUT_CONTAINER": f"in{tag}", "OUTPUT_CONTAINER": f"out{tag}", "REQUESTS_QUEUE": f"req{tag}",
             "SUBMIT_QUEUE": f"sub{tag}", "REJECTED_QUEUE": f"rej{tag}", "COMPLETIONS_QUEUE": f"done{tag}",
-            "FAILURES_QUEUE": f"fail{tag}", "RUNS_TABLE": f"runs{tag}", "JOB_ID_PREFIX": f"j{tag}"}
+            "FAILURES_QUEUE": f"fail{tag}", "CHECK_QUEUE": f"chk{tag}", "MARKER_CONTAINER": f"mk{tag}",
+            "RUNS_TABLE": f"runs{tag}", "JOB_ID_PREFIX": f"j{tag}"}
 
 
-def _upload(clients: Clients, container: str, names: list[str]) -> None:
+def _upload(clients: Clients, container: str, names: list[str], state_dir: Path) -> None:
+    """Upload, then announce each blob to the host as Event Grid would (devstack.func_host.events); both paths'
+    hosts get their events the same way."""
+    from devstack.func_host.events import publish_blob_created
+
     client = clients.blob.get_container_client(container)
+
+    def one(name: str) -> None:
+        blob = client.get_blob_client(name)
+        result = blob.upload_blob(b"bench input\n", overwrite=True)
+        publish_blob_created(state_dir, blob.url, container, name, etag=result["etag"], size=12,
+                             content_type="application/octet-stream")
+
     with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(lambda n: client.upload_blob(n, b"bench input\n", overwrite=True), names))
+        list(pool.map(one, names))
 
 
 def _wait_tasks(clients: Clients, job_prefix: str, count: int, since: float, timeout: float,
@@ -147,7 +159,7 @@ def _settle(host: PrivateHost, quiet_calls: int = 15, limit: float = 60.0) -> di
 def _cleanup(clients: Clients, names: dict[str, str], host_id: str, job_prefix: str) -> None:
     from azure.core.exceptions import AzureError
 
-    for container in (names["INPUT_CONTAINER"], names["OUTPUT_CONTAINER"]):
+    for container in (names["INPUT_CONTAINER"], names["OUTPUT_CONTAINER"], names["MARKER_CONTAINER"]):
         try:
             clients.blob.delete_container(container)
         except AzureError:
@@ -200,7 +212,8 @@ def run_path(path: str, env: dict[str, str], batch_url: str, clients: Clients, f
         with host:
             started = host.fresh_counts()
             warm_since = time.time()
-            _upload(clients, names["INPUT_CONTAINER"], [f"{prefix}warm-{i}.txt" for i in range(WARM_UP)])
+            _upload(clients, names["INPUT_CONTAINER"], [f"{prefix}warm-{i}.txt" for i in range(WARM_UP)],
+                    host.state_dir)
             warm = _wait_tasks(clients, job_prefix, WARM_UP, warm_since - 1, timeout=120)
             if len(warm) < WARM_UP:
                 raise BenchError(f"{path}: {len(warm)} of {WARM_UP} warm-up tasks reached Batch in 120 s; host log "
@@ -208,7 +221,8 @@ def run_path(path: str, env: dict[str, str], batch_url: str, clients: Clients, f
             time.sleep(1.0)
             before = host.fresh_counts()
             t0 = time.time()
-            _upload(clients, names["INPUT_CONTAINER"], [f"{prefix}burst-{i:05d} file.txt" for i in range(files)])
+            _upload(clients, names["INPUT_CONTAINER"], [f"{prefix}burst-{i:05d} file.txt" for i in range(files)],
+                    host.state_dir)
             uploaded = time.time()
             created = _wait_tasks(clients, job_prefix, files, t0, timeout=max(120.0, files * 0.5),
                                   already=len(warm))

@@ -17,7 +17,9 @@ from pathlib import Path
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContentSettings
 
+from devstack import paths
 from devstack.app_access import AppAccess
+from devstack.func_host.events import publish_blob_created
 from shared import ids
 from shared.errors import Rejection
 from shared.names import check_blob_name
@@ -67,8 +69,11 @@ def upload(access: AppAccess, container: str, name: str, path: Path) -> Uploaded
     except ResourceExistsError:
         pass
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    result = cc.get_blob_client(name).upload_blob(data, overwrite=True,
-                                                  content_settings=ContentSettings(content_type=content_type))
+    blob = cc.get_blob_client(name)
+    result = blob.upload_blob(data, overwrite=True, content_settings=ContentSettings(content_type=content_type))
+    # The local stand-in for Event Grid: the host's blob trigger gets the event now, not at its next scan.
+    publish_blob_created(paths.state_dir() / "func_host", blob.url, container, name, etag=str(result["etag"]),
+                         size=len(data), content_type=content_type)
     return Uploaded(container, name, str(result["etag"]), len(data))
 
 

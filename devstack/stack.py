@@ -169,7 +169,7 @@ LOCAL_DEFAULTS = {
 
 
 APP_FILES = ("function_app.py", "host.json", "pipelines.yaml", "requirements.txt")
-APP_FOLDERS = ("functions", "shared")
+APP_FOLDERS = ("functions", "shared", "devstack/func_host")  # the app, and the host code that runs it
 
 
 def app_fingerprint(settings: Path) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -132,13 +133,19 @@ def check_task(ctx: AppContext, job_id: str, task_id: str, attempt: int = 1) -> 
     if pipeline is None or ctx.config.pipeline(pipeline) is None:
         log.warning("marker for %s/%s names no job of this app; ignoring it", job_id, task_id)
         return CheckOutcome("foreign")
-    try:
-        task = call(lambda: ctx.batch.get_task(job_id, task_id, select=TASK_FIELDS).as_dict(),
-                    f"get task {job_id}/{task_id}")
-    except ResourceNotFoundError:
-        # Deleted already: recorded by an earlier look (a repeated event) or by the safety net.
-        delete_marker(ctx, job_id, task_id)
-        return CheckOutcome("gone", task_id)
+    completer = Completer(ctx)
+    # The task is read beside its record. The outputs are listed only once the task shows completed: Batch
+    # uploads in no particular order and flips the state when every upload is done.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        task_read = pool.submit(lambda: call(lambda: ctx.batch.get_task(job_id, task_id, select=TASK_FIELDS)
+                                             .as_dict(), f"get task {job_id}/{task_id}"))
+        record = ctx.runs.get(pipeline, task_id)
+        try:
+            task = task_read.result()
+        except ResourceNotFoundError:
+            # Deleted already: recorded by an earlier look (a repeated event) or by the safety net.
+            delete_marker(ctx, job_id, task_id)
+            return CheckOutcome("gone", task_id)
     if task.get("state") != "completed":
         if attempt >= MAX_CHECKS:
             log.warning("task %s/%s still %s after %d looks; the safety net will record it", job_id, task_id,
@@ -147,7 +154,7 @@ def check_task(ctx: AppContext, job_id: str, task_id: str, attempt: int = 1) -> 
         ctx.messenger.check({"jobId": job_id, "taskId": task_id, "attempt": attempt + 1},
                             delay=check_delay(attempt))
         return CheckOutcome("pending", task_id)
-    status, record = Completer(ctx).finish(job_id, pipeline, task)
+    status, record = completer.finish(job_id, pipeline, task, record=record)
     if status in ("recorded", "known") and _deletable(ctx, task, record):
         with contextlib.suppress(ResourceNotFoundError):
             call(lambda: ctx.batch.delete_task(job_id, task_id), f"delete task {task_id}")

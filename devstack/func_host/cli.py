@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the status file host.json is written (default: <app-dir>/.devstack/func_host)")
     parser.add_argument("--grace-period", type=float, default=10.0,
                         help="seconds to let in-flight invocations finish on SIGTERM/SIGINT (default 10)")
-    parser.add_argument("--blob-scan-interval", type=float, default=0.05,
-                        help="shortest pause between container scans for blob triggers (default 0.05; a scan that "
+    parser.add_argument("--blob-scan-interval", type=float, default=0.04,
+                        help="shortest pause between container scans for blob triggers (default 0.04; a scan that "
                              "takes longer pauses ten times as long, up to 1 s)")
     parser.add_argument("--check", action="store_true",
                         help="load settings and the app, validate every function, print them and exit")

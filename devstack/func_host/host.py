@@ -10,6 +10,7 @@ running (queue messages made visible, blob receipt leases released) so the next 
 import logging
 import os
 import re
+import secrets
 import socket
 import threading
 import time
@@ -37,6 +38,7 @@ from devstack.func_host.queue_listener import QueueListener
 from devstack.func_host.renewer import Renewer
 from devstack.func_host.status import StatusFile, now_iso
 from devstack.func_host.timer_listener import TimerListener
+from devstack.func_host.webhook import WebhookServer
 from devstack.services import pid_alive
 
 log = logging.getLogger("func_host")
@@ -52,7 +54,8 @@ class HostOptions:
     host_id: str | None = None
     state_dir: Path | None = None
     grace_period: float = 10.0
-    blob_scan_interval: float = 0.05
+    blob_scan_interval: float = 0.04
+    webhook_port: int = 0  # 0: any free port (written to the status file)
 
 
 def derive_host_id(app_dir: Path, explicit: str | None) -> str:
@@ -66,6 +69,11 @@ def derive_host_id(app_dir: Path, explicit: str | None) -> str:
     raw = f"{socket.gethostname()}-{app_dir.resolve().name}".lower()
     cleaned = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", raw)).strip("-")[:32].strip("-")
     return cleaned or "localhost"
+
+
+def _source(fn: LoadedFunction) -> str:
+    """A blob trigger's source: EventGrid (pushed by the webhook, scanned as the fallback) or the scan alone."""
+    return str(getattr(fn.trigger, "source", None) or "LogsAndContainerScan")
 
 
 class FunctionsHost:
@@ -82,6 +90,7 @@ class FunctionsHost:
         self.settle_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="settle")
         self.journal = InflightJournal(self.state_dir)
         self.orphans: list[dict] = []
+        self.webhook: WebhookServer | None = None
 
     # -- start-up -------------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -104,6 +113,10 @@ class FunctionsHost:
         for fn in self.functions:
             bindings.check_trigger_annotation(fn.name, fn.trigger_type, fn.trigger_annotation)
             self.listeners.append(self._listener(fn, slots, previous_lease))
+        pushed = {lst.function.name: lst for lst in self.listeners
+                  if isinstance(lst, BlobListener) and _source(lst.function) == "EventGrid"}
+        if pushed:
+            self.webhook = WebhookServer(pushed, key=secrets.token_urlsafe(24), port=self.options.webhook_port)
 
     def _listener(self, fn: LoadedFunction, slots: Slots, previous_lease: str | None):
         where = f"function {fn.name!r}"
@@ -136,10 +149,16 @@ class FunctionsHost:
                             f"{type(exc).__name__}: {exc}. Is Azurite running? Start the stack with `make up`") from exc
         self.invoker.start()
         self.renewer.start()
+        if self.webhook is not None:
+            self.webhook.start()
+            self.status.write(webhook={"url": self.webhook.url, "key": self.webhook.key})
+            self.status.protect()
         self.journal.reset()  # the predecessor's entries are in self.orphans; listeners release them at start
         for listener in self.listeners:
             listener.start()
-        functions = [{"name": lst.function.name, "trigger": lst.function.trigger_type, "detail": lst.describe()}
+        functions = [{"name": lst.function.name, "trigger": lst.function.trigger_type, "detail": lst.describe(),
+                      **({"container": lst.path.container, "source": _source(lst.function)}
+                         if isinstance(lst, BlobListener) else {})}
                      for lst in self.listeners]
         for item in functions:
             log.info("Function %s: %s", item["name"], item["detail"])
@@ -155,6 +174,8 @@ class FunctionsHost:
         self.status.write(state="stopping")
         for listener in self.listeners:
             listener.stop()
+        if self.webhook is not None:
+            self.webhook.stop()
         deadline = time.monotonic() + self.options.grace_period
         pending = self.in_flight()
         if pending:

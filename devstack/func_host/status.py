@@ -38,6 +38,11 @@ class StatusFile:
             raise HostError(f"another functions host (pid {pid}, host id {previous.get('host_id')!r}) is running "
                             f"with state dir {self.path.parent}; stop it first or pass a different --state-dir")
 
+    def protect(self) -> None:
+        """Owner-only: the file holds the webhook key once the webhook runs."""
+        for target in (self.path, self.alias):
+            os.chmod(target, 0o600)
+
     def write(self, **fields) -> None:
         self.data.update(fields)
         self.data["updated"] = now_iso()
@@ -45,5 +50,7 @@ class StatusFile:
         text = json.dumps(self.data, indent=2) + "\n"
         for target in (self.path, self.alias):
             tmp = target.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(text)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
             os.replace(tmp, target)

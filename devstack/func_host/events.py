@@ -1,0 +1,59 @@
+"""Post BlobCreated events to a running local host, in the place of Event Grid (see devstack.func_host.webhook).
+
+The local stack's own uploaders call `publish_blob_created` after each upload, so their blobs reach the blob
+trigger at once instead of at the next container scan. It never fails the upload: when no host runs, or the host
+cannot be reached, the event is simply not sent, and the scan finds the blob (as Event Grid's retries would).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+log = logging.getLogger("eventbatch.events")
+
+
+def _status(state_dir: Path) -> dict:
+    try:
+        return json.loads((state_dir / "host.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def blob_created_event(url: str, container: str, name: str, etag: str | None, size: int | None,
+                       content_type: str | None, api: str = "PutBlob") -> dict:
+    return {"id": str(uuid.uuid4()), "eventType": "Microsoft.Storage.BlobCreated",
+            "subject": f"/blobServices/default/containers/{container}/blobs/{name}",
+            "eventTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "dataVersion": "",
+            "metadataVersion": "1",
+            "data": {"api": api, "eTag": etag, "contentType": content_type, "contentLength": size,
+                     "blobType": "BlockBlob", "url": url}}
+
+
+def publish_blob_created(state_dir: Path, blob_url: str, container: str, name: str, *, etag: str | None = None,
+                         size: int | None = None, content_type: str | None = None, timeout: float = 2.0) -> int:
+    """Send the event to every blob function of the host (state dir) that watches `container`; returns how many
+    accepted it."""
+    status = _status(state_dir)
+    hook = status.get("webhook") or {}
+    if status.get("state") != "running" or not hook.get("url") or not hook.get("key"):
+        return 0
+    body = json.dumps([blob_created_event(blob_url, container, name, etag, size, content_type)]).encode()
+    sent = 0
+    for fn in status.get("functions") or []:
+        if fn.get("container") != container or fn.get("source") != "EventGrid":
+            continue
+        url = f"{hook['url']}?functionName=Host.Functions.{quote(fn['name'])}&code={quote(hook['key'])}"
+        request = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback URL
+                sent += response.status == 202
+        except OSError as exc:
+            log.debug("event for %s/%s not delivered (%s); the host's scan will find the blob", container, name, exc)
+    return sent
