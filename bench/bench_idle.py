@@ -34,13 +34,15 @@ from pathlib import Path
 from bench.hosting import REPO, PrivateHost, app_settings, delta, load_average, summarize, unique_tag
 
 TARGET_PER_MINUTE = 6.0
-AZURE_SETTINGS = {"POOL_SCALE_MODE": "autoscale", "CREATE_MISSING_POOLS": "false"}  # infra/main.bicep appSettings
+# infra/main.bicep appSettings: infra creates the pools, queues, table and containers (made here before the host starts)
+AZURE_SETTINGS = {"POOL_SCALE_MODE": "autoscale", "CREATE_MISSING_POOLS": "false", "CREATE_STORAGE_RESOURCES": "false"}
 
 
 def _names(tag: str) -> dict[str, str]:
     return {"INPUT_CONTAINER": f"in{tag}", "OUTPUT_CONTAINER": f"out{tag}", "REQUESTS_QUEUE": f"req{tag}",
             "SUBMIT_QUEUE": f"sub{tag}", "REJECTED_QUEUE": f"rej{tag}", "COMPLETIONS_QUEUE": f"done{tag}",
-            "FAILURES_QUEUE": f"fail{tag}", "RUNS_TABLE": f"runs{tag}", "JOB_ID_PREFIX": f"j{tag}"}
+            "FAILURES_QUEUE": f"fail{tag}", "CHECK_QUEUE": f"chk{tag}", "MARKER_CONTAINER": f"mk{tag}",
+            "RUNS_TABLE": f"runs{tag}", "JOB_ID_PREFIX": f"j{tag}"}
 
 
 def max_polling_seconds() -> float:
@@ -66,11 +68,44 @@ def schedules(functions: list[dict]) -> list[dict]:
     return out
 
 
+def _queues(names: dict[str, str]) -> list[str]:
+    return [v for k, v in names.items() if k.endswith("_QUEUE")]
+
+
+def _create_queues_and_table(env: dict[str, str], names: dict[str, str]) -> None:
+    from azure.data.tables import TableServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    queues = QueueServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"])
+    for name in _queues(names):
+        queues.create_queue(name)
+    TableServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"]).create_table(
+        names["RUNS_TABLE"])
+
+
+def _delete_queues_and_table(env: dict[str, str], names: dict[str, str]) -> None:
+    from azure.core.exceptions import AzureError
+    from azure.data.tables import TableServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    queues = QueueServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"])
+    for name in _queues(names):
+        try:
+            queues.delete_queue(name)
+        except AzureError:
+            pass
+    try:
+        TableServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"]).delete_table(
+            names["RUNS_TABLE"])
+    except AzureError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_idle", description=__doc__.splitlines()[0])
     parser.add_argument("--settle", type=float, default=30.0, help="seconds to let the host settle (default 30)")
-    parser.add_argument("--minutes", type=float, default=2.0, help="minutes to count (default 2; at least 2 for "
-                                                                   "the figure the docs report)")
+    parser.add_argument("--minutes", type=float, default=5.0, help="minutes to count (default 5: one whole period "
+                                                                   "of the safety net's schedule)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.settle < 0 or args.minutes <= 0:
         parser.error("--settle must be >= 0 and --minutes > 0")
@@ -88,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
           EmulatorProcess(Path(tmp) / "emulator", "process", stack.batch_emulator_env(env),
                           account=env["BATCH_ACCOUNT_NAME"], key=env["BATCH_ACCOUNT_KEY"],
                           stop_timeout=15) as emulator):
-        for container in (names["INPUT_CONTAINER"], names["OUTPUT_CONTAINER"]):
+        for container in (names["INPUT_CONTAINER"], names["OUTPUT_CONTAINER"], names["MARKER_CONTAINER"]):
             blob.create_container(container)
+        _create_queues_and_table(env, names)  # as infra/ does on Azure
         settings = app_settings(env, emulator.url, {**names, **AZURE_SETTINGS}, local_defaults=False)
         host = PrivateHost(REPO, settings, Path(tmp) / "host", host_id=f"b{tag}")
         try:
@@ -105,11 +141,12 @@ def main(argv: list[str] | None = None) -> int:
                 after = host.fresh_counts()
                 elapsed = (time.monotonic() - t0) / 60
         finally:
-            for container in (names["INPUT_CONTAINER"], names["OUTPUT_CONTAINER"]):
+            for container in (names["INPUT_CONTAINER"], names["OUTPUT_CONTAINER"], names["MARKER_CONTAINER"]):
                 try:
                     blob.delete_container(container)
                 except Exception:  # noqa: BLE001, S110 - best effort
                     pass
+            _delete_queues_and_table(env, names)
     calls = delta(after, before)
     totals = summarize(calls)
     app_batch = sum(c for k, c in calls.items() if k.startswith("app batch "))

@@ -205,7 +205,7 @@ def run_path(path: str, env: dict[str, str], batch_url: str, clients: Clients, f
         app_dir = REPO
     for container in (names["INPUT_CONTAINER"], names["OUTPUT_CONTAINER"]):
         clients.blob.create_container(container)
-    settings = app_settings(env, batch_url, overrides, local_defaults=True)
+    settings = app_settings(env, batch_url, overrides, local_defaults=False)  # Azure's safety-net schedule
     host = PrivateHost(app_dir, settings, workdir / tag, host_id=f"b{tag}", batch_latency_ms=latency_ms)
     load_before = load_average()
     try:

@@ -169,6 +169,8 @@ module functionApp 'modules/functionapp.bicep' = {
       BATCH_NODE_IDENTITY_RESOURCE_ID: identities.outputs.poolIdentityId
       POOL_IDENTITY_RESOURCE_ID: identities.outputs.poolIdentityId
       CREATE_MISSING_POOLS: 'false'
+      // infra/ creates the queues, the runs table and the containers: a cold start spends no calls making them.
+      CREATE_STORAGE_RESOURCES: 'false'
       REGISTRY_SERVER: registry.outputs.loginServer
       WORKER_IMAGE: '${registry.outputs.loginServer}/${workerImageName}'
       POOL_SCALE_MODE: 'autoscale'

@@ -33,7 +33,7 @@ class AppContext:
     batcher: object = None  # shared.batcher.Batcher, made with the context
 
     @classmethod
-    def create(cls, settings: Settings, *, batch_client=None, ensure_resources: bool = True) -> AppContext:
+    def create(cls, settings: Settings, *, batch_client=None, ensure_resources: bool | None = None) -> AppContext:
         from shared.batch_client import make_batch_client
 
         config = load_config(settings.pipelines_file, settings.environ)
@@ -52,7 +52,7 @@ class AppContext:
         storage = StorageClients(settings.storage)
         runs = RunStore(storage.table.get_table_client(settings.runs_table))
         messenger = Messenger(storage.queue, settings.queues)
-        if ensure_resources:
+        if settings.create_storage_resources if ensure_resources is None else ensure_resources:
             runs.ensure()
             messenger.ensure()
             _ensure_containers(storage, {p.outputs.container for p in config.pipelines.values()}

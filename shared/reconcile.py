@@ -3,8 +3,8 @@
 Runs are submitted on arrival (shared.batcher) and completed on their marker's event (shared.completion). A tick
 of the safety net finds what those paths cannot:
 - completed tasks nobody recorded: a task that failed before it ran (a resource file or image pull failure
-  uploads nothing, so no marker), a lost or late marker event. One jobs listing plus one filtered, $select-ed task
-  listing per active job (paged at 1000), however many tasks there are;
+  uploads nothing, so no marker), a lost or late marker event. One jobs listing plus one $select-ed task listing
+  per job (paged at 1000), however many tasks there are;
 - unfinished runs, from the inbox (shared.records, one key-range query per pipeline): a run left `received` with no
   task after RESUBMIT_AFTER (its worker died before submitting) is submitted again, once its record is read again;
   a `submitted` run whose task no longer exists is failed with a reason, and so is a run stuck for RUN_STUCK_AFTER;
@@ -77,7 +77,8 @@ class Reconciler:
         jobs = call(lambda: list(self.batch.list_jobs(filter=f"startswith(id,'{prefix}')", select=["id", "state"])),
                     "list jobs")
         result.batch_calls += 1
-        seen: set[str] = set()
+        seen: dict[str, str] = {}  # task id -> state, of every job listed
+        listed: set[str] = set()
         for job in jobs:
             job_id = job["id"]
             pipeline = pipeline_of_job(self.ctx, job_id)
@@ -86,26 +87,27 @@ class Reconciler:
             clean = True
             if job.get("state") in ("active", "terminating", "completed", "disabled"):
                 clean = self._reconcile_job(job_id, pipeline, result, seen)
+                if clean:
+                    listed.add(job_id)
             if clean:
                 self._cleanup_job(job_id, job.get("state"), result)
         for pipeline in self.ctx.config.pipelines:
             try:
-                self._inbox(pipeline, seen, result)
+                self._inbox(pipeline, seen, listed, result)
             except Exception:  # noqa: BLE001 - one pipeline's trouble must not stop the others
                 log.exception("safety net: the inbox of %s could not be processed", pipeline)
                 result.errors.append(f"inbox:{pipeline}")
         return result
 
     # ---- tasks Batch has finished --------------------------------------------------------------------------
-    def _reconcile_job(self, job_id: str, pipeline: str, result: ReconcileResult, seen: set[str]) -> bool:
+    def _reconcile_job(self, job_id: str, pipeline: str, result: ReconcileResult, seen: dict[str, str]) -> bool:
         try:
             tasks = call(lambda: [t.as_dict() for t in self.batch.list_tasks(
-                job_id, filter="state eq 'running' or state eq 'completed'", select=TASK_FIELDS,
-                max_results=1000)], f"list tasks of {job_id}")
+                job_id, select=TASK_FIELDS, max_results=1000)], f"list tasks of {job_id}")
         except ResourceNotFoundError:
             return False
-        result.batch_calls += 1
-        seen.update(t["id"] for t in tasks)
+        result.batch_calls += max(1, -(-len(tasks) // 1000))
+        seen.update((t["id"], t.get("state")) for t in tasks)
         completed = [t for t in tasks if t.get("state") == "completed"]
         for t in tasks:
             if t.get("state") == "running" and t["id"] not in self._running_seen:
@@ -174,7 +176,7 @@ class Reconciler:
         return status, record
 
     # ---- unfinished runs (the inbox) -----------------------------------------------------------------------
-    def _inbox(self, pipeline: str, seen: set[str], result: ReconcileResult) -> None:
+    def _inbox(self, pipeline: str, seen: dict[str, str], listed: set[str], result: ReconcileResult) -> None:
         settings = self.ctx.settings
         now = self.clock()
         resubmit = []
@@ -187,8 +189,10 @@ class Reconciler:
                 if age >= settings.notify_repair_after:
                     self._renotify(pipeline, run_id, result)
                 continue
-            if run_id in seen:
-                continue  # Batch shows it running or completed: the listing above took care of it
+            if run_id in seen and state != "received":
+                if seen[run_id] != "completed" and age >= settings.run_stuck_after:
+                    self._stuck(pipeline, run_id, entry.get("jobId"), seen[run_id], age, result)
+                continue  # Batch has it: a completed one was recorded by the listing above
             if state == "received":
                 if age < settings.resubmit_after or entry.get("attempts"):
                     continue  # its worker may still hold it; a deferred run has its own retry message
@@ -203,7 +207,9 @@ class Reconciler:
                 if run is not None:
                     resubmit.append(run)
             elif state in ("submitted", "running") and age >= settings.resubmit_after:
-                self._check_submitted(pipeline, run_id, entry.get("jobId"), age, result)
+                if entry.get("jobId") in listed or not entry.get("jobId"):
+                    # Its job was listed and the task is not in it (or it never got a job): gone.
+                    self._check_submitted(pipeline, run_id, entry.get("jobId"), age, result)
         if resubmit:
             report = submit_runs(self.ctx, pipeline, resubmit)
             result.resubmitted.extend(report.submitted)
@@ -231,12 +237,18 @@ class Reconciler:
             if status == "recorded":
                 result.recorded.append(run_id)
         elif age >= self.ctx.settings.run_stuck_after:
-            with_reason = f"its task was still {task.get('state')} after {_words(age)} (RUN_STUCK_AFTER)"
+            self._stuck(pipeline, run_id, job_id, task.get("state"), age, result)
+
+    def _stuck(self, pipeline: str, run_id: str, job_id: str | None, state: str | None, age: timedelta,
+               result: ReconcileResult) -> None:
+        reason = f"its task was still {state} after {_words(age)} (RUN_STUCK_AFTER)"
+        if job_id:
             try:
                 call(lambda: self.batch.terminate_task(job_id, run_id), f"terminate task {run_id}")
+                result.batch_calls += 1
             except HttpResponseError as exc:
                 log.warning("terminating stuck task %s: %s", run_id, exc)
-            self._fail(pipeline, run_id, with_reason, result)
+        self._fail(pipeline, run_id, reason, result)
 
     def _fail(self, pipeline: str, run_id: str, reason: str, result: ReconcileResult) -> None:
         if fail_unsubmitted(self.ctx, pipeline, run_id, reason):

@@ -95,6 +95,7 @@ class Settings:
     sas_validity: timedelta = timedelta(hours=12)
     node_identity_resource_id: str | None = None  # set: resource/output files by identityReference
     create_missing_pools: bool = True
+    create_storage_resources: bool = True  # false on Azure: infra/ creates the queues, table and containers
     marker_container: str = "markers"
     submit_max_attempts: int = 8
     submit_hold: timedelta = timedelta(seconds=1)
@@ -268,6 +269,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sas_validity=sas,
         node_identity_resource_id=_get(env, "BATCH_NODE_IDENTITY_RESOURCE_ID"),
         create_missing_pools=_bool(env, "CREATE_MISSING_POOLS", True),
+        create_storage_resources=_bool(env, "CREATE_STORAGE_RESOURCES", True),
         marker_container=_container(env, "MARKER_CONTAINER", "markers"),
         submit_max_attempts=_int(env, "SUBMIT_MAX_ATTEMPTS", 8, 1, 50),
         submit_hold=_bounded(env, "SUBMIT_BATCH_HOLD", "PT1S", timedelta(0), timedelta(seconds=30)),
