@@ -189,27 +189,43 @@ class Reconciler:
                 if age >= settings.notify_repair_after:
                     self._renotify(pipeline, run_id, result)
                 continue
-            if run_id in seen and state != "received":
-                if seen[run_id] != "completed" and age >= settings.run_stuck_after:
-                    self._stuck(pipeline, run_id, entry.get("jobId"), seen[run_id], age, result)
-                continue  # Batch has it: a completed one was recorded by the listing above
             if state == "received":
                 if age < settings.resubmit_after or entry.get("attempts"):
                     continue  # its worker may still hold it; a deferred run has its own retry message
                 record = self.ctx.runs.get(pipeline, run_id)
-                if record is None or record.get("state") != "received":
+                if record is None:
+                    self.ctx.runs.forget(pipeline, run_id)
                     continue
-                if record.get("requestId"):
-                    if age >= settings.run_stuck_after:
-                        self._fail(pipeline, run_id, f"its request was never submitted in {_words(age)}", result)
-                    continue  # a request is retried through its queue message
-                run = rebuild(self.ctx, record, attempt=1)
-                if run is not None:
-                    resubmit.append(run)
-            elif state in ("submitted", "running") and age >= settings.resubmit_after:
-                if entry.get("jobId") in listed or not entry.get("jobId"):
-                    # Its job was listed and the task is not in it (or it never got a job): gone.
-                    self._check_submitted(pipeline, run_id, entry.get("jobId"), age, result)
+                state = record.get("state")  # the inbox keeps `received` when a burst moved on in bulk
+                if state == "received":
+                    if run_id in seen:
+                        continue  # added, and its record not moved yet
+                    if record.get("requestId"):
+                        if age >= settings.run_stuck_after:
+                            self._fail(pipeline, run_id, f"its request was never submitted in {_words(age)}",
+                                       result)
+                        continue  # a request is retried through its queue message
+                    run = rebuild(self.ctx, record, attempt=1)
+                    if run is not None:
+                        resubmit.append(run)
+                    continue
+                if state in TERMINAL:
+                    if age >= settings.notify_repair_after and not record.get("notified"):
+                        self._renotify(pipeline, run_id, result)
+                    elif record.get("notified"):
+                        self.ctx.runs.forget(pipeline, run_id)
+                    continue
+                entry = {**entry, "jobId": record.get("jobId")}
+                self.ctx.runs.touch_inbox(pipeline, run_id, {"state": state, "jobId": record.get("jobId")})
+            if state not in ("submitted", "running"):
+                continue
+            if run_id in seen:
+                if seen[run_id] != "completed" and age >= settings.run_stuck_after:
+                    self._stuck(pipeline, run_id, entry.get("jobId"), seen[run_id], age, result)
+                continue  # Batch has it: a completed one was recorded by the listing above
+            if age >= settings.resubmit_after and (entry.get("jobId") in listed or not entry.get("jobId")):
+                # Its job was listed and the task is not in it (or it never got a job): gone.
+                self._check_submitted(pipeline, run_id, entry.get("jobId"), age, result)
         if resubmit:
             report = submit_runs(self.ctx, pipeline, resubmit)
             result.resubmitted.extend(report.submitted)

@@ -125,12 +125,13 @@ class RunStore:
 
     # ---- transitions -----------------------------------------------------------------------------------
     def advance_many(self, pipeline: str, etags: dict[str, str | None], state: str, fields: dict) -> None:
-        """Move many runs (known ETags: nobody touched them since) forward with their inbox entries, in
-        transactions; any conflict falls back to advance() one by one, which re-reads and never moves a run
-        backwards."""
+        """Move many runs (known ETags: nobody touched them since) forward in transactions of up to 100; any
+        conflict falls back to advance() one by one, which re-reads and never moves a run backwards. Their inbox
+        entries are left as they are (the safety net reads the record of an entry before it acts on it), so a
+        burst's move to `submitted` costs one entity per run."""
         items = list(etags.items())
-        for i in range(0, len(items), RUNS_PER_TRANSACTION):
-            chunk = items[i:i + RUNS_PER_TRANSACTION]
+        for i in range(0, len(items), 100):
+            chunk = items[i:i + 100]
             stamp = now_iso()
             ops = []
             for run_id, etag in chunk:
@@ -140,8 +141,6 @@ class RunStore:
                 ops.append(("update", _clean({"PartitionKey": pipeline, "RowKey": run_id, "state": state,
                                               f"{state}At": stamp, **fields}),
                             {"mode": UpdateMode.MERGE, "etag": etag, "match_condition": MatchConditions.IfNotModified}))
-                ops.append(("upsert", _inbox_entity(pipeline, run_id, state, stamp, jobId=fields.get("jobId")),
-                            {"mode": UpdateMode.MERGE}))
             try:
                 if ops is None:
                     raise ValueError("missing etag")

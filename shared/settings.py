@@ -98,7 +98,7 @@ class Settings:
     create_storage_resources: bool = True  # false on Azure: infra/ creates the queues, table and containers
     marker_container: str = "markers"
     submit_max_attempts: int = 8
-    submit_hold: timedelta = timedelta(seconds=1)
+    submit_hold: timedelta = timedelta(seconds=5)
     resubmit_after: timedelta = timedelta(minutes=2)
     notify_repair_after: timedelta = timedelta(minutes=1)
     run_stuck_after: timedelta = timedelta(days=2)
@@ -272,7 +272,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         create_storage_resources=_bool(env, "CREATE_STORAGE_RESOURCES", True),
         marker_container=_container(env, "MARKER_CONTAINER", "markers"),
         submit_max_attempts=_int(env, "SUBMIT_MAX_ATTEMPTS", 8, 1, 50),
-        submit_hold=_bounded(env, "SUBMIT_BATCH_HOLD", "PT1S", timedelta(0), timedelta(seconds=30)),
+        submit_hold=_bounded(env, "SUBMIT_BATCH_HOLD", "PT5S", timedelta(0), timedelta(seconds=60)),
         resubmit_after=_bounded(env, "RESUBMIT_AFTER", "PT2M", timedelta(seconds=5), timedelta(days=1)),
         notify_repair_after=_bounded(env, "NOTIFY_REPAIR_AFTER", "PT1M", timedelta(seconds=5), timedelta(days=1)),
         run_stuck_after=_bounded(env, "RUN_STUCK_AFTER", "P2D", timedelta(minutes=5), timedelta(days=180)),

@@ -136,7 +136,7 @@ class BlobListener:
         without waiting for the next scan."""
         if self.path.match(name) is None or not etag:
             return
-        etag = etag if etag.startswith('"') else f'"{etag}"'  # Event Grid drops the quotes a listing has
+        etag = etag.strip('"')  # as a listing gives it (an upload's response and a HEAD quote it)
         item = SimpleNamespace(name=name, etag=etag, size=int(size or 0), last_modified=datetime.now(UTC),
                                content_settings=SimpleNamespace(content_type=content_type), metadata={})
         self._pushed.append(item)
