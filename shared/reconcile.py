@@ -247,7 +247,7 @@ class Reconciler:
         result.batch_calls += 1
         if task is None:
             self._fail(pipeline, run_id, f"its Batch task {job_id}/{run_id} no longer exists (deleted outside the "
-                                         "app, or its job was deleted)", result)
+                                         "app, or its job was deleted)", result, "TaskGone")
         elif task.get("state") == "completed":
             status, _ = self._safe_finish(job_id, pipeline, task)
             if status == "recorded":
@@ -264,10 +264,11 @@ class Reconciler:
                 result.batch_calls += 1
             except HttpResponseError as exc:
                 log.warning("terminating stuck task %s: %s", run_id, exc)
-        self._fail(pipeline, run_id, reason, result)
+        self._fail(pipeline, run_id, reason, result, "Stuck")
 
-    def _fail(self, pipeline: str, run_id: str, reason: str, result: ReconcileResult) -> None:
-        if fail_unsubmitted(self.ctx, pipeline, run_id, reason):
+    def _fail(self, pipeline: str, run_id: str, reason: str, result: ReconcileResult,
+              code: str = "NotSubmitted") -> None:
+        if fail_unsubmitted(self.ctx, pipeline, run_id, reason, code):
             result.failed.append(run_id)
 
     def _renotify(self, pipeline: str, run_id: str, result: ReconcileResult) -> None:

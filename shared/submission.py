@@ -132,16 +132,17 @@ def _defer(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], report: S
         ctx.runs.touch_inbox(pipeline, run_id, {"attempts": attempt, "lastError": reason[:500]})
 
 
-def fail_unsubmitted(ctx: AppContext, pipeline: str, run_id: str, reason: str) -> bool:
-    """A run that never reached Batch ends as `failed` with the reason and one failure message."""
-    moved = ctx.runs.advance(pipeline, run_id, "failed", {"reason": reason, "failureCode": "NotSubmitted",
+def fail_unsubmitted(ctx: AppContext, pipeline: str, run_id: str, reason: str, code: str = "NotSubmitted") -> bool:
+    """A run Batch will not finish (never submitted, its task gone, or stuck) ends as `failed` with the reason
+    and one failure message; `code` says which (NotSubmitted | TaskGone | Stuck)."""
+    moved = ctx.runs.advance(pipeline, run_id, "failed", {"reason": reason, "failureCode": code,
                                                           "failureMessage": reason})
     if moved is None:
         return False
     notify_failure(ctx, moved, {"runId": run_id, "state": "failed", "pipeline": pipeline,
                                 "taskId": run_id, "requestId": moved.get("requestId"),
                                 "input": _input_of(moved), "exitCode": None, "result": "failure",
-                                "failure": {"code": "NotSubmitted", "message": reason}})
+                                "failure": {"code": code, "message": reason}})
     log.warning("run %s failed before reaching Batch: %s", run_id, reason)
     return True
 

@@ -5,7 +5,10 @@ path's literal prefix). Scans are as frequent as they are cheap: the pause after
 what the scan took, at least ``scan_interval`` (default 0.04 s) and at most MAX_SCAN_INTERVAL. A small container
 (the completion markers, which the app deletes as it records them) is looked at 25 times a second, so a new blob
 reaches its function in tens of milliseconds, as Event Grid's push does on Azure; a container of thousands of blobs
-is listed less often, so that scanning never takes more than a tenth of the time. A blob version (container, name, ETag) is
+is listed less often, so that scanning never takes more than a tenth of the time. When no blob function of the
+host has run for IDLE_AFTER seconds, the pause doubles with every scan that finds nothing, up to
+MAX_IDLE_SCAN_INTERVAL, so an idle host costs Azurite little; the next invocation (an event pushed to the
+webhook, or a find) brings every listener back to full speed. A blob version (container, name, ETag) is
 handed to the function once, guarded by a receipt (see blob_receipts); receipts already completed are loaded
 once at start, so a restarted host does not fire handled blobs again. A failed version is retried on later scans
 (after queues.visibilityTimeout) until poisonBlobThreshold failures, then a message goes to
@@ -39,6 +42,8 @@ log = logging.getLogger("func_host")
 POISON_QUEUE = "webjobs-blobtrigger-poison"
 SCAN_COST_FACTOR = 10.0
 MAX_SCAN_INTERVAL = 1.0
+IDLE_AFTER = 10.0  # seconds without any blob invocation in the host: scans back off
+MAX_IDLE_SCAN_INTERVAL = 2.0
 
 
 class BlobGoneError(Exception):
@@ -53,6 +58,7 @@ class Slots:
         self._used = 0
         self._lock = threading.Lock()
         self._waiters: list[threading.Event] = []
+        self.last_activity = 0.0  # time.monotonic() of the latest slot taken (a blob invocation starting)
 
     def on_free(self, wake: threading.Event) -> None:
         """Set `wake` whenever a slot is given back (a listener with pushed blobs waiting)."""
@@ -63,6 +69,7 @@ class Slots:
             if self._used >= self.limit:
                 return False
             self._used += 1
+            self.last_activity = time.monotonic()
             return True
 
     def give(self) -> None:
@@ -155,16 +162,20 @@ class BlobListener:
             self._pushed.popleft()
 
     def _run(self) -> None:
-        next_scan = 0.0
+        last_scan = float("-inf")
+        active_pause = idle_pause = self._scan_interval
+        empty_scans = 0
         while not self._stop.is_set():
             self._wake.clear()
             self._dispatch_pushed()
-            started = time.monotonic()
-            if started < next_scan:
-                self._wake.wait(next_scan - started)
+            now = time.monotonic()
+            active = now - self._slots.last_activity <= IDLE_AFTER
+            due = last_scan + (active_pause if active else idle_pause)
+            if now < due:
+                self._wake.wait(due - now)  # woken early by a pushed event or a slot given back
                 continue
             try:
-                self.scan_once()
+                empty_scans = 0 if self.scan_once() else empty_scans + 1
                 if self._failing:
                     log.info("Scanning container %r for %s works again", self.path.container, self.function.name)
                     self._failing = False
@@ -173,8 +184,10 @@ class BlobListener:
                     log.warning("Scanning container %r for %s failed (retrying every scan): %s", self.path.container,
                                 self.function.name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                     self._failing = True
-            took = time.monotonic() - started
-            next_scan = started + min(MAX_SCAN_INTERVAL, max(self._scan_interval, SCAN_COST_FACTOR * took))
+            took = time.monotonic() - now
+            active_pause = min(MAX_SCAN_INTERVAL, max(self._scan_interval, SCAN_COST_FACTOR * took))
+            idle_pause = min(MAX_IDLE_SCAN_INTERVAL, active_pause * 2 ** min(empty_scans, 8))
+            last_scan = now
 
     def scan_once(self) -> int:
         """List the container once and dispatch new versions; returns how many were dispatched."""

@@ -1,0 +1,110 @@
+"""One message per run when finishers race; the safety net finishes what no event reports (issue 18)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared import ids
+
+pytestmark = pytest.mark.integration
+
+
+def _messages_for(app, queue: str, run_id: str) -> list[dict]:
+    return [m for m in app.drain_queue(queue) if m.get("runId") == run_id]
+
+
+def _run_id(app, name: str) -> str:
+    etag = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties().etag
+    return ids.blob_task_id("transform", app.input_container, name, etag)
+
+
+def test_marker_events_and_safety_nets_racing_on_one_task_send_one_message(app):
+    from shared.completion import check_task
+    from shared.reconcile import Reconciler
+
+    name = "transform/raced.txt"
+    app.upload(name, b"race\n")
+    app.blob_event(name)
+    app.settle()
+    run_id = _run_id(app, name)
+    job_id = app.record("transform", run_id)["jobId"]
+    deadline = time.monotonic() + 60
+    while app.ctx.batch.get_task(job_id, run_id).state != "completed":
+        assert time.monotonic() < deadline, "the task did not complete"
+        time.sleep(0.2)
+    later = datetime.now(UTC) + timedelta(minutes=2)  # past the safety net's grace for marker events
+    start = threading.Barrier(4)
+    errors = []
+
+    def run(fn):
+        try:
+            start.wait()
+            fn()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    racers = [lambda: check_task(app.ctx, job_id, run_id), lambda: check_task(app.ctx, job_id, run_id),
+              lambda: Reconciler(app.ctx, clock=lambda: later).tick(),
+              lambda: Reconciler(app.ctx, clock=lambda: later).tick()]
+    threads = [threading.Thread(target=run, args=(fn,)) for fn in racers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    record = app.record("transform", run_id)
+    assert record["state"] == "succeeded" and record["notified"] is True
+    done = _messages_for(app, app.ctx.settings.queues.completions, run_id)
+    assert len(done) == 1 and done[0]["messageId"] == f"{run_id}:succeeded"
+    assert app.ctx.runs.inbox("transform") == [] or all(e["runId"] != run_id for e in app.ctx.runs.inbox("transform"))
+
+
+def test_a_run_whose_worker_died_before_submitting_is_submitted_by_the_safety_net(app):
+    """The record (and its inbox entry) exist, but no worker holds the task any more: after RESUBMIT_AFTER the
+    safety net builds the task again from the record and submits it."""
+    from shared.intake import blob_info, record_fields
+    from shared.reconcile import Reconciler
+    from shared.task_spec import build_task
+    from shared.work_items import WorkItem
+
+    name = "transform/orphaned.txt"
+    app.upload(name, b"orphan\n")
+    props = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties()
+    item = WorkItem(pipeline="transform", blob=blob_info(props, app.input_container, name), source="blob")
+    spec = build_task(item, app.ctx.config.pipeline("transform"), app.ctx.access)
+    created, _ = app.ctx.runs.create("transform", spec.task_id, "received", record_fields(item, spec))
+    assert created  # ... and the worker died here, before handing the task to its Batcher
+    result = Reconciler(app.ctx).tick()
+    assert spec.task_id not in result.resubmitted  # too early: its worker may still hold it
+    later = datetime.now(UTC) + app.ctx.settings.resubmit_after + timedelta(seconds=1)
+    result = Reconciler(app.ctx, clock=lambda: later).tick()
+    assert spec.task_id in result.resubmitted
+    rec = app.wait_terminal("transform", [spec.task_id])[spec.task_id]
+    assert rec["state"] == "succeeded"
+    assert len(_messages_for(app, app.ctx.settings.queues.completions, spec.task_id)) == 1
+
+
+def test_a_submitted_run_whose_task_is_gone_is_failed_with_the_reason(app):
+    from shared.reconcile import Reconciler
+
+    name = "transform/vanishing.txt"
+    app.upload(name, b"gone\n")
+    app.blob_event(name)
+    app.settle()
+    run_id = _run_id(app, name)
+    job_id = app.record("transform", run_id)["jobId"]
+    app.wait_terminal("transform", [run_id])  # the job exists and is listed; now a run that lost its task:
+    fake = "transform-" + ids.digest("vanished", run_id)
+    _, record = app.ctx.runs.create("transform", fake, "received", {"pipeline": "transform", "kind": "task"})
+    app.ctx.runs.advance("transform", fake, "submitted", {"jobId": job_id}, record=record)
+    later = datetime.now(UTC) + app.ctx.settings.resubmit_after + timedelta(seconds=1)
+    result = Reconciler(app.ctx, clock=lambda: later).tick()
+    assert fake in result.failed
+    rec = app.record("transform", fake)
+    assert rec["state"] == "failed" and "no longer exists" in rec["reason"] and rec["notified"] is True
+    (message,) = _messages_for(app, app.ctx.settings.queues.failures, fake)
+    assert message["failure"]["code"] == "TaskGone" and "no longer exists" in message["failure"]["message"]

@@ -1,0 +1,56 @@
+"""When the Batcher adds: a lone event at once, a burst in full chunks (the clock is the fake here)."""
+
+from __future__ import annotations
+
+from shared.batcher import Batcher
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def _arrive(b: Batcher, clock: Clock, n: int = 1, every: float = 0.0) -> None:
+    for _ in range(n):
+        b._items.append(("p", object(), clock.now, False))
+        b._arrivals.append(clock.now)
+        clock.now += every
+
+
+def test_a_lone_event_is_added_at_once():
+    clock = Clock()
+    b = Batcher(None, clock=clock)
+    _arrive(b, clock)
+    assert b._wait_time(clock.now) == 0.0
+
+
+def test_a_burst_waits_for_a_full_chunk_then_goes_at_once():
+    clock = Clock()
+    b = Batcher(None, hold=5.0, gap=0.5, clock=clock)
+    _arrive(b, clock, 10, every=0.05)
+    wait = b._wait_time(clock.now)
+    assert 0 < wait <= 0.5  # until the stream pauses for the gap (or more arrive)
+    _arrive(b, clock, 90, every=0.05)
+    assert b._wait_time(clock.now) == 0.0  # 100 waiting: the service's limit per call
+
+
+def test_a_steady_stream_is_held_at_most_the_hold():
+    clock = Clock()
+    b = Batcher(None, hold=5.0, gap=0.5, clock=clock)
+    _arrive(b, clock, 40, every=0.1)  # 10 events a second: never a 0.5 s pause
+    first = b._items[0][2]
+    clock.now -= 0.1  # just after the last arrival
+    assert 0 < b._wait_time(clock.now) <= first + 5.0 - clock.now + 1e-9
+    clock.now = first + 5.0
+    assert b._wait_time(clock.now) == 0.0
+
+
+def test_after_the_burst_the_last_tasks_wait_only_for_the_gap():
+    clock = Clock()
+    b = Batcher(None, hold=5.0, gap=0.5, clock=clock)
+    _arrive(b, clock, 30, every=0.02)
+    clock.now += 0.6
+    assert b._wait_time(clock.now) == 0.0
