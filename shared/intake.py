@@ -64,14 +64,18 @@ def lookup_blob(ctx: AppContext, ref: BlobRef) -> BlobInfo | None:
     return blob_info(props, ref.container, ref.name)
 
 
-def list_prefix(ctx: AppContext, ref, cap: int) -> list[BlobInfo]:
-    """The blobs under a prefix, with their properties (a listing, never the content); at most `cap`."""
+def list_prefix(ctx: AppContext, ref, cap: int, keep=None) -> list[BlobInfo]:
+    """The blobs under a prefix that `keep` accepts, with their properties (a listing, never the content); at most
+    `cap` of them (the listing stops there)."""
     out = []
     container = ctx.storage.blob.get_container_client(ref.container)
     try:
         for b in container.list_blobs(name_starts_with=ref.prefix):
-            out.append(BlobInfo(ref.container, b.name, str(b.etag), int(b.size or 0),
-                                getattr(b.content_settings, "content_type", None)))
+            info = BlobInfo(ref.container, b.name, str(b.etag), int(b.size or 0),
+                            getattr(b.content_settings, "content_type", None))
+            if keep is not None and not keep(info):
+                continue
+            out.append(info)
             if len(out) >= cap:
                 break
     except ResourceNotFoundError:
@@ -168,8 +172,16 @@ def handle_request(ctx: AppContext, body: bytes | str, message_id: str | None = 
         data = decode_request(body)
         if isinstance(data.get("pipeline"), str) and data["pipeline"] in ctx.config.pipelines:
             pipeline_name = data["pipeline"]
-        request = parse_request(ctx.config, data, ctx.storage.blob_endpoint)
-        infos = resolve_inputs(request, lambda ref: lookup_blob(ctx, ref), lambda ref, cap: list_prefix(ctx, ref, cap))
+        try:
+            request = parse_request(ctx.config, data, ctx.storage.blob_endpoint)
+        except (Rejection, OSError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a message parse_request did not foresee: rejected, not retried
+            log.exception("request %s could not be parsed", message_id)
+            raise Rejection("malformed", f"the request could not be read ({type(exc).__name__}); check it against "
+                                         "the request schema in docs/configuration.md") from None
+        infos = resolve_inputs(request, lambda ref: lookup_blob(ctx, ref),
+                               lambda ref, cap, keep: list_prefix(ctx, ref, cap, keep))
         request_id = ids.request_id(request.idempotency_key, message_id, text)
         pipeline = request.pipeline
         items = [WorkItem(pipeline=pipeline.name, blob=info, source="queue", request_id=request_id,

@@ -26,6 +26,23 @@ POOL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 RESERVED_ENV_PREFIXES = ("AZ_BATCH_", "INPUT_", "EVENTBATCH_")
 OVERRIDABLE = ("environment", "retries", "maxWallClockTime")
+# Variables that make a program load or run code of the caller's choosing (dynamic loaders, shells, interpreters,
+# language runtimes). A request may never set them, even when a pipeline lists them: whoever sends a request would
+# run their code holding the pool's identity.
+CODE_LOADING_ENV = frozenset({
+    "PATH", "ENV", "BASH_ENV", "BASHOPTS", "SHELLOPTS", "IFS", "PS4", "PROMPT_COMMAND", "CDPATH",
+    "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "GCONV_PATH", "GLIBC_TUNABLES", "LOCPATH", "NLSPATH",
+    "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONINSPECT", "PYTHONUSERBASE", "PYTHONWARNINGS",
+    "NODE_OPTIONS", "NODE_PATH", "PERL5LIB", "PERL5OPT", "PERLLIB", "PERL5DB", "RUBYLIB", "RUBYOPT", "GEM_PATH",
+    "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH", "LUA_PATH", "LUA_CPATH", "R_PROFILE",
+    "R_PROFILE_USER", "PHPRC", "GIT_SSH_COMMAND", "EDITOR", "VISUAL", "PAGER", "LESSOPEN", "HOME", "TMPDIR",
+})
+CODE_LOADING_PREFIXES = ("LD_", "DYLD_", "PYTHON", "MALLOC_", "BASH_FUNC_")
+
+
+def loads_code(name: str) -> bool:
+    upper = name.upper()
+    return upper in CODE_LOADING_ENV or upper.startswith(CODE_LOADING_PREFIXES)
 TEMPLATE_FIELDS = ("pipeline", "input", "inputKey", "request", "task", "date")
 UPLOAD_CONDITIONS = ("tasksuccess", "taskfailure", "taskcompletion")
 WORKING_DIRECTORIES = ("taskWorkingDirectory", "containerImageDefault")
@@ -71,7 +88,8 @@ class Pipeline:
     container_run_options: str = ""
     working_directory: str = "taskWorkingDirectory"
     environment: Mapping[str, str] = field(default_factory=dict)
-    overridable: tuple[str, ...] = ()
+    overridable: tuple[str, ...] = ()  # which of OVERRIDABLE a request may set
+    overridable_environment: tuple[str, ...] = ()  # the environment variables it may set (names, exactly)
     max_input_bytes: int | None = None
     merge: MergeStep | None = None
     retries: int = 0
@@ -329,10 +347,7 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
     queue = inputs.bool("queue", False)
     if not blob_policy and not queue:
         raise inputs.fail("blob", "a pipeline needs inputs.blob, inputs.queue: true, or both")
-    overridable = r.str_list("overridable")
-    bad = [o for o in overridable if o not in OVERRIDABLE]
-    if bad:
-        raise r.fail("overridable", f"{', '.join(bad)} cannot be overridden; allowed: {', '.join(OVERRIDABLE)}")
+    overridable, overridable_env = _overridable(r)
     merge = None
     merge_r = r.sub("merge")
     if merge_r:
@@ -355,7 +370,7 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
         description=r.str("description", ""), blob_input=blob_policy, queue_input=queue,
         container_run_options=r.str("containerRunOptions", ""),
         working_directory=r.choice("workingDirectory", "taskWorkingDirectory", WORKING_DIRECTORIES),
-        environment=r.env("environment"), overridable=overridable,
+        environment=r.env("environment"), overridable=overridable, overridable_environment=overridable_env,
         max_input_bytes=None if max_bytes is None else r.int("maxInputBytes", 0, 0, 2**53),
         max_inputs=r.int("maxInputs", 5000, 1, 100000), merge=merge, retries=r.int("retries", 0, -1, 100),
         max_wall_clock_time=r.duration("maxWallClockTime", "PT1H"), required_slots=slots,
@@ -385,6 +400,39 @@ def parse_config(data: Any, settings: Mapping[str, str]) -> PipelineConfig:
             raise ConfigError(f"pipelines.yaml pipelines[{i}].name: duplicate pipeline name {pipeline.name!r}")
         pipelines[pipeline.name] = pipeline
     return PipelineConfig(pools=pools, pipelines=pipelines)
+
+
+def _overridable(r) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`overridable: {environment: [NAME, ...], retries: true, maxWallClockTime: true}`, or the list form
+    `[retries, maxWallClockTime]`. The environment is overridable only by name: a request may set exactly the
+    variables listed, never one that loads code (CODE_LOADING_ENV)."""
+    value = r.data.get("overridable")
+    if value is None:
+        return (), ()
+    if isinstance(value, list):
+        keys = r.str_list("overridable")
+        if "environment" in keys:
+            raise r.fail("overridable", "name the variables a request may set: overridable: {environment: "
+                                        "[NAME, ...]} (a bare `environment` would let a request set any variable)")
+        names: tuple[str, ...] = ()
+    elif isinstance(value, dict):
+        sub = r.sub("overridable")
+        sub.known(*OVERRIDABLE)
+        names = sub.str_list("environment") if "environment" in value else ()
+        for name in names:
+            check_env_name(name, f"{r.where}.overridable.environment")
+        keys = tuple(k for k in OVERRIDABLE if k == "environment" and names or
+                     k != "environment" and sub.bool(k, False))
+    else:
+        raise r.fail("overridable", "expected {environment: [NAME, ...], retries: true, maxWallClockTime: true}")
+    bad = [o for o in keys if o not in OVERRIDABLE]
+    if bad:
+        raise r.fail("overridable", f"{', '.join(bad)} cannot be overridden; allowed: {', '.join(OVERRIDABLE)}")
+    risky = [n for n in names if loads_code(n)]
+    if risky:
+        raise r.fail("overridable", f"{', '.join(risky)} cannot be overridable: a request setting it could make "
+                                    "the worker load or run code of its choosing")
+    return keys, tuple(names)
 
 
 def load_config(path: Path, settings: Mapping[str, str]) -> PipelineConfig:

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from shared.durations import format_duration, parse_duration
 from shared.errors import Rejection
 from shared.names import check_blob_name
-from shared.pipelines import ENV_NAME, RESERVED_ENV_PREFIXES, Pipeline, PipelineConfig
+from shared.pipelines import ENV_NAME, RESERVED_ENV_PREFIXES, Pipeline, PipelineConfig, loads_code
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 _CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$|^\$root$")
@@ -125,10 +125,16 @@ def decode_request(body: bytes | str) -> dict:
             raise Rejection("malformed", "the message is not UTF-8 text; send a JSON object") from None
     try:
         data = json.loads(body)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise Rejection("malformed", f"the message is not valid JSON ({exc.msg} at line {exc.lineno} column "
                                      f"{exc.colno}); send a JSON object like "
                                      '{"pipeline": "...", "inputs": ["container/name"]}') from None
+    except RecursionError:
+        raise Rejection("malformed", "the message nests JSON arrays or objects too deeply to read; send a flat "
+                                     '{"pipeline": "...", "inputs": [...]}') from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise Rejection("malformed", f"the message cannot be read as JSON ({str(exc)[:120]}); send a JSON "
+                                     "object like {\"pipeline\": \"...\", \"inputs\": [...]}") from None
     if not isinstance(data, dict):
         raise Rejection("malformed", f"the message is JSON {type(data).__name__}, not an object; send "
                                      '{"pipeline": "...", "inputs": [...]}')
@@ -193,11 +199,16 @@ def parse_overrides(pipeline: Pipeline, data: Any) -> Overrides:
     if not isinstance(raw_env, dict):
         raise Rejection("schema", "overrides.environment must be an object of NAME: value")
     env: dict[str, str] = {}
+    allowed_env = pipeline.overridable_environment
     for name, value in raw_env.items():
-        if not ENV_NAME.match(name) or name.upper().startswith(RESERVED_ENV_PREFIXES):
-            raise Rejection("outside-policy", f"overrides.environment: {name!r} is not an allowed variable name")
+        if (not isinstance(name, str) or not ENV_NAME.match(name) or name.upper().startswith(RESERVED_ENV_PREFIXES)
+                or loads_code(name) or name not in allowed_env):
+            shown = name[:64] if isinstance(name, str) else type(name).__name__
+            raise Rejection("outside-policy", f"overrides.environment: {shown!r} may not be set by a request; "
+                                              f"pipeline {pipeline.name} allows {', '.join(allowed_env) or 'none'}")
         if not isinstance(value, (str, int, float)) or isinstance(value, bool) or len(str(value)) > 4096:
-            raise Rejection("schema", f"overrides.environment.{name} must be a string of at most 4096 characters")
+            raise Rejection("schema", f"overrides.environment.{name} must be a string of at most 4096 characters "
+                                      "(its value is not shown)")
         env[name] = str(value)
     retries = data.get("retries")
     if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10):
@@ -261,8 +272,7 @@ def parse_request(config: PipelineConfig, data: dict, account_blob_url: str) -> 
 
 
 def resolve_inputs(request: Request, lookup: Callable[[BlobRef], BlobInfo | None],
-                   lister: Callable[[PrefixRef, int], list[BlobInfo]] | None = None, workers: int = 8
-                   ) -> list[BlobInfo]:
+                   lister: Callable[..., list[BlobInfo]] | None = None, workers: int = 8) -> list[BlobInfo]:
     """Look every input up (HEAD, `workers` at a time; prefixes are listed, which also gives the properties);
     Rejection('missing-blob') naming what is missing, and the pipeline's rules for every blob found."""
     from concurrent.futures import ThreadPoolExecutor
@@ -279,9 +289,13 @@ def resolve_inputs(request: Request, lookup: Callable[[BlobRef], BlobInfo | None
     for info in infos:
         if info is not None:
             found[(info.container, info.name)] = info
+    def keep(info: BlobInfo) -> bool:
+        return not pipeline.blob_input or blob_matches(pipeline, info.container, info.name)
+
     for ref in (r for r in request.inputs if isinstance(r, PrefixRef)):
-        listed = lister(ref, pipeline.max_inputs + 1) if lister else []
-        listed = [b for b in listed if not pipeline.blob_input or blob_matches(pipeline, b.container, b.name)]
+        # The policy filter comes first and the cap counts what it keeps: a prefix holding more blobs than the
+        # pipeline takes is rejected with the count, never cut short.
+        listed = lister(ref, pipeline.max_inputs + 1, keep) if lister else []
         if not listed:
             missing.append(f"{ref.container}/{ref.prefix}*")
         for info in listed:
@@ -292,8 +306,10 @@ def resolve_inputs(request: Request, lookup: Callable[[BlobRef], BlobInfo | None
         raise Rejection("missing-blob", f"input blob(s) not found: {', '.join(missing[:3])}{more}; upload them "
                                         "before sending the request")
     if len(found) > pipeline.max_inputs:
-        raise Rejection("outside-policy", f"the request names more than {pipeline.max_inputs} blobs; pipeline "
-                                          f"{pipeline.name} takes at most {pipeline.max_inputs} per request")
+        counted = "more than" if any(isinstance(r, PrefixRef) for r in request.inputs) else "exactly"
+        raise Rejection("outside-policy", f"the request names {counted} {len(found) - (counted != 'exactly')} "
+                                          f"input blobs; pipeline {pipeline.name} takes at most "
+                                          f"{pipeline.max_inputs} per request: split it (no input was dropped)")
     for info in found.values():
         check_size(pipeline, info)
     return list(found.values())

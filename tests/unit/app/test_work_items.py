@@ -53,7 +53,7 @@ def test_malformed_messages(body, code, words):
      "outside-policy", "does not allow overriding environment"),
     ({"pipeline": "transform", "inputs": ["input/other/a.txt"]}, "outside-policy", "outside pipeline transform"),
     ({"pipeline": "transform", "inputs": ["input/transform/a"], "overrides": {"environment": {"INPUT_PATH": "/"}}},
-     "outside-policy", "not an allowed variable name"),
+     "outside-policy", "may not be set by a request"),
     ({"pipeline": "transform", "inputs": ["input/transform/a"], "overrides": {"maxWallClockTime": "PT1H"}},
      "outside-policy", "does not allow overriding maxWallClockTime"),
     ({"pipeline": "wordcount", "inputs": ["https://evil.example.com/devstoreaccount1/data/a"]},
@@ -94,14 +94,14 @@ def test_prefix_inputs_expand_to_the_blobs_under_them(config):
         {"container": "input", "prefix": "transform/batch-1/"}, "input/transform/batch-1/a"]}, ACCOUNT)
     assert req.inputs[0] == PrefixRef("input", "transform/batch-1/")
     listed = [BlobInfo("input", f"transform/batch-1/{c}", "e", 1) for c in "abc"]
-    infos = resolve_inputs(req, lambda ref: BlobInfo(ref.container, ref.name, "e", 1), lambda ref, cap: listed)
+    infos = resolve_inputs(req, lambda ref: BlobInfo(ref.container, ref.name, "e", 1), lambda ref, cap, keep: listed)
     assert sorted(i.name for i in infos) == [f"transform/batch-1/{c}" for c in "abc"]  # no duplicate for 'a'
-    r = _rejected(resolve_inputs, req, lambda ref: BlobInfo(ref.container, ref.name, "e", 1), lambda ref, cap: [])
+    r = _rejected(resolve_inputs, req, lambda ref: BlobInfo(ref.container, ref.name, "e", 1), lambda ref, cap, keep: [])
     assert r.code == "missing-blob" and "transform/batch-1/*" in r.reason
     hostile = [BlobInfo("input", "transform/batch-1/x\ny", "e", 1)]
     req_one = parse_request(config, {"pipeline": "transform", "inputs": [{"container": "input",
                                                                           "prefix": "transform/batch-1/"}]}, ACCOUNT)
-    assert _rejected(resolve_inputs, req_one, lambda ref: None, lambda ref, cap: hostile).code == "unsafe-name"
+    assert _rejected(resolve_inputs, req_one, lambda ref: None, lambda ref, cap, keep: hostile).code == "unsafe-name"
 
 
 def test_prefix_outside_the_policy_or_empty_is_rejected(config):
@@ -116,4 +116,80 @@ def test_prefix_outside_the_policy_or_empty_is_rejected(config):
 def test_too_many_blobs_under_a_prefix(config):
     req = parse_request(config, {"pipeline": "wordcount", "inputs": [{"container": "data", "prefix": "p/"}]}, ACCOUNT)
     many = [BlobInfo("data", f"p/{i}", "e", 1) for i in range(5001)]
-    assert "at most 5000" in _rejected(resolve_inputs, req, lambda r: None, lambda r, cap: many[:cap]).reason
+    assert "at most 5000" in _rejected(resolve_inputs, req, lambda r: None, lambda r, cap, keep: many[:cap]).reason
+
+
+def _lister(blobs):
+    """A listing as the app's list_prefix does it: the filter first, then the cap counts what it kept."""
+    def lister(ref, cap, keep):
+        kept = [b for b in blobs if keep(b)]
+        return kept[:cap]
+    return lister
+
+
+def test_a_prefix_is_filtered_before_it_is_counted_and_nothing_is_dropped(tmp_path):
+    """Issue 17.3: twice the pipeline's limit of blobs under the prefix, half outside its glob: every matching one
+    is taken (none cut by a cap applied before the filter); more matching ones than the limit are rejected with
+    the count, and nothing is dropped silently."""
+    import yaml
+
+    from shared.pipelines import load_config
+    from tests.unit.app.conftest import LOCAL, REPO
+
+    doc = yaml.safe_load((REPO / "pipelines.yaml").read_text())
+    transform = next(p for p in doc["pipelines"] if p["name"] == "transform")
+    transform["inputs"]["blob"]["glob"] = "*.txt"
+    transform["maxInputs"] = 100
+    (tmp_path / "pipelines.yaml").write_text(yaml.safe_dump(doc))
+    config = load_config(tmp_path / "pipelines.yaml", LOCAL)
+    req = parse_request(config, {"pipeline": "transform", "inputs": [{"container": "input",
+                                                                      "prefix": "transform/big/"}]}, ACCOUNT)
+    blobs = [BlobInfo("input", f"transform/big/{i:05d}.{'txt' if i % 2 else 'csv'}", "e", 1) for i in range(200)]
+    infos = resolve_inputs(req, lambda ref: None, _lister(blobs))
+    assert len(infos) == 100 and all(i.name.endswith(".txt") for i in infos)
+    over = blobs + [BlobInfo("input", f"transform/big/extra-{i}.txt", "e", 1) for i in range(7)]
+    r = _rejected(resolve_inputs, req, lambda ref: None, _lister(over))
+    assert r.code == "outside-policy" and "at most 100" in r.reason and "no input was dropped" in r.reason
+
+
+@pytest.mark.parametrize("body,words", [
+    ("[" * 100000 + "]" * 100000, "too deeply"),
+    ('{"pipeline": "transform", "inputs": [' + "9" * 5000 + "]}", "cannot be read as JSON"),
+])
+def test_messages_that_break_the_json_reader_are_rejected_with_a_reason(body, words):
+    """Issue 17.5: deep nesting (RecursionError) and a 5,000-digit integer (ValueError) are malformed input,
+    not a crash that the host retries until the message is poisoned without a record."""
+    r = _rejected(decode_request, body)
+    assert r.code == "malformed" and words in r.reason
+
+
+@pytest.mark.parametrize("name", ["PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_ENV", "ENV", "PYTHONPATH",
+                                  "PYTHONSTARTUP", "NODE_OPTIONS", "PERL5LIB", "DYLD_INSERT_LIBRARIES",
+                                  "OTHER_SETTING"])
+def test_a_request_sets_only_the_variables_its_pipeline_names(config, name):
+    """Issue 17.1: transform lists TRANSFORM_MODE; any other name, and every loader or interpreter variable, is
+    rejected with the allowed names and without the value."""
+    r = _rejected(parse_request, config, {"pipeline": "transform", "inputs": ["input/transform/a"],
+                                          "overrides": {"environment": {name: "secret-value-123"}}}, ACCOUNT)
+    assert r.code == "outside-policy" and "allows TRANSFORM_MODE" in r.reason
+    assert "secret-value-123" not in r.reason
+
+
+@pytest.mark.parametrize("overridable,words", [
+    (["environment"], "name the variables"),
+    ({"environment": ["LD_PRELOAD"]}, "LD_PRELOAD cannot be overridable"),
+    ({"environment": ["PYTHONPATH", "MODE"]}, "PYTHONPATH cannot be overridable"),
+    ({"image": True}, "image"),
+])
+def test_a_pipeline_cannot_open_code_loading_variables_to_requests(tmp_path, overridable, words):
+    import yaml
+
+    from shared.errors import ConfigError
+    from shared.pipelines import load_config
+    from tests.unit.app.conftest import LOCAL, REPO
+
+    doc = yaml.safe_load((REPO / "pipelines.yaml").read_text())
+    doc["pipelines"][0]["overridable"] = overridable
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=words):
+        load_config(tmp_path / "p.yaml", LOCAL)
