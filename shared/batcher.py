@@ -5,9 +5,9 @@ Batcher, then returns; the Batcher's thread adds what is waiting with addTaskCol
 - a lone event is not kept waiting for company: when nothing else arrived in the last `lone_window` seconds, its
   task is added at once;
 - what arrives together is batched together: during a burst the Batcher waits until it has `max_batch` (100, the
-  service limit) tasks, or the stream pauses for `gap` (0.5 s), or the oldest task has waited `hold`
+  service limit) tasks, or the stream pauses for `gap` (1 s), or the oldest task has waited `hold`
   (SUBMIT_BATCH_HOLD, 5 s): a burst of a thousand costs about ten calls even when it arrives at 20 events a
-  second, and its last tasks wait half a second once it ends;
+  second, and its last tasks wait a second once it ends;
 - more than one chunk is added in parallel (`parallel` calls at a time).
 
 Nothing is lost if the process dies while it holds tasks: their records are `received` with an inbox entry, and
@@ -33,7 +33,7 @@ log = logging.getLogger("eventbatch.batcher")
 
 
 class Batcher:
-    def __init__(self, ctx, *, hold: float = 5.0, gap: float = 0.5, lone_window: float = 0.5, max_batch: int = 100,
+    def __init__(self, ctx, *, hold: float = 5.0, gap: float = 1.0, lone_window: float = 0.5, max_batch: int = 100,
                  parallel: int = 4, clock: Callable[[], float] = time.monotonic):
         self.ctx = ctx
         self.hold, self.gap, self.lone_window = hold, gap, lone_window
