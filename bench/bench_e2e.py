@@ -204,6 +204,19 @@ def _stats(values: list[float]) -> dict:
             "min": round(min(values), 3), "max": round(max(values), 3), "n": len(values)}
 
 
+def _remove_inputs(stack: Stack, pipeline: dict, tag: str) -> None:
+    """Delete this run's uploads from the watched container, so that it does not grow run after run (a listing
+    of it is what the host's fallback scan pays for)."""
+    container = stack.blob.get_container_client(stack.values["INPUT_CONTAINER"])
+    prefix = f"{pipeline['inputs']['blob']['prefix']}{tag}/"
+    try:
+        names = [b.name for b in container.list_blobs(name_starts_with=prefix)]
+        for start in range(0, len(names), 256):
+            container.delete_blobs(*names[start:start + 256])
+    except Exception:  # noqa: BLE001, S110 - best effort
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_e2e", description=__doc__.splitlines()[0])
     parser.add_argument("--samples", "--uploads", dest="samples", type=int, default=100,
@@ -258,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             stack.blob.delete_container(floor_container)
         except Exception:  # noqa: BLE001, S110 - best effort
             pass
+        _remove_inputs(stack, pipeline, tag)
     load_after = load_average()
     ours = _stats([s["latency"] for s in samples["eventbatch"]])
     floor = _stats([s["latency"] for s in samples["floor"]])

@@ -8,7 +8,9 @@ reaches its function in tens of milliseconds, as Event Grid's push does on Azure
 is listed less often, so that scanning never takes more than a tenth of the time. When no blob function of the
 host has run for IDLE_AFTER seconds, the pause doubles with every scan that finds nothing, up to
 MAX_IDLE_SCAN_INTERVAL, so an idle host costs Azurite little; the next invocation (an event pushed to the
-webhook, or a find) brings every listener back to full speed. A blob version (container, name, ETag) is
+webhook, or a find) brings every listener back to full speed. A container whose blobs arrive as events pushed to
+the webhook (the stack's own uploads) is listed only every FALLBACK_SCAN_INTERVAL: there the scan is the fallback
+for other tools' uploads, and a large input container listed often would hold up Azurite for everything else. A blob version (container, name, ETag) is
 handed to the function once, guarded by a receipt (see blob_receipts); receipts already completed are loaded
 once at start, so a restarted host does not fire handled blobs again. A failed version is retried on later scans
 (after queues.visibilityTimeout) until poisonBlobThreshold failures, then a message goes to
@@ -44,6 +46,8 @@ SCAN_COST_FACTOR = 10.0
 MAX_SCAN_INTERVAL = 1.0
 IDLE_AFTER = 10.0  # seconds without any blob invocation in the host: scans back off
 MAX_IDLE_SCAN_INTERVAL = 2.0
+PUSHED_RECENTLY = 60.0  # a container whose blobs arrive as pushed events is scanned only as the fallback ...
+FALLBACK_SCAN_INTERVAL = 5.0  # ... every 5 s (uploads by other tools are found within that)
 
 
 class BlobGoneError(Exception):
@@ -112,6 +116,7 @@ class BlobListener:
         self._missing_logged = False
         self._released: set[tuple[str, str, str]] = set()
         self._pushed: deque = deque()  # blobs announced by an event (devstack.func_host.webhook), not yet claimed
+        self._last_push = float("-inf")
         self._wake = threading.Event()
         slots.on_free(self._wake)
 
@@ -147,6 +152,7 @@ class BlobListener:
         item = SimpleNamespace(name=name, etag=etag, size=int(size or 0), last_modified=datetime.now(UTC),
                                content_settings=SimpleNamespace(content_type=content_type), metadata={})
         self._pushed.append(item)
+        self._last_push = time.monotonic()
         self._wake.set()
 
     def _dispatch_pushed(self) -> None:
@@ -165,6 +171,8 @@ class BlobListener:
         last_scan = float("-inf")
         active_pause = idle_pause = self._scan_interval
         empty_scans = 0
+        recent: deque = deque(maxlen=5)  # what the last scans took: the cheapest one stands for the container's
+        # size (a scan that waited behind another request is no reason to pause ten times as long)
         while not self._stop.is_set():
             self._wake.clear()
             self._dispatch_pushed()
@@ -184,9 +192,11 @@ class BlobListener:
                     log.warning("Scanning container %r for %s failed (retrying every scan): %s", self.path.container,
                                 self.function.name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                     self._failing = True
-            took = time.monotonic() - now
-            active_pause = min(MAX_SCAN_INTERVAL, max(self._scan_interval, SCAN_COST_FACTOR * took))
+            recent.append(time.monotonic() - now)
+            active_pause = min(MAX_SCAN_INTERVAL, max(self._scan_interval, SCAN_COST_FACTOR * min(recent)))
             idle_pause = min(MAX_IDLE_SCAN_INTERVAL, active_pause * 2 ** min(empty_scans, 8))
+            if time.monotonic() - self._last_push < PUSHED_RECENTLY:
+                active_pause = idle_pause = max(active_pause, FALLBACK_SCAN_INTERVAL)
             last_scan = now
 
     def scan_once(self) -> int:
