@@ -39,8 +39,9 @@ class Batcher:
         self.hold, self.gap, self.lone_window = hold, gap, lone_window
         self.max_batch, self.parallel = max_batch, parallel
         self.clock = clock
-        self._items: list[tuple[str, PendingRun, float, bool]] = []  # pipeline, run, arrived, re-check first
-        self._arrivals: deque[float] = deque()
+        # pipeline, run, arrived, re-check first, arrived alone (nothing else in the lone_window before it)
+        self._items: list[tuple[str, PendingRun, float, bool, bool]] = []
+        self._last_arrival = float("-inf")
         self._cond = threading.Condition()
         self._busy = False
         self._closed = False
@@ -55,8 +56,8 @@ class Batcher:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the batcher is closed (the worker is shutting down)")
-            self._items.append((pipeline, run, now, recheck))
-            self._arrivals.append(now)
+            self._items.append((pipeline, run, now, recheck, now - self._last_arrival > self.lone_window))
+            self._last_arrival = now
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="eventbatch-batcher", daemon=True)
                 self._thread.start()
@@ -90,10 +91,8 @@ class Batcher:
             return None
         if self._closed or len(self._items) >= self.max_batch:
             return 0.0
-        while self._arrivals and self._arrivals[0] < now - self.lone_window:
-            self._arrivals.popleft()
-        if len(self._arrivals) <= 1:
-            return 0.0  # a lone event
+        if len(self._items) == 1 and self._items[0][4]:
+            return 0.0  # a lone event: nothing arrived shortly before it
         oldest, last = self._items[0][2], self._items[-1][2]
         return max(0.0, min(oldest + self.hold, last + self.gap) - now)
 
@@ -122,9 +121,9 @@ class Batcher:
                     self._busy = False
                     self._cond.notify_all()
 
-    def _submit(self, batch: list[tuple[str, PendingRun, float, bool]]) -> None:
+    def _submit(self, batch: list[tuple[str, PendingRun, float, bool, bool]]) -> None:
         per_pipeline: dict[str, dict[str, PendingRun]] = {}
-        for pipeline, run, _, recheck in batch:
+        for pipeline, run, _, recheck, _ in batch:
             if recheck:
                 run = self._recheck(pipeline, run)
                 if run is None:

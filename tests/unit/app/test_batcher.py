@@ -15,8 +15,8 @@ class Clock:
 
 def _arrive(b: Batcher, clock: Clock, n: int = 1, every: float = 0.0) -> None:
     for _ in range(n):
-        b._items.append(("p", object(), clock.now, False))
-        b._arrivals.append(clock.now)
+        b._items.append(("p", object(), clock.now, False, clock.now - b._last_arrival > b.lone_window))
+        b._last_arrival = clock.now
         clock.now += every
 
 
@@ -53,4 +53,24 @@ def test_after_the_burst_the_last_tasks_wait_only_for_the_gap():
     b = Batcher(None, hold=5.0, gap=0.5, clock=clock)
     _arrive(b, clock, 30, every=0.02)
     clock.now += 0.6
+    assert b._wait_time(clock.now) == 0.0
+
+
+def test_a_burst_that_pauses_briefly_is_not_taken_for_a_lone_event():
+    """The lone rule looks at how an item arrived, not at the moment of the check: a burst whose last item is
+    0.6 s old still waits for the gap (1 s) before it is added."""
+    clock = Clock()
+    b = Batcher(None, hold=5.0, gap=1.0, clock=clock)
+    _arrive(b, clock, 8, every=0.01)
+    clock.now += 0.6
+    assert b._wait_time(clock.now) > 0
+
+
+def test_an_event_after_a_quiet_spell_goes_at_once_even_after_a_burst():
+    clock = Clock()
+    b = Batcher(None, clock=clock)
+    _arrive(b, clock, 3, every=0.01)
+    b._items.clear()  # the burst was added
+    clock.now += 2.0
+    _arrive(b, clock)
     assert b._wait_time(clock.now) == 0.0
