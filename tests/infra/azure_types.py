@@ -1,6 +1,6 @@
 """Type-check the resource bodies of infra/*.bicep against Azure's own type definitions, without a Bicep compiler.
 
-../shared/azure-types/ (next to the repository; ``AZURE_TYPES_DIR`` overrides it) holds the generated definitions
+tests/infra/azure-types/ (a copy of ../shared/azure-types, MIT; ``AZURE_TYPES_DIR`` overrides it) holds the generated definitions
 the Bicep compiler checks templates against (Azure/bicep-types-az, one JSON file per provider and API version).
 For every resource a template declares, the object literals of its body are checked against the resource's type:
 
@@ -35,7 +35,10 @@ UNKNOWN = object()  # an expression whose value cannot be known offline
 
 
 def types_dir() -> Path:
-    return Path(os.environ.get("AZURE_TYPES_DIR") or ROOT.parent / "shared" / "azure-types")
+    if os.environ.get("AZURE_TYPES_DIR"):
+        return Path(os.environ["AZURE_TYPES_DIR"])
+    vendored = Path(__file__).resolve().parent / "azure-types"  # a copy in the repo (MIT, bicep-types-az)
+    return vendored if vendored.is_dir() else ROOT.parent / "shared" / "azure-types"
 
 
 @cache
