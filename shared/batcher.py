@@ -7,7 +7,8 @@ Batcher, then returns; the Batcher's thread adds what is waiting with addTaskCol
 - what arrives together is batched together: during a burst the Batcher waits until it has `max_batch` (100, the
   service limit) tasks, or the stream pauses for `gap` (1 s), or the oldest task has waited `hold`
   (SUBMIT_BATCH_HOLD, 5 s): a burst of a thousand costs about ten calls even when it arrives at 20 events a
-  second, and its last tasks wait a second once it ends;
+  second, and its last tasks wait a second once it ends; a burst goes in whole chunks (130 waiting: 100 now,
+  the 30 wait for company);
 - more than one chunk is added in parallel (`parallel` calls at a time).
 
 Nothing is lost if the process dies while it holds tasks: their records are `received` with an inbox entry, and
@@ -93,8 +94,22 @@ class Batcher:
             return 0.0
         if len(self._items) == 1 and self._items[0][4]:
             return 0.0  # a lone event: nothing arrived shortly before it
+        return max(0.0, self._due(now) - now)
+
+    def _due(self, now: float) -> float:
+        """When what waits must go whatever its number: the oldest held `hold`, or the stream paused `gap`."""
         oldest, last = self._items[0][2], self._items[-1][2]
-        return max(0.0, min(oldest + self.hold, last + self.gap) - now)
+        return min(oldest + self.hold, last + self.gap)
+
+    def _take(self, now: float) -> int:
+        """How many of the waiting runs to add now (once `_wait_time` said 0). Gone only because enough are
+        waiting, a burst is added in whole chunks of `max_batch` and the rest waits for company (its own hold
+        and gap still apply): 130 waiting make one call of 100, not a call of 100 and one of 30."""
+        limit = self.max_batch * self.parallel
+        lone = len(self._items) == 1 and self._items[0][4]
+        if self._closed or lone or self._due(now) <= now:
+            return min(len(self._items), limit)
+        return min(len(self._items) // self.max_batch * self.max_batch, limit)
 
     def _run(self) -> None:
         while True:
@@ -109,7 +124,7 @@ class Batcher:
                         break
                     else:
                         self._cond.wait(wait)
-                batch = self._items[: self.max_batch * self.parallel]
+                batch = self._items[: self._take(self.clock())]
                 del self._items[: len(batch)]
                 self._busy = True
             try:

@@ -74,3 +74,24 @@ def test_an_event_after_a_quiet_spell_goes_at_once_even_after_a_burst():
     clock.now += 2.0
     _arrive(b, clock)
     assert b._wait_time(clock.now) == 0.0
+
+
+def test_a_burst_goes_in_whole_chunks_and_the_rest_waits_for_company():
+    clock = Clock()
+    b = Batcher(None, hold=5.0, gap=1.0, max_batch=100, parallel=4, clock=clock)
+    _arrive(b, clock, 130, every=0.01)  # 100 were due while a call was in flight; 30 more came meanwhile
+    assert b._wait_time(clock.now) == 0.0
+    assert b._take(clock.now) == 100  # not 100 and a call for 30
+    del b._items[:100]
+    assert b._wait_time(clock.now) > 0  # the 30 wait for the next ones (or their gap/hold)
+    clock.now += 1.01  # the stream paused for the gap: the rest goes, whatever its number
+    assert b._wait_time(clock.now) == 0.0 and b._take(clock.now) == 30
+
+
+def test_a_long_backlog_goes_in_parallel_chunks_at_most():
+    clock = Clock()
+    b = Batcher(None, max_batch=100, parallel=4, clock=clock)
+    _arrive(b, clock, 450, every=0.001)
+    assert b._take(clock.now) == 400  # four calls at once; the 50 wait
+    b._closed = True
+    assert b._take(clock.now) == 400  # closing: everything goes, up to the parallel limit per round
