@@ -20,7 +20,8 @@ the repair delay may be taken over (shared.reconcile), so two concurrent finishe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from azure.core import MatchConditions
@@ -67,6 +68,7 @@ def _inbox_entity(pipeline: str, run_id: str, state: str, stamp: str, **fields) 
 class RunStore:
     def __init__(self, table: TableClient):
         self.table = table
+        self._creates = _GroupCommit(self._commit_creates, RUNS_PER_TRANSACTION)
 
     def ensure(self) -> None:
         try:
@@ -82,8 +84,44 @@ class RunStore:
 
     # ---- creation --------------------------------------------------------------------------------------
     def create(self, pipeline: str, run_id: str, state: str, fields: dict) -> tuple[bool, dict]:
-        """Create the record and its inbox entry in one transaction; (False, existing record) when the run exists
-        already (a duplicate event). The returned record carries its ETag as `_etag`."""
+        """Create the record and its inbox entry; (False, existing record) when the run exists already (a
+        duplicate event). The returned record carries its ETag as `_etag`. Returns once the record is stored.
+
+        Concurrent calls for one partition share a transaction (a group commit): while one transaction is in
+        flight, the records that arrive meanwhile wait and go together in the next, up to RUNS_PER_TRANSACTION. No
+        timer: a lone call goes at once, and the parallel invocations of a burst write a few records per request
+        instead of one each."""
+        return self._creates.run(pipeline, (run_id, state, fields))
+
+    def _commit_creates(self, pipeline: str, items: list[tuple[str, str, dict]]) -> list:
+        """One transaction for the records (and inbox entries) of `items`: [(created, record) | exception] in
+        their order. A refused transaction (a run exists already, the same run twice) falls back to one
+        transaction per run, so each caller gets its own answer."""
+        if len(items) > 1:
+            stamp = now_iso()
+            ops, entities = [], []
+            for run_id, state, fields in items:
+                entity = _clean({"PartitionKey": pipeline, "RowKey": run_id, "state": state, f"{state}At": stamp,
+                                 **fields})
+                entities.append(entity)
+                ops += [("create", entity), ("create", _inbox_entity(pipeline, run_id, state, stamp,
+                                                                     kind=fields.get("kind")))]
+            try:
+                results = self.table.submit_transaction(ops)
+            except (TableTransactionError, HttpResponseError):
+                pass
+            else:
+                return [(True, {**e, "_etag": (meta or {}).get("etag")})
+                        for e, meta in zip(entities, results[::2], strict=True)]
+        out = []
+        for item in items:
+            try:
+                out.append(self._create_one(pipeline, *item))
+            except Exception as exc:  # noqa: BLE001 - handed to that caller alone
+                out.append(exc)
+        return out
+
+    def _create_one(self, pipeline: str, run_id: str, state: str, fields: dict) -> tuple[bool, dict]:
         stamp = now_iso()
         entity = _clean({"PartitionKey": pipeline, "RowKey": run_id, "state": state, f"{state}At": stamp, **fields})
         inbox = _inbox_entity(pipeline, run_id, state, stamp, kind=fields.get("kind"))
@@ -118,7 +156,7 @@ class RunStore:
                     created[rid] = (meta or {}).get("etag")
             except (TableTransactionError, HttpResponseError):
                 for rid, fields in chunk:  # some exist already (a redelivered request): create the others alone
-                    made, record = self.create(pipeline, rid, state, fields)
+                    made, record = self._create_one(pipeline, rid, state, fields)
                     if made:
                         created[rid] = record.get("_etag")
         return created
@@ -250,3 +288,60 @@ def with_etag(entity) -> dict:
     if meta.get("etag"):
         out["_etag"] = meta["etag"]
     return out
+
+
+class _GroupCommit:
+    """Writes that arrive together go together, with no timer: the first caller for a key commits what is
+    waiting (up to `limit` items); callers that arrive while a commit for their key is in flight wait, and the
+    first of them then commits for all who are waiting. `commit(key, items)` returns one answer per item: a
+    value, or an exception that is raised to that item's caller alone."""
+
+    def __init__(self, commit: Callable[[str, list], list], limit: int):
+        self._commit, self._limit = commit, limit
+        self._lock = threading.Lock()
+        self._waiting: dict[str, list[_Slot]] = {}
+        self._busy: set[str] = set()
+
+    def run(self, key: str, item):
+        slot = _Slot(item)
+        with self._lock:
+            waiting = self._waiting.setdefault(key, [])
+            waiting.append(slot)
+            leads = key not in self._busy
+            self._busy.add(key)
+        if not leads:
+            slot.done.wait()
+            if not slot.leads:
+                return slot.answer()
+        with self._lock:
+            group = waiting[: self._limit]
+            del waiting[: len(group)]
+        try:
+            answers = self._commit(key, [s.item for s in group])
+        except Exception as exc:  # noqa: BLE001 - every caller of the group gets it
+            answers = [exc] * len(group)
+        for s, answer in zip(group, answers, strict=True):
+            s.result = answer
+        with self._lock:
+            if waiting:
+                waiting[0].leads = True  # the next group is committed by its first caller
+                waiting[0].done.set()
+            else:
+                self._busy.discard(key)
+                self._waiting.pop(key, None)
+        for s in group:
+            if s is not slot:
+                s.done.set()
+        return slot.answer()
+
+
+class _Slot:
+    __slots__ = ("item", "result", "leads", "done")
+
+    def __init__(self, item):
+        self.item, self.result, self.leads, self.done = item, None, False, threading.Event()
+
+    def answer(self):
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result
