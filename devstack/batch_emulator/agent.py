@@ -54,8 +54,12 @@ def _failure(code: str, message: str, category: str = "usererror") -> dict:
 
 
 class Agent:
-    def __init__(self, model: BatchModel, container_runtime, process_runtime, resolver, instance: str):
+    def __init__(self, model: BatchModel, container_runtime, process_runtime, resolver, instance: str,
+                 on_blobs_created=None):
         self.model = model
+        # Told about the output files of an attempt once its task shows completed (the local stand-in for the
+        # storage account's BlobCreated events, see server --blob-events); never fails the task.
+        self.on_blobs_created = on_blobs_created
         self.container_runtime = container_runtime
         self.process_runtime = process_runtime
         self.resolver = resolver
@@ -248,6 +252,11 @@ class Agent:
                 outcome = Outcome(pre_processing_failure=_failure("TaskEmulatorError", str(exc)[:500],
                                                                   "servererror"))
             self.model.task_finished(a.job_key, a.task_key, a.attempt, outcome)
+            if outcome.uploaded and self.on_blobs_created is not None:
+                try:
+                    self.on_blobs_created(outcome.uploaded)
+                except Exception:  # noqa: BLE001 - events are a hint; the subscriber's scan finds the blobs
+                    log.warning("BlobCreated events for task %s/%s not sent", a.job_key, a.task_key, exc_info=True)
         finally:
             for runtime, name in leftovers:
                 self._cleanup(runtime, name)
@@ -309,12 +318,13 @@ class Agent:
                 code = handle.wait(30)
             log.debug("task %s exited %s after %.3fs", task["id"], code, time.monotonic() - started)
             upload_failure = None
+            uploaded: list[dict] = []
             if task.get("outputFiles") and self.model.attempt_current(a.job_key, a.task_key, a.attempt):
                 from devstack.batch_emulator.staging import upload_output_files
                 upload_failure = upload_output_files(task["outputFiles"], task_dir, wd, code == 0 and not timed_out,
-                                                     self.resolver, env=env)
+                                                     self.resolver, env=env, uploaded=uploaded)
             return Outcome(exit_code=code, timed_out=timed_out, upload_failure=upload_failure,
-                           container_id=handle.container_id)
+                           container_id=handle.container_id, uploaded=uploaded)
         finally:
             leftovers.append((runtime, name))
 

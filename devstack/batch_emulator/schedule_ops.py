@@ -41,6 +41,7 @@ class Outcome:
     timed_out: bool = False                      # maxWallClockTime exceeded (process was killed)
     container_id: str | None = None
     extra: dict = field(default_factory=dict)
+    uploaded: list = field(default_factory=list)  # output files stored: {url, container, name, etag, size}
 
 
 def _exit_options(task: dict, code: int | None, kind: str) -> dict:

@@ -51,6 +51,7 @@ class Config:
     allow_host_access: bool = False
     client_timeout: float = DEFAULT_CLIENT_TIMEOUT
     faults: FaultSettings = FaultSettings()
+    blob_events: Path | None = None
 
 
 def parse_args(argv: list[str] | None) -> Config:
@@ -76,6 +77,10 @@ def parse_args(argv: list[str] | None) -> Config:
     p.add_argument("--fault-latency-ms", type=float, default=0.0, metavar="MS",
                    help="delay added to every API request (default 0)")
     p.add_argument("--fault-seed", type=int, default=None, help="seed for a repeatable sequence of faults")
+    p.add_argument("--blob-events", default=None, metavar="HOST_STATE_DIR",
+                   help="post a BlobCreated event (Event Grid's schema) for every output file a task stored to the "
+                        "local Functions host with this state dir, once the task shows completed, as a storage "
+                        "account's Event Grid subscription would (default: none)")
     ns = p.parse_args(argv)
     accounts = {}
     for item in ns.account or [f"{DEFAULT_ACCOUNT}:{DEFAULT_KEY}"]:
@@ -101,7 +106,21 @@ def parse_args(argv: list[str] | None) -> Config:
         raise ConfigError(f"--client-timeout {ns.client_timeout:g}: must be more than 0 seconds")
     faults = FaultSettings(ns.fault_rate, ns.fault_retry_after, ns.fault_latency_ms, ns.fault_seed)
     return Config(ns.host, ns.port, Path(ns.data_dir), accounts, ns.runtime, ns.log_level,
-                  allow_host_access=ns.allow_host_access, client_timeout=ns.client_timeout, faults=faults)
+                  allow_host_access=ns.allow_host_access, client_timeout=ns.client_timeout, faults=faults,
+                  blob_events=Path(ns.blob_events) if ns.blob_events else None)
+
+
+def _blob_events(host_state_dir: Path | None):
+    """The --blob-events subscriber: each stored output file as a BlobCreated event to the local host."""
+    if host_state_dir is None:
+        return None
+    from devstack.func_host.events import publish_blob_created
+
+    def post(blobs: list[dict]) -> None:
+        for b in blobs:
+            publish_blob_created(host_state_dir, b["url"], b["container"], b["name"], etag=b["etag"], size=b["size"])
+
+    return post
 
 
 class EmulatorApp:
@@ -133,7 +152,8 @@ class EmulatorApp:
         for name in config.accounts:
             data = config.data_dir / name
             self.services[name] = AccountService(name, data, self.container_runtime, self.process_runtime, resolver,
-                                                 allow_host_access=config.allow_host_access)
+                                                 allow_host_access=config.allow_host_access,
+                                                 on_blobs_created=_blob_events(config.blob_events))
         self.faults = FaultInjector(config.faults) if config.faults.active else None
         self.started = time.time()
         self.url = ""

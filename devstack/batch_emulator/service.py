@@ -48,12 +48,13 @@ class UnavailableRuntime:
 
 class AccountService:
     def __init__(self, account: str, data_dir: Path, container_runtime, process_runtime, resolver, *,
-                 allow_host_access: bool = False):
+                 allow_host_access: bool = False, on_blobs_created=None):
         self.account = account
         self.data_dir = Path(data_dir)
         self.model = BatchModel(account, self.data_dir)
         self.model.allow_host_access = allow_host_access
-        self.agent = Agent(self.model, container_runtime, process_runtime, resolver, instance_id(self.data_dir))
+        self.agent = Agent(self.model, container_runtime, process_runtime, resolver, instance_id(self.data_dir),
+                           on_blobs_created=on_blobs_created)
         self.model.on_node_created = lambda pool_key, node_id: self._pending_nodes.append((pool_key, node_id))
         self.model.on_node_removed = self._node_removed
         self._pending_nodes: list[tuple[str, str]] = []

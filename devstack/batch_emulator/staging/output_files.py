@@ -70,8 +70,12 @@ def upload_output_files(
     env: dict[str, str] | None = None,
     allowed_root: Path | None = None,
     timeout: float = 300,
+    uploaded: list[dict] | None = None,
 ) -> dict | None:
     """Upload what applies; None when all uploads succeeded, else the first failure's failureInfo.
+
+    `uploaded`, when given, receives one entry per stored blob (url without SAS, container, name, etag, size):
+    what a storage account's BlobCreated events would report.
 
     `env` is the task environment for $var expansion in patterns. `allowed_root` (default: task_dir) bounds
     what may be uploaded: a file (or symlink target) outside it is skipped, so a task cannot publish host
@@ -87,7 +91,7 @@ def upload_output_files(
     first_failure: dict | None = None
     try:
         for of in applicable:
-            failure = _upload_one(of, working_dir, root, resolver, env or {}, timeout, log)
+            failure = _upload_one(of, working_dir, root, resolver, env or {}, timeout, log, uploaded)
             first_failure = first_failure or failure
     finally:
         log.close()
@@ -95,7 +99,7 @@ def upload_output_files(
 
 
 def _upload_one(of: dict, working_dir: Path, root: Path, resolver: CredentialResolver, env: dict[str, str],
-                timeout: float, log: _Log) -> dict | None:
+                timeout: float, log: _Log, uploaded: list[dict] | None = None) -> dict | None:
     pattern = expand_vars(of.get("filePattern") or "", env)
     container = (of.get("destination") or {}).get("container") or {}
     url = container.get("containerUrl") or ""
@@ -131,10 +135,14 @@ def _upload_one(of: dict, working_dir: Path, root: Path, resolver: CredentialRes
             continue
         blob_name = destination_blob_name(container.get("path"), match, wildcard)
         try:
+            blob = client.get_blob_client(blob_name)
             with os.fdopen(fd, "rb") as fh:
-                client.upload_blob(blob_name, fh, overwrite=True, headers=dict(headers), timeout=timeout,
-                                   length=os.fstat(fh.fileno()).st_size)
+                size = os.fstat(fh.fileno()).st_size
+                stored = blob.upload_blob(fh, overwrite=True, headers=dict(headers), timeout=timeout, length=size)
             log.out(f"uploaded {match.path} -> {redact_url(url)}/{blob_name}")
+            if uploaded is not None:
+                uploaded.append({"url": blob.url.split("?", 1)[0], "container": blob.container_name,
+                                 "name": blob_name, "etag": str(stored.get("etag") or ""), "size": size})
         except Exception as exc:  # noqa: BLE001 - any failed upload becomes the task's failureInfo
             code, reason = _upload_error(exc)
             log.err(f"upload of {match.path} -> {redact_url(url)}/{blob_name} failed: {code} {reason}")
