@@ -13,6 +13,12 @@ How ``${NAME}`` / ``${NAME:-default}`` placeholders are resolved for Azure:
   always empty: on Azure the pool pulls with its managed identity, never with a password);
 - any other name takes its ``:-default``; a name without a default is an error naming the setting.
 
+``poolStorageAccess`` lists the containers the pool identity reads (the containers pipelines take inputs from: a
+blob input's container, and the staging container of ``eventbatch submit`` for queue inputs) and writes (output
+containers, the completion markers). storage.bicep gives the pool identity roles on exactly these containers and
+nowhere else; container settings main.bicep names (``INPUT_CONTAINER``, ``OUTPUT_CONTAINER``, ``MARKER_CONTAINER``
+and the uploads container) stay ``{{NAME}}`` tokens that storage.bicep replaces with its container parameters.
+
 The autoscale formula ``default`` is the app's own (``shared.autoscale_formula.default_formula``), so the pools on
 Azure scale exactly as the local emulator and the simulator do.
 
@@ -65,6 +71,10 @@ CONTAINER_IMAGES = {
     ("microsoft-dsvm", "ubuntu-hpc", "2404"): "batch.node.ubuntu 24.04",
 }
 WARN_DAYS = 365
+# Container settings main.bicep passes to storage.bicep; poolStorageAccess names them by token.
+CONTAINER_SETTINGS = ("INPUT_CONTAINER", "OUTPUT_CONTAINER", "MARKER_CONTAINER")
+STAGING_CONTAINER = "UPLOADS_CONTAINER"  # where `eventbatch submit` stages queue requests' files
+CONTAINER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
 REQUIRED_POOL_KEYS = ("id", "vmSize", "imageReference", "nodeAgentSkuId", "taskSlotsPerNode", "container", "scale")
 
 
@@ -268,6 +278,48 @@ def pool_spec(raw: dict[str, Any], index: int) -> dict[str, Any]:
     }
 
 
+def container_name(value: Any, where: str) -> str:
+    """A pipeline's container for Azure: a container setting main.bicep names becomes its token, any other
+    placeholder its default; the result must be a container name (or a token)."""
+    if not isinstance(value, str) or not value:
+        raise PoolSpecError(f"{where} must name a container")
+
+    def one(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in CONTAINER_SETTINGS:
+            return token(name)
+        if default is not None:
+            return default
+        raise PoolSpecError(f"{where}: setting ${{{name}}} has no default and is not a container main.bicep names; "
+                            f"give it a default (${{{name}:-name}}) or use one of {', '.join(CONTAINER_SETTINGS)}")
+
+    name = PLACEHOLDER.sub(one, value)
+    if name not in {token(n) for n in CONTAINER_SETTINGS} and not CONTAINER_NAME.match(name):
+        raise PoolSpecError(f"{where}: {value!r} is not a container name (3-63 lower-case letters, digits and single "
+                            "hyphens) nor one container setting")
+    return name
+
+
+def storage_access(doc: dict[str, Any]) -> dict[str, list[str]]:
+    """The containers the pool identity must read and write for the pipelines of pipelines.yaml, and no other."""
+    pipelines = doc.get("pipelines") or []
+    if not isinstance(pipelines, list):
+        raise PoolSpecError("pipelines.yaml: 'pipelines' must be a list")
+    reads, writes = set(), {token("MARKER_CONTAINER")}
+    for i, pipeline in enumerate(pipelines):
+        where = f"pipelines[{i}]" + (f" ({pipeline.get('name')})" if isinstance(pipeline, dict) else "")
+        if not isinstance(pipeline, dict):
+            raise PoolSpecError(f"{where} must be a mapping")
+        inputs = pipeline.get("inputs") or {}
+        if isinstance(inputs.get("blob"), dict):
+            reads.add(container_name(inputs["blob"].get("container"), f"{where}.inputs.blob.container"))
+        if inputs.get("queue"):
+            reads.add(token(STAGING_CONTAINER))
+        writes.add(container_name((pipeline.get("outputs") or {}).get("container"), f"{where}.outputs.container"))
+    # Merge tasks read the output container too: its writer role (Contributor, no delete) includes reading.
+    return {"read": sorted(reads - writes), "write": sorted(writes)}
+
+
 def generate(pipelines_path: Path = DEFAULT_PIPELINES) -> dict[str, Any]:
     """The document written to pools.generated.json."""
     try:
@@ -287,6 +339,7 @@ def generate(pipelines_path: Path = DEFAULT_PIPELINES) -> dict[str, Any]:
                     "Regenerate: .venv/bin/python infra/generate_pools.py",
         "tokens": [token(n) for n in DEPLOY_TIME_SETTINGS],
         "pools": specs,
+        "poolStorageAccess": storage_access(doc),
     }
 
 

@@ -55,6 +55,8 @@ var queueNames = {
 var runsTableName = 'runs'
 // Generated from pipelines.yaml by infra/generate_pools.py (a test fails when it is out of date).
 var pools = loadJsonContent('pools.generated.json', '$.pools')
+// The containers those pipelines read and write: the pool identity's storage roles (modules/storage.bicep).
+var poolStorageAccess = loadJsonContent('pools.generated.json', '$.poolStorageAccess')
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -111,6 +113,7 @@ module storage 'modules/storage.bicep' = {
     runsTableName: runsTableName
     functionPrincipalId: identities.outputs.functionIdentityPrincipalId
     poolPrincipalId: identities.outputs.poolIdentityPrincipalId
+    poolStorageAccess: poolStorageAccess
     deployerPrincipalId: principalId
   }
 }

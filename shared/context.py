@@ -59,7 +59,8 @@ class AppContext:
                                | {settings.marker_container})
         batch = batch_client or make_batch_client(settings.batch)
         ctx = cls(settings=settings, config=config, storage=storage, runs=runs, messenger=messenger,
-                  access=make_access(storage, settings.sas_validity, settings.node_identity_resource_id),
+                  access=make_access(storage, settings.sas_validity, settings.node_identity_resource_id,
+                                     hierarchical=settings.hierarchical_namespace),
                   batch=batch, submitter=Submitter(batch, config, create_missing_pools=settings.create_missing_pools))
         from shared.batcher import Batcher
 

@@ -94,6 +94,7 @@ class Settings:
     job_retention: timedelta = timedelta(hours=1)
     sas_validity: timedelta = timedelta(hours=12)
     node_identity_resource_id: str | None = None  # set: resource/output files by identityReference
+    hierarchical_namespace: bool = False  # ADLS Gen2 account: output SAS scoped to the run's directory (sr=d)
     create_missing_pools: bool = True
     create_storage_resources: bool = True  # false on Azure: infra/ creates the queues, table and containers
     marker_container: str = "markers"
@@ -268,6 +269,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         job_retention=_duration(env, "JOB_RETENTION", "PT1H"),
         sas_validity=sas,
         node_identity_resource_id=_get(env, "BATCH_NODE_IDENTITY_RESOURCE_ID"),
+        hierarchical_namespace=_bool(env, "STORAGE_HIERARCHICAL_NAMESPACE", False),
         create_missing_pools=_bool(env, "CREATE_MISSING_POOLS", True),
         create_storage_resources=_bool(env, "CREATE_STORAGE_RESOURCES", True),
         marker_container=_container(env, "MARKER_CONTAINER", "markers"),

@@ -61,7 +61,6 @@ def submit_runs(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], *, n
     unique = list({r.spec.task_id: r for r in runs}.values())
     if not unique:
         return report
-    marker_url = ctx.access.write_container_url(ctx.settings.marker_container)
     identity = ctx.access.identity_reference()
     try:
         ctx.submitter.ensure_job(report.job_id, pipeline)
@@ -72,7 +71,15 @@ def submit_runs(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], *, n
         if defer:
             _defer(ctx, pipeline, unique, report)
         return report
-    specs = [with_completion_marker(r.spec, report.job_id, marker_url, identity) for r in unique]
+    marker_urls: dict = {}  # one URL per lifetime: a burst's tasks mostly share one
+
+    def marker_url(spec: TaskSpec) -> str:
+        if spec.sas_lifetime not in marker_urls:
+            marker_urls[spec.sas_lifetime] = ctx.access.write_container_url(ctx.settings.marker_container,
+                                                                            report.job_id, spec.sas_lifetime)
+        return marker_urls[spec.sas_lifetime]
+
+    specs = [with_completion_marker(r.spec, report.job_id, marker_url(r.spec), identity) for r in unique]
     outcome = ctx.submitter.submit(report.job_id, specs)
     report.batch_calls = outcome.calls
     by_id = {r.spec.task_id: r for r in unique}

@@ -1,7 +1,8 @@
 """WorkItem + pipeline -> the Batch task (REST wire JSON). Pure: data in, data out.
 
 The task references its input as a resource file (SAS URL or identityReference, whatever the BlobAccess given
-says), sends outputs and stdout/stderr back to the output container as OutputFiles (Batch uploads them itself),
+says; a SAS names the one blob, or the run's output prefix, and lasts as long as the task's constraints allow it to
+run), sends outputs and stdout/stderr back to the output container as OutputFiles (Batch uploads them itself),
 runs in the pipeline's container image, and carries the untrusted blob name only in environment variables
 (INPUT_NAME): the command line is fixed by pipelines.yaml and never contains input data.
 
@@ -21,11 +22,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from shared import ids
-from shared.durations import format_duration
+from shared.durations import format_duration, parse_duration
 from shared.errors import Rejection
 from shared.names import MAX_BLOB_NAME, local_file_name
 from shared.pipelines import TEMPLATE_FIELDS, Pipeline
@@ -37,14 +38,16 @@ INPUT_PATH_WRAPPER = ("/bin/sh -c 'INPUT_PATH=\"$AZ_BATCH_TASK_WORKING_DIR/$INPU
                       "exec \"$@\"' eventbatch-input ")
 LOG_SLACK = 100  # room for "/logs/stderr.txt" and the worker's own file names under the output prefix
 BLOB_EVENTS_REQUEST = "_events"
+SAS_MARGIN = timedelta(hours=1)  # time to wait for a node and to upload, on top of the task's own running time
 
 
 class BlobAccess(Protocol):
-    """How tasks reach Storage: SAS URLs (key or user delegation) or identityReference (Azure)."""
+    """How tasks reach Storage: SAS URLs (key or user delegation) or identityReference (Azure). `lifetime` is how
+    long the task needs the URL (None: the access's longest); `prefix` is the only place the task writes to."""
 
-    def read_blob_url(self, container: str, name: str) -> str: ...
-    def list_container_url(self, container: str) -> str: ...
-    def write_container_url(self, container: str) -> str: ...
+    def read_blob_url(self, container: str, name: str, lifetime: timedelta | None = None) -> str: ...
+    def list_container_url(self, container: str, lifetime: timedelta | None = None) -> str: ...
+    def write_container_url(self, container: str, prefix: str = "", lifetime: timedelta | None = None) -> str: ...
     def identity_reference(self) -> dict | None: ...
 
 
@@ -60,6 +63,7 @@ class TaskSpec:
     kind: str = "task"  # task | merge | barrier
     work_item: WorkItem | None = None
     merge_task_id: str | None = None  # fan-out tasks: the merge task that depends on this one
+    sas_lifetime: timedelta | None = None  # how long the task's storage URLs must stay valid (None: SAS_VALIDITY)
 
     @property
     def manifest_blob(self) -> str:
@@ -112,6 +116,21 @@ def _constraints(pipeline: Pipeline, item: WorkItem | None) -> dict:
     return {"maxWallClockTime": wall, "maxTaskRetryCount": retries}
 
 
+def sas_lifetime(max_wall_clock: timedelta | None, retries: int | None) -> timedelta | None:
+    """How long a task's SAS must stay valid: every attempt may run for the whole wall clock limit, plus a margin
+    for the wait in the queue and the output upload. None when the task sets no bound (no wall clock limit, or
+    unlimited retries, -1): the access's SAS_VALIDITY applies."""
+    if max_wall_clock is None or retries is None or retries < 0:
+        return None
+    return max_wall_clock * (1 + retries) + SAS_MARGIN
+
+
+def _lifetime(constraints: dict) -> timedelta | None:
+    """How long the task's SAS must last, from the constraints Batch enforces on it (sas_lifetime)."""
+    wall = constraints.get("maxWallClockTime")
+    return sas_lifetime(parse_duration(wall) if wall else None, constraints.get("maxTaskRetryCount", 0))
+
+
 def _env(values: dict[str, str]) -> list[dict]:
     return [{"name": k, "value": v} for k, v in values.items()]
 
@@ -139,7 +158,9 @@ def build_task(item: WorkItem, pipeline: Pipeline, access: BlobAccess, *, now: d
                                        " characters")
     file_path = f"in/{local_file_name(blob.name)}"
     identity = access.identity_reference()
-    resource = {"httpUrl": access.read_blob_url(blob.container, blob.name), "filePath": file_path}
+    constraints = _constraints(pipeline, item)
+    lifetime = _lifetime(constraints)
+    resource = {"httpUrl": access.read_blob_url(blob.container, blob.name, lifetime), "filePath": file_path}
     if identity:
         resource["identityReference"] = identity
     env = dict(pipeline.environment)
@@ -158,17 +179,17 @@ def build_task(item: WorkItem, pipeline: Pipeline, access: BlobAccess, *, now: d
         "commandLine": command,
         "containerSettings": _container_settings(pipeline),
         "resourceFiles": [resource],
-        "outputFiles": _output_files(pipeline, access.write_container_url(pipeline.outputs.container), identity,
-                                     prefix, pipeline.outputs.patterns, pipeline.outputs.upload_condition),
+        "outputFiles": _output_files(pipeline, access.write_container_url(pipeline.outputs.container, prefix, lifetime),
+                                     identity, prefix, pipeline.outputs.patterns, pipeline.outputs.upload_condition),
         "environmentSettings": _env(env),
-        "constraints": _constraints(pipeline, item),
+        "constraints": constraints,
         "requiredSlots": pipeline.required_slots,
     }
     if merge_follows:
         # A failed fan-out task must not block the merge forever: it runs after all of them, with what succeeded.
         body["exitConditions"] = {"default": {"dependencyAction": "satisfy"}}
     return TaskSpec(task_id=task_id, pipeline=pipeline.name, body=body, output_container=pipeline.outputs.container,
-                    output_prefix=prefix, work_item=item)
+                    output_prefix=prefix, work_item=item, sas_lifetime=lifetime)
 
 
 def marker_name(job_id: str, task_id: str) -> str:
@@ -209,7 +230,9 @@ def build_merge_task(pipeline: Pipeline, request_id: str, depends_on: Sequence[s
     prefix = render_path(pipeline.merge.path, {"pipeline": pipeline.name, "request": request_id, "task": task_id,
                                                 "date": now.strftime("%Y-%m-%d")})
     identity = access.identity_reference()
-    source = {"storageContainerUrl": access.list_container_url(pipeline.outputs.container),
+    constraints = _constraints(pipeline, None)
+    lifetime = _lifetime(constraints)
+    source = {"storageContainerUrl": access.list_container_url(pipeline.outputs.container, lifetime),
               "blobPrefix": fanout_prefix(pipeline, request_id, now) + "/", "filePath": "in"}
     if identity:
         source["identityReference"] = identity
@@ -222,10 +245,10 @@ def build_merge_task(pipeline: Pipeline, request_id: str, depends_on: Sequence[s
         "commandLine": pipeline.merge.command_line,
         "containerSettings": _container_settings(pipeline, pipeline.merge.image),
         "resourceFiles": [source],
-        "outputFiles": _output_files(pipeline, access.write_container_url(pipeline.outputs.container), identity,
-                                     prefix, pipeline.outputs.patterns, pipeline.outputs.upload_condition),
+        "outputFiles": _output_files(pipeline, access.write_container_url(pipeline.outputs.container, prefix, lifetime),
+                                     identity, prefix, pipeline.outputs.patterns, pipeline.outputs.upload_condition),
         "environmentSettings": _env(env),
-        "constraints": _constraints(pipeline, None),
+        "constraints": constraints,
         "requiredSlots": pipeline.required_slots,
         "dependsOn": {"taskIds": list(depends_on)},
     }
@@ -233,7 +256,7 @@ def build_merge_task(pipeline: Pipeline, request_id: str, depends_on: Sequence[s
         raise Rejection("outside-policy", f"{len(depends_on)} dependencies are too many for one task (Batch limits a "
                                           "task's dependency list to 64000 characters); lower merge.fanIn")
     return TaskSpec(task_id=task_id, pipeline=pipeline.name, body=body, output_container=pipeline.outputs.container,
-                    output_prefix=prefix, kind="merge")
+                    output_prefix=prefix, kind="merge", sas_lifetime=lifetime)
 
 
 def build_barrier_task(pipeline: Pipeline, request_id: str, index: int, depends_on: Sequence[str],

@@ -2,17 +2,23 @@
 
 The pool identity must read every container a pipeline takes inputs from (blob-triggered input containers, and the
 staging container where `eventbatch submit` puts a queue request's files), and write the output and marker
-containers; the deploying user writes where inputs go in and reads the outputs. A pipeline whose inputs live in a
-container the pool cannot read fails on Azure with BlobAccessDenied only when its first task starts.
+containers, and nothing else; the deploying user writes where inputs go in and reads the outputs. A pipeline whose
+inputs live in a container the pool cannot read fails on Azure with BlobAccessDenied only when its first task
+starts; a container the pool can reach but no pipeline uses is access a compromised task should not have.
+
+The pool's roles are for-loops over poolStorageAccess (generated from pipelines.yaml into pools.generated.json):
+this file expands them the way ARM will, from main.bicep's defaults, and derives the expectation independently
+from pipelines.yaml and the app settings main.bicep sets.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import re
 
 import yaml
-from bicep_model import ROOT, module_params, of_type, parsed, render, resources
+from bicep_model import INFRA, ROOT, Resource, module_params, of_type, parsed, render, resources
 
 BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
@@ -34,9 +40,51 @@ def container_symbols() -> dict[str, str]:
     passed = module_params("main.bicep", "storage")
     out = {}
     for r in resources("modules/storage.bicep"):
-        if r.type.endswith("/containers"):
+        if r.type.endswith("/containers") and not r.existing:
             out[main_default(passed[r.body["name"]])] = r.symbol
     return out
+
+
+LOOP_SCOPE = re.compile(r"^index_accessor\((\w+), (\w+)\)$")
+TOKEN_LOOKUP = "conditional(contains(containerTokens, name), index_accessor(containerTokens, name), name)"
+
+
+def loop_container_names(array: str) -> list[str]:
+    """Deployed container names of a storage.bicep container list (poolReadContainers, poolWriteContainers): the
+    generated poolStorageAccess main.bicep passes, with its {{NAME}} tokens replaced as containerTokens says."""
+    assert render(parsed("main.bicep")["variables"]["poolStorageAccess"]["value"]) == \
+        "load_json_content(pools.generated.json, $.poolStorageAccess)"
+    assert module_params("main.bicep", "storage")["poolStorageAccess"] == "poolStorageAccess"
+    generated = json.loads((INFRA / "pools.generated.json").read_text())["poolStorageAccess"]
+    loop = parsed("modules/storage.bicep")["variables"][array]["value"]
+    source = render(loop["loop_type"]["detail"]["array_name"])
+    assert source.startswith("poolStorageAccess."), source
+    assert render(loop["config"]) == TOKEN_LOOKUP, f"{array}: unexpected element expression"
+    tokens = parsed("modules/storage.bicep")["variables"]["containerTokens"]["value"]
+    passed = module_params("main.bicep", "storage")
+    names = []
+    for name in generated[source.split(".", 1)[1]]:
+        param = tokens.get(f"'{name}'", tokens.get(name))
+        names.append(main_default(passed[param]) if param else name)
+    return names
+
+
+def scopes(r: Resource) -> list[str]:
+    """The container symbols (or other scope symbols) one role assignment resource covers once deployed."""
+    scope = render(r.body["scope"])
+    match = LOOP_SCOPE.match(scope) if r.loop else None
+    if not match:
+        return [scope]
+    target = next(x for x in resources(r.file) if x.symbol == match.group(1))
+    assert target.existing and target.type.endswith("/containers"), f"{r.symbol}: scope {scope}"
+    array = render(parsed(r.file)["resources"][target.symbol]["config"]["loop_type"]["detail"]["array_name"])
+    own = render(parsed(r.file)["resources"][r.symbol]["config"]["loop_type"]["detail"]["array_name"])
+    assert own == array, f"{r.symbol} loops over {own} but its scopes over {array}"
+    symbols = container_symbols()
+    names = loop_container_names(array)
+    missing = [n for n in names if n not in symbols]
+    assert not missing, f"{r.symbol}: containers infra/ does not create: {missing}"
+    return [symbols[n] for n in names]
 
 
 def app_setting_values() -> dict[str, str]:
@@ -81,18 +129,70 @@ def expected_container_roles() -> set[tuple[str, str, str]]:
 
 
 def actual_container_roles() -> set[tuple[str, str, str]]:
-    containers = {r.symbol for r in resources("modules/storage.bicep") if r.type.endswith("/containers")}
+    containers = {r.symbol for r in resources("modules/storage.bicep")
+                  if r.type.endswith("/containers") and not r.existing}
     out = set()
     for r in resources("modules/storage.bicep"):
-        if r.type == "Microsoft.Authorization/roleAssignments" and render(r.body["scope"]) in containers:
-            role = ROLE_ID.search(render(r.body["properties"]["roleDefinitionId"])).group(1)
-            out.add((render(r.body["properties"]["principalId"]), role, render(r.body["scope"])))
+        if r.type != "Microsoft.Authorization/roleAssignments":
+            continue
+        role = ROLE_ID.search(render(r.body["properties"]["roleDefinitionId"])).group(1)
+        for scope in scopes(r):
+            if scope in containers:
+                out.add((render(r.body["properties"]["principalId"]), role, scope))
     return out
+
+
+def pool_assignments() -> list[Resource]:
+    return [r for r in resources("modules/storage.bicep") if r.type == "Microsoft.Authorization/roleAssignments"
+            and render(r.body["properties"]["principalId"]) == "poolPrincipalId"]
 
 
 def test_container_roles_are_exactly_what_the_pipelines_need():
     expected, actual = expected_container_roles(), actual_container_roles()
     assert actual == expected, f"missing: {sorted(expected - actual)}; not needed: {sorted(actual - expected)}"
+
+
+def test_the_pool_reads_only_input_containers_and_writes_only_outputs_and_markers():
+    settings = app_setting_values()
+    symbols = container_symbols()
+    roles = {(role, scope) for principal, role, scope in actual_container_roles() if principal == "poolPrincipalId"}
+    readers = {scope for role, scope in roles if role == BLOB_DATA_READER}
+    writers = {scope for role, scope in roles if role == BLOB_DATA_CONTRIBUTOR}
+    assert readers == {symbols[settings["INPUT_CONTAINER"]], symbols[staging_container()]}
+    assert writers == {symbols[settings["OUTPUT_CONTAINER"]], symbols[settings["MARKER_CONTAINER"]]}
+    assert not readers & writers
+    # Never the deployment package or the Event Grid dead letters.
+    assert {"deploymentContainer", "deadLetterContainer"}.isdisjoint(readers | writers)
+
+
+NO_DELETE = ("((!(ActionMatches{'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'}) AND "
+             "!(ActionMatches{'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/move/action'})))")
+
+
+def test_the_pool_writes_without_deleting_or_renaming_blobs():
+    # ABAC: the writer role's delete and move (rename) actions are denied by the assignment's condition; read,
+    # write and add (what Batch's uploads and a merge task's reads need) stay.
+    writers = [r for r in pool_assignments()
+               if BLOB_DATA_CONTRIBUTOR in render(r.body["properties"]["roleDefinitionId"])]
+    assert writers
+    for r in writers:
+        p = r.body["properties"]
+        condition = p["condition"]
+        if render(condition) in parsed("modules/storage.bicep")["variables"]:
+            condition = parsed("modules/storage.bicep")["variables"][render(condition)]["value"]
+        condition = condition.replace("\\'", "'")  # the Bicep string's escaped quotes, as ARM receives them
+        assert condition == NO_DELETE and p["conditionVersion"] == "2.0", r.symbol
+    for r in pool_assignments():
+        if r not in writers:
+            assert "condition" not in r.body["properties"], r.symbol
+
+
+def test_pool_role_assignment_names_are_the_ones_earlier_deployments_made():
+    # guid(container id, principal, role): a redeploy updates the existing assignments (adding the condition)
+    # instead of failing with RoleAssignmentExists on a second assignment of the same role.
+    for r in pool_assignments():
+        role = ROLE_ID.search(render(r.body["properties"]["roleDefinitionId"])).group(1)
+        assert render(r.body["name"]) == f"guid({render(r.body['scope'])}.id, poolPrincipalId, {role})", r.symbol
 
 
 def test_queue_pipelines_can_read_the_staging_container_of_eventbatch_submit():

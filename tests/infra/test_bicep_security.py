@@ -12,7 +12,7 @@ import re
 import pytest
 import yaml
 from bicep_model import INFRA, ROOT, bicep_files, module_params, of_type, parsed, render, resources, variable
-from test_access import expected_container_roles
+from test_access import expected_container_roles, scopes
 
 # Built-in role definition ids (the same in every Azure cloud).
 BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
@@ -243,7 +243,7 @@ def test_role_assignments_are_exactly_the_least_privilege_set():
         p = props(r)
         match = ROLE_ID.match(render(p["roleDefinitionId"]))
         assert match, f"{r.file}:{r.symbol}: role must be a built-in role id, got {render(p['roleDefinitionId'])}"
-        actual.add((r.file, render(p["principalId"]), match.group(1), render(r.body["scope"])))
+        actual |= {(r.file, render(p["principalId"]), match.group(1), scope) for scope in scopes(r)}
         if render(p["principalId"]) != "deployerPrincipalId":
             assert p.get("principalType") == "ServicePrincipal", f"{r.file}:{r.symbol}"
         else:

@@ -217,3 +217,38 @@ def test_generator_refuses_a_node_agent_past_its_end_of_support(tmp_path, monkey
     monkeypatch.setitem(gen.NODE_AGENT_END_OF_SUPPORT, "batch.node.ubuntu 22.04", gen.date(2020, 1, 1))
     with pytest.raises(gen.PoolSpecError, match="Batch support ended on 2020-01-01"):
         gen.generate(pipelines)
+
+
+PIPELINES = """
+pipelines:
+  - name: a
+    inputs:
+      blob: {container: "${INPUT_CONTAINER:-input}", prefix: a/}
+    outputs: {container: "${OUTPUT_CONTAINER:-output}"}
+  - name: b
+    inputs:
+      blob: {container: archive, prefix: b/}
+      queue: true
+    outputs: {container: "${RESULTS_CONTAINER:-results}"}
+"""
+
+
+def test_pool_storage_access_names_exactly_the_containers_pipelines_read_and_write():
+    doc = yaml.safe_load(PIPELINES)
+    access = gen.storage_access(doc)
+    # Container settings main.bicep names stay tokens; other placeholders take their default; literals stay.
+    assert access == {"read": ["archive", "{{INPUT_CONTAINER}}", "{{UPLOADS_CONTAINER}}"],
+                      "write": ["results", "{{MARKER_CONTAINER}}", "{{OUTPUT_CONTAINER}}"]}
+    # No queue pipeline: the staging container is not readable.
+    del doc["pipelines"][1]["inputs"]["queue"]
+    assert "{{UPLOADS_CONTAINER}}" not in gen.storage_access(doc)["read"]
+
+
+@pytest.mark.parametrize("container, message", [
+    ("${SOMEWHERE}", "has no default"), ("Bad_Name", "not a container name"), (None, "must name a container")])
+def test_pipeline_containers_that_cannot_be_deployed_are_refused(container, message):
+    doc = yaml.safe_load(PIPELINES)
+    doc["pipelines"][0]["outputs"]["container"] = container
+    with pytest.raises(gen.PoolSpecError, match=message) as info:
+        gen.storage_access(doc)
+    assert "pipelines[0] (a).outputs.container" in str(info.value)

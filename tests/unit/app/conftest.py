@@ -17,15 +17,15 @@ LOCAL = {"WORKER_IMAGE": "127.0.0.1:5055/eventbatch/worker:1", "REGISTRY_SERVER"
 class UrlAccess:
     endpoint = "http://127.0.0.1:10000/devstoreaccount1"
 
-    def read_blob_url(self, container, name):
+    def read_blob_url(self, container, name, lifetime=None):
         from shared.storage import blob_url
 
         return blob_url(self.endpoint, container, name) + "?sig=read"
 
-    def list_container_url(self, container):
+    def list_container_url(self, container, lifetime=None):
         return f"{self.endpoint}/{container}?sig=list"
 
-    def write_container_url(self, container):
+    def write_container_url(self, container, prefix="", lifetime=None):
         return f"{self.endpoint}/{container}?sig=write"
 
     def identity_reference(self):
