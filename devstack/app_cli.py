@@ -259,7 +259,7 @@ def cmd_replay(access: AppAccess, args) -> int:
         from shared.context import AppContext
         from shared.intake import handle_blob
 
-        ctx = AppContext.create(access.settings, ensure_resources=False)
+        ctx = AppContext.create(access.settings)
         contexts.append(ctx)
         return lambda container, name: handle_blob(ctx, container, name).status
 

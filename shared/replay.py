@@ -98,7 +98,11 @@ class Replayer:
             return report
         back = self.storage.queue.get_queue_client(target)
         for message in _drain(poison):
-            back.send_message(message.content)
+            try:
+                back.send_message(message.content)
+            except ResourceNotFoundError:
+                back.create_queue()  # deleted since (or never made by this deployment): the message needs it
+                back.send_message(message.content)
             poison.delete_message(message)
             report.moved += 1
             report.lines.append(f"{source} -> {target}: message {message.id} ({_describe(message.content)})")
