@@ -4,6 +4,7 @@
     eventbatch submit PIPELINE FILE... [--prefix SUB]                      (blob intake: upload)
     eventbatch submit PIPELINE --request [FILE...] [--inputs C/NAME ...] [--idempotency-key K]   (queue request)
     eventbatch logs RUN [--stdout | --stderr]
+    eventbatch replay [--apply] [--dead-letter-container NAME]   (poison queues, Event Grid dead letters)
 
 Every command reads the app's own settings (see devstack.app_access): the local stack by default,
 `--settings FILE` for another local.settings.json, `--env` for the environment (Azure: the identity settings and
@@ -28,7 +29,7 @@ from devstack import runs_view
 from devstack.app_access import AccessError, AppAccess
 from devstack.app_submit import SubmitError, send_request, upload_inputs
 
-COMMANDS = ("status", "submit", "logs")
+COMMANDS = ("status", "submit", "logs", "replay")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -82,9 +83,22 @@ def _logs_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _replay_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eventbatch replay",
+                                description="Count (or, with --apply, move back for another try) what the host "
+                                            "poisoned and what Event Grid dead-lettered: <queue>-poison queues, "
+                                            "webjobs-blobtrigger-poison and the dead-letter container.")
+    p.add_argument("--apply", action="store_true",
+                   help="move the messages and events back (default: a dry run that only counts)")
+    p.add_argument("--dead-letter-container", metavar="NAME",
+                   help="the Event Grid dead-letter container (default: the DEADLETTER_CONTAINER setting, "
+                        "eventgrid-deadletter)")
+    return p
+
+
 def build_parser(command: str) -> argparse.ArgumentParser:
     """One parser per command (not subparsers), so options and FILEs may come in any order."""
-    parsers = {"status": _status_parser, "submit": _submit_parser, "logs": _logs_parser}
+    parsers = {"status": _status_parser, "submit": _submit_parser, "logs": _logs_parser, "replay": _replay_parser}
     if command not in parsers:
         raise ValueError(f"unknown command {command!r}; use one of {', '.join(COMMANDS)}")
     parser = parsers[command]()
@@ -101,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     args.command = argv[0]
     try:
         access = AppAccess.open(args.settings, args.env)
-        return {"status": cmd_status, "submit": cmd_submit, "logs": cmd_logs}[args.command](access, args)
+        commands = {"status": cmd_status, "submit": cmd_submit, "logs": cmd_logs, "replay": cmd_replay}
+        return commands[args.command](access, args)
     except (AccessError, SubmitError) as exc:
         print(f"eventbatch {args.command}: {exc}", file=sys.stderr)
         return 1
@@ -233,6 +248,43 @@ def log_locations(access: AppAccess, record: dict) -> dict[str, tuple[str, str]]
             pass
     return locations
 
+# ---- replay ------------------------------------------------------------------------------------------------
+def cmd_replay(access: AppAccess, args) -> int:
+    from shared.replay import Replayer
+
+    contexts = []
+
+    def blob_intake():
+        """The app's own blob intake, run here: it records and submits the events as the function would."""
+        from shared.context import AppContext
+        from shared.intake import handle_blob
+
+        ctx = AppContext.create(access.settings)
+        contexts.append(ctx)
+        return lambda container, name: handle_blob(ctx, container, name).status
+
+    replayer = Replayer(access.storage, access.settings, access.config, blob_intake, args.dead_letter_container)
+    try:
+        reports = replayer.run(apply=args.apply)
+    finally:
+        for ctx in contexts:
+            if not ctx.batcher.wait_idle(120):
+                print("eventbatch replay: some replayed blob events were still being submitted; the app's submit "
+                      "queue retries them", file=sys.stderr)
+    for report in reports:
+        for line in report.lines:
+            print(f"  {runs_view.printable(line)}")
+        print(report.summary(args.apply))
+        for why in report.left:
+            print(f"  left: {runs_view.printable(why)}")
+    total = sum(r.found for r in reports)
+    if not args.apply:
+        print(f"\ndry run: {total} item(s) to replay, nothing changed" +
+              ("; run `eventbatch replay --apply` to move them back" if total else ""))
+        return 0
+    moved = sum(r.moved for r in reports)
+    print(f"\nmoved back {moved} of {total} item(s); follow with: eventbatch status")
+    return 1 if any(r.left for r in reports) else 0
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ DELEGATED = {
     "status": ("devstack.app_cli", "table of runs: input, pipeline, state, duration, exit code, outputs"),
     "submit": ("devstack.app_cli", "upload files or send a request to a pipeline"),
     "logs": ("devstack.app_cli", "stdout/stderr of a run"),
+    "replay": ("devstack.app_cli", "count or move back poisoned messages and dead-lettered events (--apply)"),
     "demo": ("devstack.demo", "run the sample work end to end and show the results"),
 }
 

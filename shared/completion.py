@@ -9,7 +9,10 @@ completed is recorded by `Completer.finish` (shared with the safety net, shared.
 TASK_RETENTION keeps it, or a merge still depends on it: the safety net takes those), and its marker removed.
 
 Recording is exactly-once per run: the move of the record to succeeded/failed is guarded by its ETag, and only the
-worker that won it writes the message (shared.notify).
+worker that won it writes the message (shared.notify). Recording is also bounded: every failed attempt (from a
+marker event, a delayed look or the safety net) is counted on the run's inbox entry (`recordAttempts`), and the
+attempt that reaches MAX_RECORD_ATTEMPTS fails the run with code `NotRecorded`, the last error as the reason and a
+failure message, so that one run that cannot be recorded never holds up its task's or its job's cleanup.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from shared.task_spec import marker_name
 log = logging.getLogger("eventbatch.completion")
 TASK_FIELDS = ["id", "state", "executionInfo", "stateTransitionTime", "dependsOn"]
 MAX_CHECKS = 12  # delayed looks at a task whose marker came before its state changed; then the safety net
+MAX_RECORD_ATTEMPTS = 5  # failed attempts to record a completed task before its run is failed (NotRecorded)
 
 
 def pipeline_of_job(ctx: AppContext, job_id: str) -> str | None:
@@ -70,13 +74,42 @@ class Completer:
 
     def finish(self, job_id: str, pipeline: str, task: dict, record: dict | None = None) -> tuple[str, dict | None]:
         """Record one completed task: ('recorded' now | 'known' earlier or by another worker | 'foreign' no
-        record, the record). `record`: the run record if the caller has just read it."""
+        record, the record). `record`: the run record if the caller has just read it. Raises when this attempt
+        failed, unless it was the last one allowed: then the run is failed (NotRecorded) and counts as recorded."""
         task_id = task["id"]
         record = record if record is not None else self.ctx.runs.get(pipeline, task_id)
         if record is None:
             return "foreign", None
         if record.get("state") in TERMINAL:
             return "known", record
+        try:
+            return self._record(job_id, pipeline, task, record)
+        except Exception as exc:
+            failed = self._attempt_failed(job_id, pipeline, task_id, exc)
+            if failed is None:
+                raise
+            return "recorded", failed
+
+    def _attempt_failed(self, job_id: str, pipeline: str, task_id: str, exc: Exception) -> dict | None:
+        """Count a failed recording attempt; at the last one, fail the run and return its record."""
+        from shared.submission import fail_run
+
+        entry = self.ctx.runs.inbox_entry(pipeline, task_id) or {}
+        attempts = int(entry.get("recordAttempts") or 0) + 1
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()[:400]
+        if attempts < MAX_RECORD_ATTEMPTS:
+            self.ctx.runs.touch_inbox(pipeline, task_id, {"recordAttempts": attempts, "lastError": error})
+            log.warning("recording task %s/%s failed (attempt %d of %d): %s", job_id, task_id, attempts,
+                        MAX_RECORD_ATTEMPTS, error)
+            return None
+        reason = (f"its task {job_id}/{task_id} completed but could not be recorded after {attempts} attempts; "
+                  f"last error: {error}")
+        if not fail_run(self.ctx, pipeline, task_id, reason, "NotRecorded", job_id=job_id):
+            return None  # recorded meanwhile by another worker
+        return self.ctx.runs.get(pipeline, task_id)
+
+    def _record(self, job_id: str, pipeline: str, task: dict, record: dict) -> tuple[str, dict | None]:
+        task_id = task["id"]
         outcome = task_outcome(task)
         container = record.get("outputContainer")
         prefix = record.get("outputPrefix")

@@ -61,7 +61,8 @@ class AppContext:
         ctx = cls(settings=settings, config=config, storage=storage, runs=runs, messenger=messenger,
                   access=make_access(storage, settings.sas_validity, settings.node_identity_resource_id,
                                      hierarchical=settings.hierarchical_namespace),
-                  batch=batch, submitter=Submitter(batch, config, create_missing_pools=settings.create_missing_pools))
+                  batch=batch, submitter=Submitter(batch, config, create_missing_pools=settings.create_missing_pools,
+                                                   retry_budget=settings.batch_retry_budget.total_seconds()))
         from shared.batcher import Batcher
 
         ctx.batcher = Batcher(ctx, hold=settings.submit_hold.total_seconds())

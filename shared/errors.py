@@ -2,7 +2,8 @@
 
 ConfigError: a setting or pipelines.yaml is wrong; the message names the setting and the fix, and the app refuses
 to start. Rejection: one input cannot be processed, ever; the reason is written for a person and is stored with the
-run record and put on the rejected queue, never retried.
+run record and put on the rejected queue, never retried. RequestDeferred: a request could not be handled yet
+(Batch or Storage unavailable); the invocation fails so that the host delivers the message again.
 """
 
 from __future__ import annotations
@@ -23,3 +24,16 @@ class Rejection(Exception):
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
+
+
+class RequestDeferred(RuntimeError):
+    """A request whose runs could not all be submitted yet (or whose records could not be written): the host
+    delivers it again. `unsubmitted` maps the run ids that exist to the last error; `reason` says what failed."""
+
+    def __init__(self, reason: str, pipeline: str | None = None, request_id: str | None = None,
+                 unsubmitted: dict[str, str] | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.pipeline = pipeline
+        self.request_id = request_id
+        self.unsubmitted = dict(unsubmitted or {})

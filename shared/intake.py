@@ -6,6 +6,9 @@ the others of a burst, so 1,000 files cost about ten Batch calls instead of a th
 batch, so it is submitted directly, within its invocation.
 Rejections happen once per bad input: a record in state `rejected` (keyed by the input's identity, so a
 redelivered bad event finds it) and one message on the rejected queue, sent by whoever created the record.
+A request that cannot be submitted yet (Batch or Storage unavailable) raises RequestDeferred, so the host delivers
+it again; its last delivery (shared.deliveries) fails its unsubmitted runs with the last error (NotSubmitted) and
+sends their failure messages instead, so no run is left `received` behind a poisoned message.
 """
 
 from __future__ import annotations
@@ -15,14 +18,20 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 
 from shared import ids
 from shared.context import AppContext
-from shared.errors import Rejection
+from shared.deliveries import is_last_delivery
+from shared.errors import Rejection, RequestDeferred
 from shared.notify import notify_rejection
 from shared.records import now_iso
-from shared.submission import PendingRun, submit_runs
+from shared.submission import PendingRun, fail_run, submit_runs
 from shared.task_spec import build_task, plan_merge
 from shared.work_items import (
     BlobInfo,
@@ -42,7 +51,7 @@ UNROUTED = "unrouted"
 
 @dataclass(frozen=True)
 class IntakeResult:
-    status: str  # queued | duplicate | submitted | rejected
+    status: str  # queued | duplicate | submitted | rejected | failed
     run_ids: tuple[str, ...] = ()
     reason: str | None = None
     job_id: str | None = None
@@ -164,6 +173,34 @@ def record_fields(item: WorkItem, spec) -> dict:
 
 
 # ---- queue requests --------------------------------------------------------------------------------------
+def handle_request_delivery(ctx: AppContext, body: bytes | str, message_id: str | None = None,
+                            dequeue_count: int | None = 1, now: datetime | None = None) -> IntakeResult:
+    """One delivery of a request message by the host. Raises RequestDeferred while the host will deliver it again;
+    on its last delivery, the runs Batch did not take are failed with the reason and announced instead."""
+    try:
+        return handle_request(ctx, body, message_id, now=now)
+    except RequestDeferred as exc:
+        deferred = exc
+    except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+        # Storage (the run table, a blob lookup) is unavailable: nothing may have been recorded yet.
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        deferred = RequestDeferred(f"storage unavailable: {text[:300]}")
+        deferred.__cause__ = exc
+    if not is_last_delivery(dequeue_count, ctx.settings.environ) or not deferred.unsubmitted:
+        # Delivered again by the host; a request that got no records at all goes to the poison queue on its last
+        # delivery, from where `eventbatch replay` brings it back.
+        raise deferred
+    failed = []
+    for run_id, error in deferred.unsubmitted.items():
+        reason = (f"not submitted to Batch after {dequeue_count} deliveries of its request; last error: "
+                  f"{error}")[:1000]
+        if fail_run(ctx, deferred.pipeline, run_id, reason, "NotSubmitted"):
+            failed.append(run_id)
+    log.warning("request %s: %d run(s) failed after its last delivery: %s", deferred.request_id, len(failed),
+                deferred.reason)
+    return IntakeResult("failed", tuple(failed), deferred.reason)
+
+
 def handle_request(ctx: AppContext, body: bytes | str, message_id: str | None = None,
                    now: datetime | None = None) -> IntakeResult:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
@@ -218,8 +255,9 @@ def submit_request(ctx: AppContext, pipeline: str, request_id: str, specs: list,
     report = submit_runs(ctx, pipeline, runs, now=now, job_id=job_id, defer=False)
     if report.deferred:
         # Leave the message to the host: it comes back (dequeue count) and the IDs make the retry idempotent.
-        raise RuntimeError(f"{len(report.deferred)} task(s) of request {request_id} could not be submitted "
-                           f"yet ({next(iter(report.deferred.values()))}); the request will be retried")
+        raise RequestDeferred(f"{len(report.deferred)} task(s) of request {request_id} could not be submitted "
+                              f"yet ({next(iter(report.deferred.values()))}); the request will be retried",
+                              pipeline, request_id, report.deferred)
     return IntakeResult("submitted", tuple(s.task_id for s in specs), job_id=job_id, batch_calls=report.batch_calls)
 
 

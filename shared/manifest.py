@@ -11,11 +11,17 @@ Manifest, `<output prefix>/manifest.json` in the output container:
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 SCHEMA = "eventbatch.manifest/1"
 STDERR_TAIL_BYTES = 4096
+# A queue message holds 64 KiB, and a client that base64-encodes (the SDKs' and the host's default) turns 3 bytes
+# into 4: a message fits anywhere when its UTF-8 JSON stays under 48 KiB. 1 KiB is left for `messageId`.
+MESSAGE_BUDGET_BYTES = 64 * 1024 * 3 // 4 - 1024
+MAX_FAILURE_TEXT = 2000
+MAX_CONTENT_TYPE = 256
 
 
 def _time(value: Any) -> datetime | None:
@@ -77,17 +83,50 @@ def build_manifest(record: dict, job_id: str, task_id: str, outcome: dict, outpu
 
 
 def completion_message(manifest: dict, manifest_container: str, manifest_name: str) -> dict:
+    """The completion/failure message of a run, bounded by construction so that it always fits on a queue (64 KiB
+    once base64-encoded): free-text fields are cut on their own, and when the output names would not fit the
+    message carries the first ones with `outputsTruncated: true`; `outputCount` and the manifest blob always tell
+    the whole list."""
     failure = manifest.get("failureInfo") or {}
-    return {
+    source = manifest.get("input")
+    message = {
         "runId": manifest["runId"], "state": manifest["state"], "pipeline": manifest["pipeline"],
         "kind": manifest["kind"], "jobId": manifest["jobId"], "taskId": manifest["taskId"],
-        "requestId": manifest.get("requestId"), "input": manifest.get("input"), "exitCode": manifest["exitCode"],
-        "result": manifest["result"],
-        "failure": {"code": failure.get("code"), "message": failure.get("message")} if failure else None,
+        "requestId": manifest.get("requestId"),
+        "input": {**source, "contentType": _cut(source.get("contentType"), MAX_CONTENT_TYPE)} if source else None,
+        "exitCode": manifest["exitCode"], "result": manifest["result"],
+        "failure": {"code": _cut(failure.get("code"), 200), "message": _cut(failure.get("message"), MAX_FAILURE_TEXT)}
+        if failure else None,
         "manifest": {"container": manifest_container, "name": manifest_name},
-        "outputs": [o["name"] for o in manifest.get("outputs", [])][:50],
         "completedAt": manifest.get("endTime"),
     }
+    names = [o["name"] for o in manifest.get("outputs", [])]
+    kept = _fitting(names, message_bytes({**message, "outputs": [], "outputCount": len(names),
+                                          "outputsTruncated": True}))
+    message.update(outputs=names[:kept], outputCount=len(names))
+    if kept < len(names):
+        message["outputsTruncated"] = True
+    return message
+
+
+def message_bytes(message: dict) -> int:
+    return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def _fitting(names: list[str], base: int) -> int:
+    """How many of `names` (in order) fit in the message budget on top of `base` bytes."""
+    size = base
+    for i, name in enumerate(names):
+        size += len(json.dumps(name, ensure_ascii=False).encode("utf-8")) + 1
+        if size > MESSAGE_BUDGET_BYTES:
+            return i
+    return len(names)
+
+
+def _cut(value, limit: int):
+    if not isinstance(value, str) or len(value) <= limit:
+        return value
+    return value[:limit - 1] + "\u2026"
 
 
 def record_update(manifest: dict, manifest_name: str) -> dict:

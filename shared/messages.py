@@ -7,7 +7,8 @@ messageEncoding "none", so `az storage message put --content '{...}'` works for 
     taskcheck    internal: {jobId, taskId, attempt}: a delayed look at a task whose completion marker arrived
                  before Batch showed it completed (shared.completion)
     rejected     out: {runId, reason, code, source, pipeline?, payload, rejectedAt}
-    completions  out: {runId, pipeline, state: succeeded, jobId, taskId, input, manifest, outputs, ...}
+    completions  out: {runId, pipeline, state: succeeded, jobId, taskId, input, manifest, outputs, outputCount,
+                 outputsTruncated?, ...}: bounded by construction (shared.manifest.completion_message)
     failures     out: the same shape with state failed, exitCode and failure
 """
 

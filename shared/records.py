@@ -262,6 +262,12 @@ class RunStore:
         return [with_etag(e) for e in self.table.query_entities(filter_text, parameters=parameters, select=select)
                 if not is_inbox(e.get("RowKey", ""))]
 
+    def inbox_entry(self, pipeline: str, run_id: str) -> dict | None:
+        try:
+            return with_etag(self.table.get_entity(pipeline, inbox_key(run_id)))
+        except ResourceNotFoundError:
+            return None
+
     def inbox(self, pipeline: str) -> list[dict]:
         """The unfinished runs of a pipeline (their inbox entries): one key-range query."""
         rows = self.table.query_entities("PartitionKey eq @p and RowKey ge @a and RowKey lt @b",

@@ -103,6 +103,8 @@ class Settings:
     resubmit_after: timedelta = timedelta(minutes=2)
     notify_repair_after: timedelta = timedelta(minutes=1)
     run_stuck_after: timedelta = timedelta(days=2)
+    batch_retry_budget: timedelta = timedelta(minutes=2)
+    deadletter_container: str = "eventgrid-deadletter"
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -278,5 +280,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         resubmit_after=_bounded(env, "RESUBMIT_AFTER", "PT2M", timedelta(seconds=5), timedelta(days=1)),
         notify_repair_after=_bounded(env, "NOTIFY_REPAIR_AFTER", "PT1M", timedelta(seconds=5), timedelta(days=1)),
         run_stuck_after=_bounded(env, "RUN_STUCK_AFTER", "P2D", timedelta(minutes=5), timedelta(days=180)),
+        batch_retry_budget=_bounded(env, "BATCH_RETRY_BUDGET", "PT2M", timedelta(seconds=1), timedelta(minutes=10)),
+        deadletter_container=_container(env, "DEADLETTER_CONTAINER", "eventgrid-deadletter"),
         environ=env,
     )

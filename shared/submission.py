@@ -142,15 +142,22 @@ def _defer(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], report: S
 def fail_unsubmitted(ctx: AppContext, pipeline: str, run_id: str, reason: str, code: str = "NotSubmitted") -> bool:
     """A run Batch will not finish (never submitted, its task gone, or stuck) ends as `failed` with the reason
     and one failure message; `code` says which (NotSubmitted | TaskGone | Stuck)."""
+    return fail_run(ctx, pipeline, run_id, reason, code)
+
+
+def fail_run(ctx: AppContext, pipeline: str, run_id: str, reason: str, code: str, job_id: str | None = None) -> bool:
+    """Move a run that will not end on its own to `failed` (reason, failureCode) and send its one failure message;
+    False when it was terminal already (someone else finished it)."""
     moved = ctx.runs.advance(pipeline, run_id, "failed", {"reason": reason, "failureCode": code,
                                                           "failureMessage": reason})
     if moved is None:
         return False
     notify_failure(ctx, moved, {"runId": run_id, "state": "failed", "pipeline": pipeline,
+                                "jobId": job_id or moved.get("jobId"),
                                 "taskId": run_id, "requestId": moved.get("requestId"),
                                 "input": _input_of(moved), "exitCode": None, "result": "failure",
                                 "failure": {"code": code, "message": reason}})
-    log.warning("run %s failed before reaching Batch: %s", run_id, reason)
+    log.warning("run %s failed (%s): %s", run_id, code, reason)
     return True
 
 

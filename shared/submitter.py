@@ -75,6 +75,11 @@ class Submitter:
         self._jobs: set[str] = set()
         self._lock = threading.Lock()
 
+    def _call(self, fn, what: str):
+        """A pool or job call, retried within the same budget as the task adds (an outage then costs one budget
+        per attempt, not two minutes per call)."""
+        return call(fn, what, budget=self.retry_budget, sleep=self.sleep)
+
     # ---- pools and jobs ----------------------------------------------------------------------------------
     def ensure_pool(self, pool_id: str) -> None:
         if pool_id in self._pools:
@@ -87,7 +92,7 @@ class Submitter:
                                    "(azd up) or set CREATE_MISSING_POOLS=true")
             body = build_pool(self.config.pools[pool_id])
             try:
-                call(lambda: self.client.create_pool(models.BatchPoolCreateOptions(body)), "create pool")
+                self._call(lambda: self.client.create_pool(models.BatchPoolCreateOptions(body)), "create pool")
                 log.info("created pool %s", pool_id)
             except ResourceExistsError:
                 pass
@@ -96,7 +101,7 @@ class Submitter:
 
     def _pool_exists(self, pool_id: str) -> bool:
         try:  # GET with $select rather than HEAD: a 404 then carries a Batch error body the SDK can read
-            call(lambda: self.client.get_pool(pool_id, select=["id", "state"]), "get pool")
+            self._call(lambda: self.client.get_pool(pool_id, select=["id", "state"]), "get pool")
             return True
         except ResourceNotFoundError:
             return False
@@ -112,7 +117,7 @@ class Submitter:
                 "onAllTasksComplete": "noaction",
                 "metadata": [{"name": "eventbatch-pipeline", "value": pipeline_name}]}
         try:
-            call(lambda: self.client.create_job(models.BatchJobCreateOptions(body)), "create job")
+            self._call(lambda: self.client.create_job(models.BatchJobCreateOptions(body)), "create job")
         except ResourceExistsError:
             pass
         with self._lock:

@@ -49,6 +49,14 @@ TEST_PIPELINES = [
                  "patterns": ["out/**"]},
      "merge": {"commandLine": "/app/merge.sh", "outputs": {"path": "{pipeline}/{request}/_merged"}, "fanIn": 3},
      "maxWallClockTime": "PT5M"},
+    {"name": "manyout", "description": "Writes 500 output files of ordinary names: large completions.",
+     "pool": "eventbatch-standard", "image": "${WORKER_IMAGE}",
+     "commandLine": ("/bin/sh -c 'd=\"$AZ_BATCH_TASK_WORKING_DIR/out/daily-summary-by-region-and-product-line\" && "
+                     "mkdir -p \"$d\" && i=1 && while [ $i -le 500 ]; do echo $i > \"$d/part-$i-of-00500.snappy"
+                     ".parquet\"; i=$((i+1)); done'"),
+     "inputs": {"blob": {"container": "${INPUT_CONTAINER}", "prefix": "manyout/", "glob": "*"}},
+     "outputs": {"container": "${OUTPUT_CONTAINER}", "path": "{pipeline}/{input}", "patterns": ["out/**"]},
+     "maxWallClockTime": "PT5M"},
     {"name": "control", "description": "Positive control for the injection canary: deliberately creates it.",
      "pool": "eventbatch-standard", "image": "${WORKER_IMAGE}",
      "commandLine": ("/bin/sh -c 'mkdir -p \"$AZ_BATCH_TASK_WORKING_DIR/out\" && "

@@ -49,3 +49,46 @@ def test_outputs_of_a_nested_run_are_not_claimed():
     assert [o["name"] for o in outputs] == ["t/a/result.txt", "t/a/sub/extra.txt"]
     assert logs == {"stdout": {"container": "out", "name": "t/a/logs/stdout.txt", "size": 1},
                     "stderr": {"container": "out", "name": "t/a/logs/stderr.txt", "size": 0}}
+
+
+def _succeeded_manifest(outputs: list[str], **record_extra) -> dict:
+    task = {"id": "t1", "state": "completed", "executionInfo": {
+        "startTime": "2026-11-28T10:00:00Z", "endTime": "2026-11-28T10:00:02Z", "exitCode": 0, "result": "success"}}
+    record = {"RowKey": "t1", "pipeline": "transform", "inputContainer": "input", "inputName": "transform/a",
+              "inputEtag": "e", "inputSize": 3, **record_extra}
+    return build_manifest(record, "job", "t1", task_outcome(task),
+                          [{"container": "output", "name": n, "size": 1} for n in outputs], {}, None, "now")
+
+
+def _base64_size(message: dict) -> int:
+    import base64
+    import json
+
+    return len(base64.b64encode(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()))
+
+
+def test_a_message_with_every_output_name_when_they_fit():
+    names = [f"transform/reports/out/part-{i:05d}-of-00060.parquet" for i in range(60)]
+    msg = completion_message(_succeeded_manifest(names), "output", "transform/a/manifest.json")
+    assert msg["outputs"] == names and msg["outputCount"] == 60 and "outputsTruncated" not in msg
+
+
+def test_a_message_whose_outputs_would_pass_the_queue_limit_carries_the_first_and_the_count():
+    names = [f"transform/reports-{'x' * 150}/out/part-{i:05d}-of-01000.parquet" for i in range(1000)]
+    msg = completion_message(_succeeded_manifest(names, inputContentType="text/plain; " + "p=1;" * 5000),
+                             "output", "transform/a/manifest.json")
+    assert _base64_size({**msg, "messageId": "t1:succeeded"}) <= 64 * 1024
+    assert msg["outputsTruncated"] is True and msg["outputCount"] == 1000
+    assert 0 < len(msg["outputs"]) < 1000 and msg["outputs"] == names[:len(msg["outputs"])]
+    assert msg["manifest"] == {"container": "output", "name": "transform/a/manifest.json"}
+    assert len(msg["input"]["contentType"]) <= 256
+
+
+def test_a_long_failure_message_is_cut_on_its_own_and_the_message_stays_json():
+    task = {"id": "t1", "state": "completed", "executionInfo": {
+        "exitCode": 1, "result": "failure", "failureInfo": {"code": "FailureExitCode", "message": "é" * 70000}}}
+    m = build_manifest({"RowKey": "t1", "pipeline": "transform"}, "job", "t1", task_outcome(task), [], {}, None,
+                       "now")
+    msg = completion_message(m, "output", "x/manifest.json")
+    assert len(msg["failure"]["message"]) <= 2000 and msg["failure"]["message"].startswith("éé")
+    assert _base64_size(msg) <= 64 * 1024
