@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -184,7 +185,10 @@ def handle_request(ctx: AppContext, body: bytes | str, message_id: str | None = 
         except (Rejection, OSError):
             raise
         except Exception as exc:  # noqa: BLE001 - a message parse_request did not foresee: rejected, not retried
-            log.exception("request %s could not be parsed", message_id)
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            # Not the exception's text: it may quote the request, override values included.
+            log.error("request %s could not be parsed: %s at %s:%d", message_id, type(exc).__name__,
+                      where.filename, where.lineno)
             raise Rejection("malformed", f"the request could not be read ({type(exc).__name__}); check it against "
                                          "the request schema in docs/configuration.md") from None
         pipeline = request.pipeline

@@ -8,6 +8,7 @@ shows that a task that does make one is seen)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import pytest
@@ -52,9 +53,10 @@ def _etag(app, name):
     return app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties().etag
 
 
-def test_the_corpus_ends_once_each_with_a_reason_and_runs_no_injected_command(app):
+def test_the_corpus_ends_once_each_with_a_reason_and_runs_no_injected_command(app, caplog):
     assert len(BAD_REQUESTS) >= 50 and len(HOSTILE_NAMES) >= 30
     assert not os.path.exists(HOST_CANARY)
+    caplog.set_level(logging.INFO)
     rejected_queue = app.ctx.settings.queues.rejected
     app.drain_queue(rejected_queue)
     app.upload("corpus/ok.txt", b"ok\n", container=app.data_container)
@@ -135,3 +137,5 @@ def test_the_corpus_ends_once_each_with_a_reason_and_runs_no_injected_command(ap
     assert "control/control/corpus-canary.txt/pwned-control" in canaries
     assert [c for c in canaries if not c.startswith("control/")] == [], "command injection!"
     assert not os.path.exists(HOST_CANARY), "command injection on the host!"
+    assert "rejected rej-" in caplog.text  # the app's log was captured
+    assert TOKEN not in caplog.text, "an override value was logged"

@@ -83,6 +83,7 @@ def test_request_with_idempotency_key_delivered_twice_runs_once(app):
     assert rec["state"] == "succeeded"
     out = app.read_text(app.output_container, f"{rec['outputPrefix']}/result.txt")
     assert out == "abc\n"  # TRANSFORM_MODE=lower came through as an allowed override
+    assert json.loads(rec["overrides"]) == {"environment": {"TRANSFORM_MODE": "<redacted, 5 chars>"}}
 
 
 def test_fan_out_wider_than_the_fan_in_merges_through_barriers(app):
