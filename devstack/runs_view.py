@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from shared.records import RunStore, is_inbox
+from shared.records import RunStore, is_hidden
 
 STATE_ORDER = ("received", "submitted", "running", "succeeded", "failed", "rejected")
 _STAMPS = ("receivedAt", "rejectedAt", "submittedAt", "runningAt", "succeededAt", "failedAt")
@@ -100,7 +100,7 @@ def query_runs(runs: RunStore, pipeline: str | None = None, state: str | None = 
         params["r"] = request_id
     records = runs.table.query_entities(" and ".join(clauses), parameters=params) if clauses else \
         runs.table.list_entities()
-    return sort_rows(to_row(dict(r)) for r in records if not is_inbox(r.get("RowKey", "")))
+    return sort_rows(to_row(dict(r)) for r in records if not is_hidden(r.get("RowKey", "")))
 
 
 def sort_rows(rows: Iterable[RunRow]) -> list[RunRow]:

@@ -8,6 +8,8 @@ run record and put on the rejected queue, never retried. RequestDeferred: a requ
 
 from __future__ import annotations
 
+MAX_REASON = 1000  # a reason may quote the input: bounded, so no input can make a record or a message too large
+
 
 class ConfigError(ValueError):
     """Configuration that the app cannot run with. Raised once, at start-up."""
@@ -17,10 +19,11 @@ class Rejection(Exception):
     """An input that will never succeed: malformed, unknown pipeline, missing blob, outside policy, unsafe name.
 
     `code` is a short machine-readable class (used in tests and dashboards); `reason` is the sentence a person
-    reads.
+    reads, at most MAX_REASON characters (a longer one is cut, saying how much was left out).
     """
 
     def __init__(self, code: str, reason: str):
+        reason = cap_reason(reason)
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
@@ -37,3 +40,10 @@ class RequestDeferred(RuntimeError):
         self.pipeline = pipeline
         self.request_id = request_id
         self.unsubmitted = dict(unsubmitted or {})
+
+
+def cap_reason(reason: str, limit: int = MAX_REASON) -> str:
+    if len(reason) <= limit:
+        return reason
+    tail = f"... ({len(reason) - limit} more characters)"
+    return reason[:limit - len(tail)] + tail

@@ -9,12 +9,17 @@ redelivered bad event finds it) and one message on the rejected queue, sent by w
 A request that cannot be submitted yet (Batch or Storage unavailable) raises RequestDeferred, so the host delivers
 it again; its last delivery (shared.deliveries) fails its unsubmitted runs with the last error (NotSubmitted) and
 sends their failure messages instead, so no run is left `received` behind a poisoned message.
+An idempotency key is bound to the first request that used it (a digest of the canonical request in the request
+row, shared.records): the same request again is a duplicate and runs nothing new, another request with that key is
+rejected as `idempotency-conflict`. Override values are redacted in everything but the Batch task
+(shared.redaction).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import traceback
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,7 +35,8 @@ from shared.context import AppContext
 from shared.deliveries import is_last_delivery
 from shared.errors import Rejection, RequestDeferred
 from shared.notify import notify_rejection
-from shared.records import now_iso
+from shared.records import RequestConflict, now_iso
+from shared.redaction import redact_overrides, redact_request_text
 from shared.submission import PendingRun, fail_run, submit_runs
 from shared.task_spec import build_task, plan_merge
 from shared.work_items import (
@@ -41,6 +47,7 @@ from shared.work_items import (
     check_size,
     decode_request,
     parse_request,
+    request_digest,
     resolve_inputs,
     route_blob,
 )
@@ -168,7 +175,7 @@ def record_fields(item: WorkItem, spec) -> dict:
             "inputName": b.name, "inputEtag": b.etag, "inputSize": b.size, "inputContentType": b.content_type,
             "requestId": item.request_id, "idempotencyKey": item.idempotency_key, "taskId": spec.task_id,
             "outputContainer": spec.output_container, "outputPrefix": spec.output_prefix,
-            "overrides": json.dumps(item.overrides.as_dict()) if item.overrides.as_dict() else None,
+            "overrides": json.dumps(redact_overrides(item.overrides.as_dict())) if item.overrides.as_dict() else None,
             "mergeTaskId": spec.merge_task_id}
 
 
@@ -205,6 +212,7 @@ def handle_request(ctx: AppContext, body: bytes | str, message_id: str | None = 
                    now: datetime | None = None) -> IntakeResult:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     pipeline_name = UNROUTED
+    extra: dict = {}
     try:
         data = decode_request(body)
         if isinstance(data.get("pipeline"), str) and data["pipeline"] in ctx.config.pipelines:
@@ -214,24 +222,53 @@ def handle_request(ctx: AppContext, body: bytes | str, message_id: str | None = 
         except (Rejection, OSError):
             raise
         except Exception as exc:  # noqa: BLE001 - a message parse_request did not foresee: rejected, not retried
-            log.exception("request %s could not be parsed", message_id)
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            # Not the exception's text: it may quote the request, override values included.
+            log.error("request %s could not be parsed: %s at %s:%d", message_id, type(exc).__name__,
+                      where.filename, where.lineno)
             raise Rejection("malformed", f"the request could not be read ({type(exc).__name__}); check it against "
                                          "the request schema in docs/configuration.md") from None
+        pipeline = request.pipeline
+        key = request.idempotency_key
+        digest = request_digest(request)
+        bound = ctx.runs.get_request(pipeline.name, key) if key else None
+        if bound is not None and bound.get("digest") != digest:
+            extra = {"idempotencyKey": key, "conflictsWith": bound.get("requestId")}
+            raise _conflict(key, pipeline.name, bound)
         infos = resolve_inputs(request, lambda ref: lookup_blob(ctx, ref),
                                lambda ref, cap, keep: list_prefix(ctx, ref, cap, keep))
-        request_id = ids.request_id(request.idempotency_key, message_id, text)
-        pipeline = request.pipeline
+        request_id = ids.request_id(key, message_id, text)
         items = [WorkItem(pipeline=pipeline.name, blob=info, source="queue", request_id=request_id,
-                          idempotency_key=request.idempotency_key, overrides=request.overrides) for info in infos]
+                          idempotency_key=key, overrides=request.overrides) for info in infos]
         specs = [build_task(item, pipeline, ctx.access, now=now, merge_follows=pipeline.merge is not None)
                  for item in items]
         if pipeline.merge is not None:
             specs = plan_merge(pipeline, request_id, specs, ctx.access, now=now)
+        row = None
+        if key and bound is None:
+            row = {"idempotencyKey": key, "digest": digest, "requestId": request_id, "runCount": len(specs),
+                   "messageId": message_id}
     except Rejection as exc:
-        run_id = ids.rejection_id("request", message_id or "", text if not message_id else "")
-        return reject(ctx, partition=pipeline_name, run_id=run_id, rejection=exc, source="queue", payload=text,
-                      fields={"messageId": message_id})
-    return submit_request(ctx, pipeline.name, request_id, specs, now=now)
+        return _reject_request(ctx, pipeline_name, text, message_id, exc, extra)
+    try:
+        return submit_request(ctx, pipeline.name, request_id, specs, now=now, request_row=row, bound=bound)
+    except RequestConflict as exc:  # another request took the key between our look and our write
+        return _reject_request(ctx, pipeline.name, text, message_id, _conflict(key, pipeline.name, exc.existing),
+                               {"idempotencyKey": key, "conflictsWith": exc.existing.get("requestId")})
+
+
+def _reject_request(ctx: AppContext, partition: str, text: str, message_id: str | None, rejection: Rejection,
+                    extra: dict) -> IntakeResult:
+    run_id = ids.rejection_id("request", message_id or "", text if not message_id else "")
+    return reject(ctx, partition=partition, run_id=run_id, rejection=rejection, source="queue",
+                  payload=redact_request_text(text), fields={"messageId": message_id, **extra})
+
+
+def _conflict(key: str, pipeline: str, bound: dict) -> Rejection:
+    return Rejection("idempotency-conflict", f"idempotencyKey {key!r} was already used for another request to "
+                                             f"pipeline {pipeline} (request {bound.get('requestId')}, received "
+                                             f"{bound.get('receivedAt')}); send new work with a new key, or the "
+                                             "first request unchanged to repeat it")
 
 
 def _spec_fields(spec, request_id: str) -> dict:
@@ -242,16 +279,26 @@ def _spec_fields(spec, request_id: str) -> dict:
             "mergeTaskId": spec.merge_task_id}
 
 
-def submit_request(ctx: AppContext, pipeline: str, request_id: str, specs: list, now: datetime | None = None
-                   ) -> IntakeResult:
+def submit_request(ctx: AppContext, pipeline: str, request_id: str, specs: list, now: datetime | None = None,
+                   request_row: dict | None = None, bound: dict | None = None) -> IntakeResult:
+    """Record and submit a request's runs. `request_row` (a keyed request seen for the first time) is written with
+    its first records; `bound` (the row of a keyed request recorded before) makes this a repeat: once all of that
+    request's runs are recorded nothing new is created, only runs still `received` (a crash before their add) are
+    submitted, and a repeat that submits nothing is a `duplicate`. RequestConflict when the key was taken."""
     existing = ctx.runs.by_request(pipeline, request_id)
+    if bound is not None and len(existing) >= int(bound.get("runCount") or 0):
+        specs = [s for s in specs if s.task_id in existing]  # e.g. a blob rewritten since: not a new run
     etags = ctx.runs.create_many(pipeline, [(s.task_id, _spec_fields(s, request_id)) for s in specs
-                                            if s.task_id not in existing])
+                                            if s.task_id not in existing], request=request_row)
     etags.update({rid: r.get("_etag") for rid, r in existing.items() if r.get("state") == "received"})
     # A redelivered request stays in the job it was first submitted to (the merge task depends on its siblings).
     job_id = next((r["jobId"] for r in existing.values() if r.get("jobId")), None) or ids.job_id(
         ctx.settings.job_prefix, pipeline, ctx.settings.job_period, now)
     runs = [PendingRun(spec=s, etag=etags[s.task_id]) for s in specs if s.task_id in etags]
+    if not runs:
+        log.info("request %s repeated: all %d run(s) recorded before, nothing submitted", request_id,
+                 len(existing))
+        return IntakeResult("duplicate", tuple(existing), job_id=job_id)
     report = submit_runs(ctx, pipeline, runs, now=now, job_id=job_id, defer=False)
     if report.deferred:
         # Leave the message to the host: it comes back (dequeue count) and the IDs make the retry idempotent.
@@ -259,5 +306,3 @@ def submit_request(ctx: AppContext, pipeline: str, request_id: str, specs: list,
                               f"yet ({next(iter(report.deferred.values()))}); the request will be retried",
                               pipeline, request_id, report.deferred)
     return IntakeResult("submitted", tuple(s.task_id for s in specs), job_id=job_id, batch_calls=report.batch_calls)
-
-

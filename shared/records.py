@@ -10,8 +10,15 @@ The inbox. Beside every run that is not finished yet lives a small entity in the
 `~inbox-<run id>`: written in the same transaction as the run record, updated with it, and deleted in the same
 transaction that marks the run `notified` (its completion, failure or rejection message went out). It is the
 app's list of unfinished work: the safety net (shared.reconcile) reads it with a key-range query per pipeline, so
-finding a run that no event will finish never scans the table, however many finished runs it holds. Readers of
-records never see inbox rows (query() leaves them out).
+finding a run that no event will finish never scans the table, however many finished runs it holds.
+
+The request row. A queue request that carries an idempotency key owns a hidden entity `~request-<key>` in its
+pipeline's partition, created in the same transaction as the request's first records: it holds a SHA-256 digest of
+the canonical request (shared.work_items.request_digest), so the same key sent with other content is told apart
+from a redelivery (shared.intake rejects it as `idempotency-conflict`) and never mixes into the first request.
+
+Inbox entries and request rows are bookkeeping, not runs: is_hidden() names them, and every reader that shows
+records to a person or counts runs leaves them out (query() does).
 
 Notifications go out once: the writer that wins the ETag-guarded move to a terminal state also claims the
 notification (`notifyClaimedAt`) in that write, sends the message, then marks `notified`. Only a claim older than
@@ -33,6 +40,8 @@ TERMINAL = ("succeeded", "failed", "rejected")
 ORDER = {s: i for i, s in enumerate(STATES[:4])} | {"succeeded": 4, "failed": 4, "rejected": 4}
 MAX_TEXT = 8000
 INBOX_PREFIX = "~inbox-"
+REQUEST_PREFIX = "~request-"
+HIDDEN_PREFIXES = (INBOX_PREFIX, REQUEST_PREFIX)
 _INBOX_END = "~inbox."  # the first key after every `~inbox-...` (ord('.') == ord('-') + 1)
 RUNS_PER_TRANSACTION = 50  # two operations per run (record + inbox); a transaction holds at most 100
 
@@ -47,6 +56,23 @@ def inbox_key(run_id: str) -> str:
 
 def is_inbox(row_key: str) -> bool:
     return row_key.startswith(INBOX_PREFIX)
+
+
+def request_key(idempotency_key: str) -> str:
+    return REQUEST_PREFIX + idempotency_key
+
+
+def is_hidden(row_key: str) -> bool:
+    """A bookkeeping row (an inbox entry or a request row), never a run: left out wherever runs are listed."""
+    return row_key.startswith(HIDDEN_PREFIXES)
+
+
+class RequestConflict(Exception):
+    """The idempotency key's request row exists with another request's digest (`existing` is that row)."""
+
+    def __init__(self, existing: dict):
+        super().__init__(f"idempotency key {existing.get('idempotencyKey')!r} belongs to another request")
+        self.existing = existing
 
 
 def _clean(entity: dict) -> dict:
@@ -136,30 +162,56 @@ class RunStore:
                 raise  # the inbox entry exists without its record: not something a retry fixes silently
             return False, existing
 
-    def create_many(self, pipeline: str, records: Iterable[tuple[str, dict]], state: str = "received"
-                    ) -> dict[str, str | None]:
+    def create_many(self, pipeline: str, records: Iterable[tuple[str, dict]], state: str = "received",
+                    request: dict | None = None) -> dict[str, str | None]:
         """Create records (with their inbox entries) that do not exist yet, RUNS_PER_TRANSACTION per transaction;
-        returns {run id: ETag} of the new ones."""
+        returns {run id: ETag} of the new ones. `request` (the fields of the request row, with `idempotencyKey`
+        and `digest`) is created in the first transaction, so no record of a keyed request exists without it;
+        RequestConflict (and nothing created) when that row holds another request's digest."""
         items = list(records)
         created: dict[str, str | None] = {}
-        for i in range(0, len(items), RUNS_PER_TRANSACTION):
-            chunk = items[i:i + RUNS_PER_TRANSACTION]
+        head = None
+        if request is not None:
+            head = _clean({"PartitionKey": pipeline, "RowKey": request_key(request["idempotencyKey"]),
+                           "receivedAt": now_iso(), **request})
+        i = 0
+        while i < len(items) or head is not None:
+            size = RUNS_PER_TRANSACTION - (1 if head is not None else 0)  # the request row takes one operation
+            chunk = items[i:i + size]
+            i += len(chunk)
             stamp = now_iso()
             ops = []
             for rid, fields in chunk:
                 ops.append(("create", _clean({"PartitionKey": pipeline, "RowKey": rid, "state": state,
                                               f"{state}At": stamp, **fields})))
                 ops.append(("create", _inbox_entity(pipeline, rid, state, stamp, kind=fields.get("kind"))))
+            if head is not None:
+                ops.append(("create", head))
             try:
                 results = self.table.submit_transaction(ops)
-                for (rid, _), meta in zip(chunk, results[::2], strict=False):
+                for (rid, _), meta in zip(chunk, results[:2 * len(chunk):2], strict=False):
                     created[rid] = (meta or {}).get("etag")
             except (TableTransactionError, HttpResponseError):
+                if head is not None:
+                    self._ensure_request(head)  # raises RequestConflict before any record is made
                 for rid, fields in chunk:  # some exist already (a redelivered request): create the others alone
                     made, record = self._create_one(pipeline, rid, state, fields)
                     if made:
                         created[rid] = record.get("_etag")
+            head = None
         return created
+
+    def _ensure_request(self, head: dict) -> None:
+        try:
+            self.table.create_entity(head)
+        except ResourceExistsError:
+            existing = self.get(head["PartitionKey"], head["RowKey"])
+            if existing is not None and existing.get("digest") != head.get("digest"):
+                raise RequestConflict(existing) from None
+
+    def get_request(self, pipeline: str, idempotency_key: str) -> dict | None:
+        """The request row of an idempotency key in a pipeline (None before its first request was recorded)."""
+        return self.get(pipeline, request_key(idempotency_key))
 
     # ---- transitions -----------------------------------------------------------------------------------
     def advance_many(self, pipeline: str, etags: dict[str, str | None], state: str, fields: dict) -> None:
@@ -258,9 +310,9 @@ class RunStore:
 
     # ---- reading ---------------------------------------------------------------------------------------
     def query(self, filter_text: str, parameters: dict | None = None, select: list[str] | None = None) -> list[dict]:
-        """Run records matching the filter (inbox entries are never returned)."""
+        """Run records matching the filter (inbox entries and request rows are never returned)."""
         return [with_etag(e) for e in self.table.query_entities(filter_text, parameters=parameters, select=select)
-                if not is_inbox(e.get("RowKey", ""))]
+                if not is_hidden(e.get("RowKey", ""))]
 
     def inbox_entry(self, pipeline: str, run_id: str) -> dict | None:
         try:

@@ -23,7 +23,7 @@ from datetime import datetime
 
 from shared import ids
 from shared.context import AppContext
-from shared.errors import Rejection
+from shared.errors import Rejection, cap_reason
 from shared.notify import notify_failure, notify_rejection
 from shared.task_spec import TaskSpec, build_task, with_completion_marker
 from shared.work_items import BlobInfo, WorkItem
@@ -88,6 +88,7 @@ def submit_runs(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], *, n
     ctx.runs.advance_many(pipeline, {t: by_id[t].etag for t in accepted}, "submitted", {"jobId": report.job_id})
     for task_id, reason in outcome.rejected.items():
         run = by_id[task_id]
+        reason = cap_reason(reason)
         moved = ctx.runs.advance(pipeline, task_id, "rejected", {"reason": reason, "jobId": report.job_id,
                                                                 "rejectionCode": "batch-client-error"})
         report.rejected[task_id] = reason

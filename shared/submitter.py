@@ -24,6 +24,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from shared.batch_client import backoff, call, error_code
 from shared.pipelines import PipelineConfig
 from shared.pool_spec import build_pool
+from shared.redaction import redacted
 from shared.task_spec import TaskSpec
 
 log = logging.getLogger("eventbatch.submit")
@@ -55,6 +56,17 @@ def chunk_specs(specs: Sequence[TaskSpec], max_tasks: int = MAX_TASKS_PER_CALL,
     if current:
         chunks.append(current)
     return chunks
+
+
+def _details(values: list) -> str:
+    """Batch's error details for a person; a PropertyValue is the refused value itself (an environment value, a
+    URL with its SAS), so only its size is told."""
+    shown = []
+    for v in values:
+        if isinstance(v, dict):
+            value = redacted(v.get("value") or "") if v.get("key") == "PropertyValue" else v.get("value")
+            shown.append(f"{v.get('key')}: {value}")
+    return "; ".join(shown)
 
 
 def _message(exc: HttpResponseError) -> str:
@@ -206,7 +218,7 @@ class Submitter:
                 retry.append(by_id[task_id])
             else:
                 text = (error.get("message") or {}).get("value") or ""
-                details = "; ".join(f"{v.get('key')}: {v.get('value')}" for v in error.get("values") or [])
+                details = _details(error.get("values") or [])
                 outcome.rejected[task_id] = f"Batch refused the task: {code}: {text} {details}".strip()
         answered = {item.get("taskId") for item in result.get("value") or []}
         retry.extend(s for s in chunk if s.task_id not in answered)  # the service must answer every task

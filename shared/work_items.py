@@ -9,6 +9,7 @@ download) and passes the properties in.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -88,6 +89,12 @@ class Request:
     idempotency_key: str | None
 
 
+def shown(text: str, limit: int = 64) -> str:
+    """An untrusted string as a reason quotes it: repr (control characters escaped), cut to `limit` characters, so
+    a huge input cannot crowd out the reason around it (reasons are bounded as a whole too)."""
+    return repr(text[:limit]) + (f" (cut, {len(text)} characters)" if len(text) > limit else "")
+
+
 # ---- blob routing ----------------------------------------------------------------------------------------
 def route_blob(config: PipelineConfig, container: str, name: str) -> Pipeline:
     """The first pipeline (in file order) whose blob policy takes container/name; Rejection when none does."""
@@ -148,7 +155,7 @@ def parse_input(value: Any, index: int, account_blob_url: str) -> BlobRef | Pref
         if set(value) != {"container", "prefix"} or not all(isinstance(v, str) for v in value.values()):
             raise Rejection("schema", f'{where} must be {{"container": "...", "prefix": "..."}}')
         if not _CONTAINER.match(value["container"]):
-            raise Rejection("schema", f"{where}: {value['container']!r} is not a valid container name")
+            raise Rejection("schema", f"{where}: {shown(value['container'])} is not a valid container name")
         check_blob_name(value["prefix"].rstrip("/") or "", f"prefix of {where}")
         return PrefixRef(value["container"], value["prefix"])
     if isinstance(value, dict):
@@ -166,7 +173,7 @@ def parse_input(value: Any, index: int, account_blob_url: str) -> BlobRef | Pref
     else:
         raise Rejection("schema", f"{where} must be a non-empty string or object, got {type(value).__name__}")
     if not _CONTAINER.match(ref.container):
-        raise Rejection("schema", f"{where}: {ref.container!r} is not a valid container name")
+        raise Rejection("schema", f"{where}: {shown(ref.container)} is not a valid container name")
     check_blob_name(ref.name, f"name of {where}")
     return ref
 
@@ -230,13 +237,15 @@ def parse_request(config: PipelineConfig, data: dict, account_blob_url: str) -> 
     """Validate a decoded request against the schema and the pipeline's policy (no I/O)."""
     unknown = sorted(set(data) - set(REQUEST_KEYS))
     if unknown:
-        raise Rejection("schema", f"unknown field(s) {', '.join(unknown)}; a request has {', '.join(REQUEST_KEYS)}")
+        names = ", ".join(shown(u, 40) if len(u) > 40 or not u.isprintable() else u for u in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise Rejection("schema", f"unknown field(s) {names}{more}; a request has {', '.join(REQUEST_KEYS)}")
     name = data.get("pipeline")
     if not isinstance(name, str) or not name:
         raise Rejection("schema", "field 'pipeline' is required and must be a pipeline name")
     pipeline = config.pipeline(name)
     if pipeline is None:
-        raise Rejection("unknown-pipeline", f"pipeline {name!r} does not exist; known pipelines: "
+        raise Rejection("unknown-pipeline", f"pipeline {shown(name)} does not exist; known pipelines: "
                                             f"{', '.join(sorted(config.pipelines))}")
     if not pipeline.queue_input:
         raise Rejection("outside-policy", f"pipeline {name} does not take queue requests (inputs.queue is false)")
@@ -269,6 +278,22 @@ def parse_request(config: PipelineConfig, data: dict, account_blob_url: str) -> 
         refs.append(ref)
     return Request(pipeline=pipeline, inputs=tuple(refs), overrides=parse_overrides(pipeline, data.get("overrides")),
                    idempotency_key=key)
+
+
+def canonical_request(request: Request) -> str:
+    """The request as one text that does not depend on how it was written: sorted-keys JSON of the pipeline, the
+    inputs in the form parsing gave them (a URL, 'container/name' and {container, name} are the same input; their
+    order does not matter) and the overrides; the idempotency key itself is left out."""
+    inputs = sorted(({"container": r.container, "prefix": r.prefix} if isinstance(r, PrefixRef)
+                     else {"container": r.container, "name": r.name} for r in request.inputs),
+                    key=lambda d: json.dumps(d, sort_keys=True))
+    doc = {"pipeline": request.pipeline.name, "inputs": inputs, "overrides": request.overrides.as_dict()}
+    return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def request_digest(request: Request) -> str:
+    """SHA-256 (hex) of canonical_request: what an idempotency key is bound to."""
+    return hashlib.sha256(canonical_request(request).encode("utf-8")).hexdigest()
 
 
 def resolve_inputs(request: Request, lookup: Callable[[BlobRef], BlobInfo | None],

@@ -150,6 +150,16 @@ def _list_item(req: Request, item: dict, path: str, select):
     return out
 
 
+def without_secrets(entity):
+    """An entity as Batch shows it: secrets given to it (container registry and user account passwords) are
+    write-only; the model keeps them for the nodes, the API never returns them."""
+    if isinstance(entity, dict):
+        return {k: without_secrets(v) for k, v in entity.items() if k != "password"}
+    if isinstance(entity, list):
+        return [without_secrets(v) for v in entity]
+    return entity
+
+
 def get_response(req: Request, entity: dict, path: str, metadata: str) -> Response:
     cond = check_conditions(req, entity)
     if cond:
@@ -218,12 +228,13 @@ def _no_autoscaler_run() -> dict:
 
 
 def list_pools(req: Request) -> Response:
-    return list_response(req, req.model.list_pools(), lambda p: f"/pools/{p['id']}", "pools")
+    return list_response(req, [without_secrets(p) for p in req.model.list_pools()], lambda p: f"/pools/{p['id']}",
+                         "pools")
 
 
 def get_pool(req: Request) -> Response:
     pool = req.model.get_pool(req.params["pool"])
-    return get_response(req, pool, f"/pools/{pool['id']}", "pools/@Element")
+    return get_response(req, without_secrets(pool), f"/pools/{pool['id']}", "pools/@Element")
 
 
 def pool_exists(req: Request) -> Response:
@@ -333,12 +344,13 @@ def create_job(req: Request) -> Response:
 
 
 def list_jobs(req: Request) -> Response:
-    return list_response(req, req.model.list_jobs(), lambda j: f"/jobs/{j['id']}", "jobs")
+    return list_response(req, [without_secrets(j) for j in req.model.list_jobs()], lambda j: f"/jobs/{j['id']}",
+                         "jobs")
 
 
 def get_job(req: Request) -> Response:
     job = req.model.get_job(req.params["job"])
-    return get_response(req, job, f"/jobs/{job['id']}", "jobs/@Element")
+    return get_response(req, without_secrets(job), f"/jobs/{job['id']}", "jobs/@Element")
 
 
 def update_job(req: Request) -> Response:
@@ -397,14 +409,14 @@ def add_task_collection(req: Request) -> Response:
 
 def list_tasks(req: Request) -> Response:
     job = req.model.get_job(req.params["job"])
-    return list_response(req, req.model.list_tasks(job["id"]), lambda t: f"/jobs/{job['id']}/tasks/{t['id']}",
-                         "tasks")
+    return list_response(req, [without_secrets(t) for t in req.model.list_tasks(job["id"])],
+                         lambda t: f"/jobs/{job['id']}/tasks/{t['id']}", "tasks")
 
 
 def get_task(req: Request) -> Response:
     task = req.model.get_task(req.params["job"], req.params["task"])
     job_id = req.model.get_job(req.params["job"])["id"]  # the id as created, whatever case the URL used
-    return get_response(req, task, f"/jobs/{job_id}/tasks/{task['id']}", "tasks/@Element")
+    return get_response(req, without_secrets(task), f"/jobs/{job_id}/tasks/{task['id']}", "tasks/@Element")
 
 
 def update_task(req: Request) -> Response:

@@ -83,6 +83,7 @@ def test_request_with_idempotency_key_delivered_twice_runs_once(app):
     assert rec["state"] == "succeeded"
     out = app.read_text(app.output_container, f"{rec['outputPrefix']}/result.txt")
     assert out == "abc\n"  # TRANSFORM_MODE=lower came through as an allowed override
+    assert json.loads(rec["overrides"]) == {"environment": {"TRANSFORM_MODE": "<redacted, 5 chars>"}}
 
 
 def test_fan_out_wider_than_the_fan_in_merges_through_barriers(app):
@@ -107,3 +108,72 @@ def test_fan_out_wider_than_the_fan_in_merges_through_barriers(app):
         app.tick("reconciler")
     left = {t.id for t in app.ctx.batch.list_tasks(job)} & set(records)
     assert left == set()
+
+
+def test_a_reused_idempotency_key_with_another_request_is_rejected_and_mixes_nothing(app):
+    """Issue 17.4: the key is bound to the first request (a digest in its request row). Another request with that
+    key is rejected once (`idempotency-conflict`, its override value redacted) and makes no run; the first request
+    sent again is a duplicate and adds nothing; the request row is never shown as a run."""
+    from devstack.runs_view import query_runs
+
+    rejected = app.ctx.settings.queues.rejected
+    app.drain_queue(rejected)
+    for name in ("transform/key-a.txt", "transform/key-b.txt"):
+        app.upload(name, f"{name}\n".encode())
+    first = json.dumps({"pipeline": "transform", "inputs": [f"{app.input_container}/transform/key-a.txt"],
+                        "idempotencyKey": "reused-key"})
+    other = json.dumps({"pipeline": "transform", "inputs": [f"{app.input_container}/transform/key-b.txt"],
+                        "idempotencyKey": "reused-key",
+                        "overrides": {"environment": {"TRANSFORM_MODE": "tok-do-not-echo"}}})
+    app.request(first, message_id="key-first")
+    app.request(other, message_id="key-other")
+    app.request(other, message_id="key-other", dequeue_count=2)  # a redelivery: still one rejection
+    app.request(first, message_id="key-first-again")  # the same request again: a duplicate
+    request_id = ids.request_id("reused-key", None, first)
+    runs = app.ctx.runs.by_request("transform", request_id)
+    assert [r["inputName"] for r in runs.values()] == ["transform/key-a.txt"]
+    assert not app.ctx.runs.query("PartitionKey eq @p and inputName eq @n",
+                                  {"p": "transform", "n": "transform/key-b.txt"})
+    messages = [m for m in app.drain_queue(rejected) if m.get("messageId", "").startswith("rej-")]
+    rid = ids.rejection_id("request", "key-other", "")
+    assert [m["runId"] for m in messages] == [rid]
+    [msg] = messages
+    rec = app.record("transform", rid)
+    assert msg["code"] == rec["rejectionCode"] == "idempotency-conflict"
+    assert "'reused-key' was already used" in msg["reason"] and request_id in rec["reason"]
+    for shown in (msg["payload"], rec["payload"], json.dumps(msg), json.dumps(rec, default=str)):
+        assert "tok-do-not-echo" not in shown
+    assert '"TRANSFORM_MODE": "<redacted, 15 chars>"' in msg["payload"]
+    done = app.wait_terminal("transform", list(runs))
+    assert [r["state"] for r in done.values()] == ["succeeded"]
+    assert app.read_text(app.output_container, "transform/transform/key-a.txt/result.txt") == \
+        "TRANSFORM/KEY-A.TXT\n"
+    rows = query_runs(app.ctx.runs, pipeline="transform", request_id=request_id)
+    assert [r.run_id for r in rows] == list(runs)  # the request row is bookkeeping, not a run
+    assert not [r for r in query_runs(app.ctx.runs, pipeline="transform") if r.run_id.startswith("~")]
+
+
+def test_two_requests_racing_for_one_key_leave_one_owner(app):
+    """The pre-check can be passed by two requests at once; the request row created in the records' first
+    transaction decides: the loser gets RequestConflict and none of its records exist."""
+    from shared.records import RequestConflict
+
+    runs = app.ctx.runs
+    row = {"idempotencyKey": "race-key", "requestId": "krace", "runCount": 1}
+    made = runs.create_many("transform", [("race-winner", {"requestId": "krace", "kind": "task"})],
+                            request={**row, "digest": "a" * 64})
+    assert set(made) == {"race-winner"}
+    with pytest.raises(RequestConflict):
+        runs.create_many("transform", [(f"race-loser-{i}", {"requestId": "krace", "kind": "task"})
+                                       for i in range(60)], request={**row, "digest": "b" * 64})
+    assert list(runs.by_request("transform", "krace")) == ["race-winner"]
+    same = runs.create_many("transform", [("race-winner-2", {"requestId": "krace", "kind": "task"})],
+                            request={**row, "digest": "a" * 64})  # the same request racing: goes on
+    assert set(same) == {"race-winner-2"}
+    assert runs.get_request("transform", "race-key")["digest"] == "a" * 64
+    from devstack.runs_view import query_runs
+
+    shown = {r.run_id for r in query_runs(runs, pipeline="transform", request_id="krace")}
+    assert shown == {"race-winner", "race-winner-2"}  # not the request row, which carries the request id too
+    for rid in ("race-winner", "race-winner-2"):
+        runs.forget("transform", rid)
