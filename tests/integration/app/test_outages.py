@@ -256,3 +256,38 @@ def test_replay_counts_without_changing_anything_and_apply_brings_a_poisoned_req
                            log, timeout=120)
     assert first["state"] == second["state"] == "succeeded"
     assert first["input"]["name"] == name
+
+
+def test_replay_hands_a_blob_version_the_host_poisoned_to_the_blob_intake(app):
+    """A message on webjobs-blobtrigger-poison (the host's shape) for a blob of the app: the dry run counts it and
+    leaves it; --apply hands the blob to the blob intake, which records and submits it, and the run succeeds."""
+    from azure.core.exceptions import ResourceExistsError
+
+    from shared.intake import handle_blob
+    from shared.replay import BLOB_POISON_QUEUE, Replayer
+
+    name = "transform/poisoned blob version.txt"
+    app.upload(name, b"poisoned blob\n")
+    etag = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties().etag
+    queue = app.ctx.storage.queue.get_queue_client(BLOB_POISON_QUEUE)
+    try:
+        queue.create_queue()
+    except ResourceExistsError:
+        pass
+    queue.send_message(json.dumps({"Type": "BlobTrigger", "FunctionId": "Host.Functions.blob_intake",
+                                   "BlobType": "BlockBlob", "ContainerName": app.input_container, "BlobName": name,
+                                   "ETag": etag}))
+
+    def ours():
+        return [m for m in queue.peek_messages(max_messages=32) if name in m.content]
+
+    replayer = Replayer(app.ctx.storage, app.ctx.settings, app.ctx.config,
+                        lambda: lambda container, blob: handle_blob(app.ctx, container, blob).status)
+    dry = {r.source: r for r in replayer.run()}
+    assert dry[BLOB_POISON_QUEUE].found >= 1 and dry[BLOB_POISON_QUEUE].moved == 0 and len(ours()) == 1
+    applied = {r.source: r for r in replayer.run(apply=True)}
+    (line,) = [line for line in applied[BLOB_POISON_QUEUE].lines if name in line]
+    assert line.endswith(": queued")
+    assert ours() == []
+    run_id = ids.blob_task_id("transform", app.input_container, name, etag)
+    assert app.wait_terminal("transform", [run_id])[run_id]["state"] == "succeeded"
