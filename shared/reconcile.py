@@ -124,6 +124,9 @@ class Reconciler:
                     ok = False
                     result.errors.append(task["id"])
                     continue
+                if status == "fresh":
+                    ok = False  # not recorded yet: its job must not be cleaned up (a past period's would go)
+                    continue
                 if status == "recorded":
                     result.recorded.append(task["id"])
                 if status not in ("recorded", "known"):

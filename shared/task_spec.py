@@ -281,7 +281,8 @@ def build_barrier_task(pipeline: Pipeline, request_id: str, index: int, depends_
         "exitConditions": {"default": {"dependencyAction": "satisfy"}},
     }
     return TaskSpec(task_id=task_id, pipeline=pipeline.name, body=body, output_container=pipeline.outputs.container,
-                    output_prefix=prefix, kind="barrier", merge_task_id=merge_id)
+                    output_prefix=prefix, kind="barrier", merge_task_id=merge_id,
+                    sas_lifetime=_lifetime(body["constraints"]))  # its completion marker's SAS
 
 
 def plan_merge(pipeline: Pipeline, request_id: str, fanout: Sequence[TaskSpec], access: BlobAccess, *,

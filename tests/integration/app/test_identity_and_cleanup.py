@@ -74,6 +74,35 @@ def test_a_past_periods_job_is_deleted_once_its_tasks_are_recorded(app):
     assert states.get(current) == "active"  # the current period's job is kept
 
 
+def test_a_past_periods_job_stays_while_a_completed_task_waits_for_its_marker_event(app):
+    """A task that completed moments ago is its marker event's to record; the safety net ticking in between must
+    not clean up its (past period's) job with it, or the run would be lost with its task."""
+    from shared.intake import blob_info, record_fields
+    from shared.reconcile import Reconciler
+    from shared.submission import PendingRun, submit_runs
+    from shared.task_spec import build_task
+    from shared.work_items import WorkItem
+
+    past = datetime.now(UTC) - timedelta(days=3)
+    name = "transform/old period, fresh.txt"
+    app.upload(name, b"fresh\n")
+    props = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties()
+    item = WorkItem(pipeline="transform", blob=blob_info(props, app.input_container, name), source="blob")
+    spec = build_task(item, app.ctx.config.pipeline("transform"), app.ctx.access, now=past)
+    _, record = app.ctx.runs.create("transform", spec.task_id, "received", record_fields(item, spec))
+    assert submit_runs(app.ctx, "transform", [PendingRun(spec, record["_etag"])], now=past).submitted
+    old_job = ids.job_id(app.ctx.settings.job_prefix, "transform", "day", past)
+    deadline = time.monotonic() + 120
+    while app.ctx.batch.get_task(old_job, spec.task_id).state != "completed":
+        assert time.monotonic() < deadline, "the task did not complete"
+        time.sleep(0.2)
+    result = Reconciler(app.ctx).tick()  # no marker event delivered yet
+    jobs = {j.id for j in app.ctx.batch.list_jobs()}
+    recorded = (app.record("transform", spec.task_id) or {}).get("state") == "succeeded"
+    assert recorded or (old_job in jobs and old_job not in result.deleted_jobs)
+    assert app.wait_terminal("transform", [spec.task_id])[spec.task_id]["state"] == "succeeded"
+
+
 def test_task_retention_keeps_recorded_tasks_until_it_has_passed(app):
     """TASK_RETENTION=PT1H: the task stays in Batch after it was recorded; an hour later (the clock is the fake
     here) the reconciler deletes it, and it is never recorded twice."""

@@ -12,7 +12,13 @@ from azure.storage.blob import UserDelegationKey
 from shared.errors import ConfigError
 from shared.settings import AZURITE_KEY, load_settings
 from shared.storage import KeySasAccess, UserDelegationSasAccess, blob_url
-from shared.task_spec import build_merge_task, build_task, sas_lifetime, with_completion_marker
+from shared.task_spec import (
+    build_barrier_task,
+    build_merge_task,
+    build_task,
+    sas_lifetime,
+    with_completion_marker,
+)
 from shared.work_items import BlobInfo, Overrides, WorkItem
 
 ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"
@@ -94,6 +100,9 @@ def test_a_task_sas_lasts_its_wall_clock_limit_times_its_attempts_plus_an_hour(c
     # The merge task reads and writes for its own limits (wordcount: PT10M, no retry).
     merge = build_merge_task(config.pipeline("wordcount"), "req1", ["t1"], access, now=NOW)
     assert _expiries(merge) == {"2026-11-28T14:30:00Z"}
+    # A barrier task uploads only its marker: PT5M, one retry -> 13:07 + 1 h 10 min.
+    barrier = build_barrier_task(config.pipeline("wordcount"), "req1", 0, ["t1"], "merge", now=NOW)
+    assert barrier.sas_lifetime == timedelta(minutes=70)
 
 
 def test_sas_validity_caps_the_lifetime_and_unbounded_tasks_get_exactly_it(config):
