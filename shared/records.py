@@ -121,8 +121,9 @@ class RunStore:
 
     def _commit_creates(self, pipeline: str, items: list[tuple[str, str, dict]]) -> list:
         """One transaction for the records (and inbox entries) of `items`: [(created, record) | exception] in
-        their order. A refused transaction (a run exists already, the same run twice) falls back to one
-        transaction per run, so each caller gets its own answer."""
+        their order. When the service refuses the transaction for one operation (a run that exists already, the
+        same run twice) that run is answered on its own and the rest committed together; a refusal that names no
+        operation falls back to one transaction per run. Either way each caller gets its own answer."""
         if len(items) > 1:
             stamp = now_iso()
             ops, entities = [], []
@@ -134,18 +135,26 @@ class RunStore:
                                                                      kind=fields.get("kind")))]
             try:
                 results = self.table.submit_transaction(ops)
-            except (TableTransactionError, HttpResponseError):
+            except TableTransactionError as exc:
+                if 0 < exc.index < len(ops):
+                    # The service named the operation it refused (a run that exists already: a duplicate event):
+                    # that run gets its own answer, the others go together again.
+                    bad = exc.index // 2
+                    rest = self._commit_creates(pipeline, items[:bad] + items[bad + 1:])
+                    return [*rest[:bad], self._answer_one(pipeline, items[bad]), *rest[bad:]]
+            except HttpResponseError:
                 pass
             else:
                 return [(True, {**e, "_etag": (meta or {}).get("etag")})
                         for e, meta in zip(entities, results[::2], strict=True)]
-        out = []
-        for item in items:
-            try:
-                out.append(self._create_one(pipeline, *item))
-            except Exception as exc:  # noqa: BLE001 - handed to that caller alone
-                out.append(exc)
-        return out
+        return [self._answer_one(pipeline, item) for item in items]
+
+    def _answer_one(self, pipeline: str, item: tuple[str, str, dict]):
+        try:
+            return self._create_one(pipeline, *item)
+        except Exception as exc:  # noqa: BLE001 - handed to that caller alone
+            return exc
+
 
     def _create_one(self, pipeline: str, run_id: str, state: str, fields: dict) -> tuple[bool, dict]:
         stamp = now_iso()
