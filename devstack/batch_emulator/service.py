@@ -54,6 +54,7 @@ class AccountService:
         self.model = BatchModel(account, self.data_dir)
         self.model.allow_host_access = allow_host_access
         self.agent = Agent(self.model, container_runtime, process_runtime, resolver, instance_id(self.data_dir))
+        self.agent.starts_log = self.data_dir / "container-starts.jsonl"
         self.model.on_node_created = lambda pool_key, node_id: self._pending_nodes.append((pool_key, node_id))
         self.model.on_node_removed = self._node_removed
         self._pending_nodes: list[tuple[str, str]] = []
