@@ -43,6 +43,7 @@ from shared.task_spec import marker_name
 
 log = logging.getLogger("eventbatch.completion")
 TASK_FIELDS = ["id", "state", "executionInfo", "stateTransitionTime", "dependsOn"]
+RECORD_ATTEMPTS = 5  # moves of the record to its end state, each after reading it again (a concurrent update)
 MAX_CHECKS = 12  # delayed looks at a task whose marker came before its state changed; then the safety net
 MAX_RECORD_ATTEMPTS = 5  # failed attempts to record a completed task before its run is failed (NotRecorded)
 
@@ -118,12 +119,19 @@ class Completer:
         manifest = build_manifest(record, job_id, task_id, outcome, outputs, logs, tail, now_iso())
         manifest_name = f"{prefix}/manifest.json"
         self._write_manifest(container, manifest_name, manifest)
-        moved = self.ctx.runs.advance(pipeline, task_id, outcome["state"],
-                                      {**record_update(manifest, manifest_name), "jobId": job_id}, record=record)
-        if moved is None:
-            return "known", record  # another worker recorded it first, and sends its message
-        notify_completion(self.ctx, moved, completion_message(manifest, container, manifest_name))
-        return "recorded", moved
+        fields = {**record_update(manifest, manifest_name), "jobId": job_id}
+        for _ in range(RECORD_ATTEMPTS):
+            moved = self.ctx.runs.advance(pipeline, task_id, outcome["state"], fields, record=record)
+            if moved is not None:
+                notify_completion(self.ctx, moved, completion_message(manifest, container, manifest_name))
+                return "recorded", moved
+            # The record changed since it was read. Another worker recorded the run (and sends its message), or
+            # it only moved forward meanwhile (the safety net's move to `running`): that must not keep the result
+            # out, or the task is deleted as recorded and the run later fails TaskGone.
+            record = self.ctx.runs.get(pipeline, task_id)
+            if record is None or record.get("state") in TERMINAL:
+                return "known", record
+        raise RuntimeError(f"run {task_id} kept changing while its result was recorded; the next look retries")
 
     def _write_manifest(self, container: str, name: str, manifest: dict) -> None:
         import json

@@ -10,6 +10,7 @@ itself.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shlex
@@ -66,6 +67,9 @@ class Agent:
         self.instance = instance
         self._pull_locks: dict[str, threading.Lock] = {}
         self._pull_guard = threading.Lock()
+        # One JSON line per task process/container started (container-starts.jsonl in the account's data dir):
+        # what ran, counted by the one who started it, so a test can hold it against the attempts Batch reports.
+        self.starts_log: Path | None = None
 
     # ---- helpers -----------------------------------------------------------------------------------------
     def _runtime_for(self, pool: dict):
@@ -303,6 +307,7 @@ class Agent:
             self._cleanup(runtime, name)
             return Outcome(pre_processing_failure=_failure(getattr(exc, "code", "CommandLaunchFailed"),
                                                            getattr(exc, "message", str(exc))))
+        self._note_start(a, name)
         try:
             if not self.model.register_kill(a.job_key, a.task_key, a.attempt, handle.kill, name):
                 handle.kill()
@@ -327,6 +332,22 @@ class Agent:
                            container_id=handle.container_id, uploaded=uploaded)
         finally:
             leftovers.append((runtime, name))
+
+    def _note_start(self, a: Assignment, name: str) -> None:
+        """Append one line for a started attempt; a single O_APPEND write, so lines of concurrent attempts never
+        mix and a kill -9 right after it loses nothing (the kernel holds the data)."""
+        if self.starts_log is None:
+            return
+        line = json.dumps({"job": a.job["id"], "task": a.task["id"], "attempt": a.attempt, "node": a.node_id,
+                           "name": name, "time": timeutil.now_iso()}) + "\n"
+        try:
+            fd = os.open(self.starts_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.warning("could not note the start of %s in %s: %s", name, self.starts_log, exc)
 
     @staticmethod
     def _cleanup(runtime, name: str) -> None:

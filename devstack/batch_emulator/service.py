@@ -55,6 +55,7 @@ class AccountService:
         self.model.allow_host_access = allow_host_access
         self.agent = Agent(self.model, container_runtime, process_runtime, resolver, instance_id(self.data_dir),
                            on_blobs_created=on_blobs_created)
+        self.agent.starts_log = self.data_dir / "container-starts.jsonl"
         self.model.on_node_created = lambda pool_key, node_id: self._pending_nodes.append((pool_key, node_id))
         self.model.on_node_removed = self._node_removed
         self._pending_nodes: list[tuple[str, str]] = []

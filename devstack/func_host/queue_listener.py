@@ -8,6 +8,9 @@
   DequeueCount reached ``maxDequeueCount``, copies the raw body to ``<queue>-poison`` (created on demand)
   and deletes the original;
 - on shutdown, messages still running after the grace period are made visible again (released), not lost.
+- storage that does not answer (Azurite restarting) when a message is settled, or when a killed predecessor's
+  messages are released, is tried again for a while (SETTLE_RETRY_SECONDS) rather than given up at once: given up,
+  the message stays invisible for the rest of its 10 minute lease, which a user sees as a request with no result.
 """
 
 import base64
@@ -15,9 +18,11 @@ import binascii
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from devstack.func_host import bindings
 from devstack.func_host.backoff import Backoff
@@ -31,6 +36,47 @@ from devstack.func_host.renewer import Renewer
 log = logging.getLogger("func_host")
 
 MESSAGE_INVISIBILITY = float(os.environ.get("EVENTBATCH_FUNC_HOST_MESSAGE_LEASE_SECONDS", "600"))
+SETTLE_RETRY_SECONDS = 60.0
+
+
+def storage_unreachable(exc: Exception) -> bool:
+    """The storage service did not answer (connection refused or reset, a 5xx): worth another try. An answer
+    such as 404 or a pop receipt mismatch (400) means the message is gone or someone else holds it."""
+    if isinstance(exc, (ResourceNotFoundError, ResourceExistsError)):
+        return False
+    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+        return exc.status_code >= 500 or exc.status_code == 408
+    return isinstance(exc, (AzureError, OSError))
+
+
+def with_retries(action: Callable[[], object], budget: float = SETTLE_RETRY_SECONDS, sleep=time.sleep,
+                 clock=time.monotonic):
+    """Run `action` until it works, while storage is unreachable and `budget` seconds have not passed; other
+    errors (and the last one) are raised."""
+    deadline = clock() + budget
+    delay = 0.25
+    while True:
+        try:
+            return action()
+        except Exception as exc:  # noqa: BLE001 - sorted below
+            if not storage_unreachable(exc) or clock() + delay > deadline:
+                raise
+        sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def release_orphans(queue, orphans: list[dict]) -> tuple[int, list[dict]]:
+    """Make visible the messages a killed predecessor held: (released, the ones to try again because storage
+    did not answer). A message deleted or received by someone else since is simply no longer ours."""
+    released, again = 0, []
+    for orphan in orphans:
+        try:
+            queue.update_message(orphan["id"], orphan["pop_receipt"], visibility_timeout=0)
+            released += 1
+        except Exception as exc:  # noqa: BLE001
+            if storage_unreachable(exc):
+                again.append(orphan)
+    return released, again
 
 
 class _InFlight:
@@ -75,6 +121,7 @@ class QueueListener:
         self._journal = journal
         self._orphans = [o for o in (orphans or []) if o.get("function") == function.name
                          and o.get("queue") == queue_name]
+        self._orphans_logged = False
 
     @property
     def in_flight(self) -> int:
@@ -89,17 +136,18 @@ class QueueListener:
         self._thread.start()
 
     def _release_orphans(self) -> None:
-        """Make visible the messages a killed predecessor still held (see journal.py)."""
-        released = 0
-        for orphan in self._orphans:
-            try:
-                self._queue.update_message(orphan["id"], orphan["pop_receipt"], visibility_timeout=0)
-                released += 1
-            except Exception:  # noqa: BLE001 - deleted or re-received since: nothing to release
-                pass
+        """Make visible the messages a killed predecessor still held (see journal.py); those storage did not
+        answer for are tried again from the polling loop."""
+        if not self._orphans:
+            return
+        released, self._orphans = release_orphans(self._queue, self._orphans)
         if released:
             log.info("Released %d message(s) on %r left in flight by a stopped host instance", released,
                      self.queue_name)
+        if self._orphans and not self._orphans_logged:
+            log.warning("Could not release %d message(s) on %r left in flight by a stopped host instance (storage "
+                        "does not answer); trying again while polling", len(self._orphans), self.queue_name)
+            self._orphans_logged = True
 
     def stop(self) -> None:
         """Stop fetching; in-flight invocations keep running until they finish or are released."""
@@ -114,6 +162,7 @@ class QueueListener:
                     self._cond.wait(1.0)
             if self._stop.is_set():
                 return
+            self._release_orphans()  # only those storage did not answer for at start
             try:
                 messages = self._receive_batch()
                 self._missing_logged = False
@@ -185,18 +234,19 @@ class QueueListener:
                 if item.settled:
                     return  # released at shutdown; the message will be delivered again
                 if outcome.succeeded:
-                    self._queue.delete_message(item.message.id, item.pop_receipt)
+                    with_retries(lambda: self._queue.delete_message(item.message.id, item.pop_receipt))
                 elif item.message.dequeue_count >= self.options.max_dequeue_count:
                     log.warning("Message %s has reached MaxDequeueCount of %d. Moving message to queue '%s'.",
                                 item.message.id, self.options.max_dequeue_count, f"{self.queue_name}-poison")
-                    self._copy_to_poison(item)
-                    self._queue.delete_message(item.message.id, item.pop_receipt)
+                    with_retries(lambda: self._copy_to_poison(item))
+                    with_retries(lambda: self._queue.delete_message(item.message.id, item.pop_receipt))
                 else:
-                    self._queue.update_message(item.message.id, item.pop_receipt,
-                                               visibility_timeout=int(self.options.visibility_timeout))
+                    with_retries(lambda: self._queue.update_message(
+                        item.message.id, item.pop_receipt, visibility_timeout=int(self.options.visibility_timeout)))
                 item.settled = True
         except Exception as exc:  # noqa: BLE001 - the message reappears after its invisibility; log why
-            log.error("Settling message %s on %r failed: %s", item.message.id, self.queue_name, exc)
+            log.error("Settling message %s on %r failed (it reappears when its lease ends): %s", item.message.id,
+                      self.queue_name, exc)
         finally:
             self._forget(item)
 

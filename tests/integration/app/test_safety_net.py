@@ -113,3 +113,31 @@ def test_a_submitted_run_whose_task_is_gone_is_failed_with_the_reason(app):
     assert rec["state"] == "failed" and "no longer exists" in rec["reason"] and rec["notified"] is True
     (message,) = _messages_for(app, app.ctx.settings.queues.failures, fake)
     assert message["failure"]["code"] == "TaskGone" and "no longer exists" in message["failure"]["message"]
+
+
+def test_a_result_recorded_while_the_safety_net_moves_the_run_to_running_is_not_lost(app):
+    """The marker's look reads the record beside the task; if the safety net moves the run to `running` in
+    between, the look's ETag no longer matches. That is not "another worker recorded it": the result must still be
+    recorded, or the task is deleted as if it were and the run later fails TaskGone (found by tests/e2e/
+    test_faults.py)."""
+    from shared.completion import TASK_FIELDS, Completer
+
+    name = "transform/overtaken.txt"
+    app.upload(name, b"overtaken\n")
+    app.blob_event(name)
+    app.settle()
+    run_id = _run_id(app, name)
+    job_id = app.record("transform", run_id)["jobId"]
+    deadline = time.monotonic() + 60
+    while app.ctx.batch.get_task(job_id, run_id).state != "completed":
+        assert time.monotonic() < deadline, "the task did not complete"
+        time.sleep(0.2)
+    stale = app.record("transform", run_id)  # what the marker's look read ...
+    assert stale["state"] == "submitted"
+    assert app.ctx.runs.advance("transform", run_id, "running", {})  # ... before the safety net's move
+    task = app.ctx.batch.get_task(job_id, run_id, select=TASK_FIELDS).as_dict()
+    status, _ = Completer(app.ctx).finish(job_id, "transform", task, record=stale)
+    assert status == "recorded"
+    record = app.record("transform", run_id)
+    assert record["state"] == "succeeded" and record["notified"] is True
+    assert len(_messages_for(app, app.ctx.settings.queues.completions, run_id)) == 1
