@@ -157,14 +157,15 @@ def func_host_service(env: dict[str, str]) -> Service:
 
 # Local-only timings, used unless local.settings.sample.json sets them. Runs are submitted and completed on events
 # either way; these only shorten the safety net's waits for a one-machine stack, where a killed host is the usual
-# way to lose work: the safety net every 10 s instead of Azure's 5 min, and it takes over a run left `received` (or
-# a message claimed but not sent) after 10 s instead of 2 min / 1 min. Idle queues are polled at most 2 s apart
+# way to lose work: the safety net every 10 s instead of Azure's 5 min, and it takes over a run left `received`
+# after 10 s instead of 2 min, a message claimed but not marked sent after 30 s instead of 1 min (a live worker on a
+# loaded machine can take several seconds between its claim and the mark, and a takeover then sends twice). Idle queues are polled at most 2 s apart
 # instead of Azure's default minute (host.json stays as deployed; the setting overrides it as on Azure). The pool is
 # fixed-size locally, so tasks never wait for an autoscale evaluation.
 LOCAL_DEFAULTS = {
     "RECONCILE_SCHEDULE": "*/10 * * * * *",
     "RESUBMIT_AFTER": "PT10S",
-    "NOTIFY_REPAIR_AFTER": "PT10S",
+    "NOTIFY_REPAIR_AFTER": "PT30S",
     "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:02",
     "POOL_SCALE_MODE": "fixed",
 }

@@ -202,8 +202,9 @@ def app(stack, batch_emulator, tmp_path_factory):
         "COMPLETIONS_QUEUE": f"completions-{tag}", "FAILURES_QUEUE": f"failures-{tag}", "RUNS_TABLE": f"runs{tag}",
         "CHECK_QUEUE": f"check-{tag}", "MARKER_CONTAINER": f"markers-{tag}",
         "JOB_ID_PREFIX": f"t{tag}", "POOL_SCALE_MODE": "fixed", "POOL_FIXED_NODES": "2",
-        # The safety net takes over after 5 s (2 min on Azure), so its tests need not wait long.
-        "RESUBMIT_AFTER": "PT5S", "NOTIFY_REPAIR_AFTER": "PT5S",
+        # The safety net takes over a run left `received` after 5 s (2 min on Azure), so its tests need not wait
+        # long; a claimed message only after 30 s: a live but slow sender (a loaded machine) must not be repeated.
+        "RESUBMIT_AFTER": "PT5S", "NOTIFY_REPAIR_AFTER": "PT30S",
     }
     ctx = AppContext.create(load_settings(env))
     for container in (env["INPUT_CONTAINER"], f"data-{tag}"):  # the app creates its output containers itself
