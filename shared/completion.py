@@ -18,6 +18,7 @@ failure message, so that one run that cannot be recorded never holds up its task
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from shared.task_spec import marker_name
 
 log = logging.getLogger("eventbatch.completion")
 TASK_FIELDS = ["id", "state", "executionInfo", "stateTransitionTime", "dependsOn"]
-RECORD_ATTEMPTS = 5  # moves of the record to its end state, each after reading it again (a concurrent update)
+ADVANCE_TRIES = 5  # moves of the record to its end state, each after reading it again (a concurrent update)
 MAX_CHECKS = 12  # delayed looks at a task whose marker came before its state changed; then the safety net
 MAX_RECORD_ATTEMPTS = 5  # failed attempts to record a completed task before its run is failed (NotRecorded)
 
@@ -120,7 +121,7 @@ class Completer:
         manifest_name = f"{prefix}/manifest.json"
         self._write_manifest(container, manifest_name, manifest)
         fields = {**record_update(manifest, manifest_name), "jobId": job_id}
-        for _ in range(RECORD_ATTEMPTS):
+        for _ in range(ADVANCE_TRIES):
             moved = self.ctx.runs.advance(pipeline, task_id, outcome["state"], fields, record=record)
             if moved is not None:
                 notify_completion(self.ctx, moved, completion_message(manifest, container, manifest_name))
@@ -134,8 +135,6 @@ class Completer:
         raise RuntimeError(f"run {task_id} kept changing while its result was recorded; the next look retries")
 
     def _write_manifest(self, container: str, name: str, manifest: dict) -> None:
-        import json
-
         data = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
         settings = ContentSettings(content_type="application/json")
         client = self.ctx.storage.blob.get_blob_client(container, name)
