@@ -23,12 +23,10 @@ def _run_id(app, name: str) -> str:
     return ids.blob_task_id("transform", app.input_container, name, etag)
 
 
-def test_marker_events_and_safety_nets_racing_on_one_task_send_one_message(app):
-    from shared.completion import check_task
-    from shared.reconcile import Reconciler
-
-    name = "transform/raced.txt"
-    app.upload(name, b"race\n")
+def _completed_task(app, name: str, data: bytes) -> tuple[str, str]:
+    """Upload `name`, deliver its event, and wait until its Batch task completed (its marker not delivered yet);
+    returns (run id, job id)."""
+    app.upload(name, data)
     app.blob_event(name)
     app.settle()
     run_id = _run_id(app, name)
@@ -37,6 +35,14 @@ def test_marker_events_and_safety_nets_racing_on_one_task_send_one_message(app):
     while app.ctx.batch.get_task(job_id, run_id).state != "completed":
         assert time.monotonic() < deadline, "the task did not complete"
         time.sleep(0.2)
+    return run_id, job_id
+
+
+def test_marker_events_and_safety_nets_racing_on_one_task_send_one_message(app):
+    from shared.completion import check_task
+    from shared.reconcile import Reconciler
+
+    run_id, job_id = _completed_task(app, "transform/raced.txt", b"race\n")
     later = datetime.now(UTC) + timedelta(minutes=2)  # past the safety net's grace for marker events
     # The safety nets run two minutes ahead; with the default NOTIFY_REPAIR_AFTER (1 min) they would take the
     # winner's fresh claim for a dead worker's and repeat its message (at least once, by design). Here no worker
@@ -122,16 +128,7 @@ def test_a_result_recorded_while_the_safety_net_moves_the_run_to_running_is_not_
     test_faults.py)."""
     from shared.completion import TASK_FIELDS, Completer
 
-    name = "transform/overtaken.txt"
-    app.upload(name, b"overtaken\n")
-    app.blob_event(name)
-    app.settle()
-    run_id = _run_id(app, name)
-    job_id = app.record("transform", run_id)["jobId"]
-    deadline = time.monotonic() + 60
-    while app.ctx.batch.get_task(job_id, run_id).state != "completed":
-        assert time.monotonic() < deadline, "the task did not complete"
-        time.sleep(0.2)
+    run_id, job_id = _completed_task(app, "transform/overtaken.txt", b"overtaken\n")
     stale = app.record("transform", run_id)  # what the marker's look read ...
     assert stale["state"] == "submitted"
     assert app.ctx.runs.advance("transform", run_id, "running", {})  # ... before the safety net's move
