@@ -91,6 +91,12 @@ def _inbox_entity(pipeline: str, run_id: str, state: str, stamp: str, **fields) 
                    "since": stamp, **fields})
 
 
+def _new_run(pipeline: str, run_id: str, state: str, stamp: str, fields: dict) -> tuple[dict, dict]:
+    """A new run's record and its inbox entry, to be created together."""
+    record = _clean({"PartitionKey": pipeline, "RowKey": run_id, "state": state, f"{state}At": stamp, **fields})
+    return record, _inbox_entity(pipeline, run_id, state, stamp, kind=fields.get("kind"))
+
+
 class RunStore:
     def __init__(self, table: TableClient):
         self.table = table
@@ -128,11 +134,9 @@ class RunStore:
             stamp = now_iso()
             ops, entities = [], []
             for run_id, state, fields in items:
-                entity = _clean({"PartitionKey": pipeline, "RowKey": run_id, "state": state, f"{state}At": stamp,
-                                 **fields})
+                entity, inbox = _new_run(pipeline, run_id, state, stamp, fields)
                 entities.append(entity)
-                ops += [("create", entity), ("create", _inbox_entity(pipeline, run_id, state, stamp,
-                                                                     kind=fields.get("kind")))]
+                ops += [("create", entity), ("create", inbox)]
             try:
                 results = self.table.submit_transaction(ops)
             except TableTransactionError as exc:
@@ -157,9 +161,7 @@ class RunStore:
 
 
     def _create_one(self, pipeline: str, run_id: str, state: str, fields: dict) -> tuple[bool, dict]:
-        stamp = now_iso()
-        entity = _clean({"PartitionKey": pipeline, "RowKey": run_id, "state": state, f"{state}At": stamp, **fields})
-        inbox = _inbox_entity(pipeline, run_id, state, stamp, kind=fields.get("kind"))
+        entity, inbox = _new_run(pipeline, run_id, state, now_iso(), fields)
         try:
             results = self.table.submit_transaction([("create", entity), ("create", inbox)])
             return True, {**entity, "_etag": (results[0] or {}).get("etag")}
@@ -191,9 +193,7 @@ class RunStore:
             stamp = now_iso()
             ops = []
             for rid, fields in chunk:
-                ops.append(("create", _clean({"PartitionKey": pipeline, "RowKey": rid, "state": state,
-                                              f"{state}At": stamp, **fields})))
-                ops.append(("create", _inbox_entity(pipeline, rid, state, stamp, kind=fields.get("kind"))))
+                ops += [("create", entity) for entity in _new_run(pipeline, rid, state, stamp, fields)]
             if head is not None:
                 ops.append(("create", head))
             try:
