@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from shared import ids
+from tests.e2e.processes import gone, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -67,7 +68,7 @@ class FaultyStack:
         pid = read_pid(service)
         assert pid, f"{service.name} is not running"
         os.kill(pid, signal.SIGKILL)
-        _wait(lambda: _gone(pid), 20, f"the killed {service.name} (pid {pid}) to be reaped", 0.05)
+        wait_until(lambda: gone(pid), 20, f"the killed {service.name} (pid {pid}) to be reaped", 0.05)
         self.note(f"killed -9 {service.name} (pid {pid})")
 
     def start(self, service) -> None:
@@ -84,22 +85,6 @@ class FaultyStack:
         self.start(service)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    return not os.path.exists(f"/proc/{pid}")
-
-
-def _wait(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _patient(fn, what: str, timeout: float = 60.0):
@@ -307,7 +292,7 @@ def test_every_input_ends_exactly_once_under_faults_and_crashes(faulty_stack, tm
         return None
 
     try:
-        rows = _wait(all_terminal, DEADLINE, "every input to end")
+        rows = wait_until(all_terminal, DEADLINE, "every input to end", 0.5)
     except AssertionError:
         rows = _records(access, tag, sent)
         by_id = {r["RowKey"]: r for r in rows}
