@@ -3,12 +3,14 @@
 Whoever wins the ETag-guarded move of a run to a terminal state holds its notification claim (shared.records),
 sends the one message here and marks the run `notified`, which also takes it out of the inbox. A worker that dies
 between the move and the message leaves a claim that the safety net takes over once it is stale, so a message can
-repeat only when a worker died after sending and before marking: consumers that must never see a repeat dedupe on
+repeat only when a worker died after sending and before marking (or Storage stayed away longer than
+the marking's retries): consumers that must never see a repeat dedupe on
 `messageId` (`<run id>:<state>`, the same for every copy of a message). Delivery is at least once, with that key.
 """
 
 from __future__ import annotations
 
+from shared.batch_client import call
 from shared.context import AppContext
 
 
@@ -20,7 +22,10 @@ def _send(ctx: AppContext, record: dict, message: dict, send) -> dict:
     run_id = record["RowKey"]
     message = {**message, "messageId": message_id(run_id, record.get("state") or message.get("state"))}
     send(message)
-    ctx.runs.mark_notified(record["PartitionKey"], run_id)
+    # Marking is what keeps the safety net from sending the message again: it is retried through a Storage outage
+    # (an Azurite restart) for up to half of NOTIFY_REPAIR_AFTER, not given up at the first error.
+    call(lambda: ctx.runs.mark_notified(record["PartitionKey"], run_id), f"mark {run_id} notified",
+         budget=ctx.settings.notify_repair_after.total_seconds() / 2)
     return message
 
 
