@@ -1,7 +1,12 @@
-"""Blob intake: Event Grid blob trigger on the input container (the only blob trigger Flex Consumption runs).
+"""Blob intake: an Event Grid trigger for BlobCreated events of the input container (infra's subscription
+`input-blob-created`; locally the host's Event Grid stand-in, EventGridLocal__blob_intake).
 
-The SDK-type binding hands us an azure.storage.blob.BlobClient, not the bytes: the function reads the blob's
-properties (a HEAD) and never downloads the content it only forwards to Batch.
+The event says which blob version arrived (container, name, ETag, size, content type), so the function makes no
+Storage call to learn it and never reads the content it only forwards to Batch; the host keeps no blob receipts
+(Event Grid delivers at least once: a repeated event finds the run's record and is a duplicate). An event this app
+does not act on (another type, a blob not yet committed, a malformed subject) is logged and acknowledged, so Event
+Grid does not retry it; an exception (Storage unavailable) makes the host answer 500, and Event Grid delivers the
+event again later, then dead-letters it (`eventbatch replay` brings dead letters back).
 """
 
 from __future__ import annotations
@@ -9,8 +14,8 @@ from __future__ import annotations
 import logging
 
 import azure.functions as func
-import azurefunctions.extensions.bindings.blob as blob
 
+from shared.blob_events import NotABlobEvent, blob_created
 from shared.context import get_context
 from shared.intake import handle_blob
 
@@ -18,9 +23,17 @@ bp = func.Blueprint()
 log = logging.getLogger("eventbatch.functions.blob")
 
 
-@bp.blob_trigger(arg_name="client", path="%INPUT_CONTAINER%/{name}", connection="EVENTBATCH_STORAGE",
-                 source=func.BlobSource.EVENT_GRID)
-def blob_intake(client: blob.BlobClient) -> None:
-    # The HEAD happens only after the name was routed and found safe (a '..' name would not even sign correctly).
-    result = handle_blob(get_context(), client.container_name, client.blob_name, client.get_blob_properties)
-    log.info("blob %s/%s: %s %s", client.container_name, client.blob_name, result.status, result.reason or "")
+@bp.event_grid_trigger(arg_name="event")
+def blob_intake(event: func.EventGridEvent) -> None:
+    try:
+        blob = blob_created(event.event_type, event.subject, event.get_json())
+    except NotABlobEvent as exc:
+        log.warning("event %s ignored: %s", event.id, exc)
+        return
+    ctx = get_context()
+    if blob.container != ctx.settings.input_container:
+        log.warning("ignoring %s/%s: not in the input container %s (check the Event Grid subscription's filter)",
+                    blob.container, blob.name, ctx.settings.input_container)
+        return
+    result = handle_blob(ctx, blob.container, blob.name, blob.properties)
+    log.info("blob %s/%s: %s %s", blob.container, blob.name, result.status, result.reason or "")

@@ -1,8 +1,9 @@
-"""Task completion, on the event of the task's completion marker (Event Grid blob trigger on MARKER_CONTAINER).
+"""Task completion, on the BlobCreated event of the task's completion marker (an Event Grid trigger: infra's
+subscription `task-markers-created` on MARKER_CONTAINER; locally EventGridLocal__task_marker, fed by the Batch
+emulator as Batch's uploads feed Event Grid on Azure).
 
 Every Batch task the app submits uploads a marker blob `<job id>/<task id>` when it completes (shared.task_spec);
-its BlobCreated event arrives here. The SDK-type binding hands us a BlobClient: only the name is used, the marker's
-content (a copy of the task's stderr) is never read. shared.completion records the run.
+only its name is used (the content, a copy of the task's stderr, is never read). shared.completion records the run.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import logging
 
 import azure.functions as func
-import azurefunctions.extensions.bindings.blob as blob
 
+from shared.blob_events import NotABlobEvent, blob_created
 from shared.completion import check_task, parse_marker_name
 from shared.context import get_context
 
@@ -19,13 +20,21 @@ bp = func.Blueprint()
 log = logging.getLogger("eventbatch.functions.marker")
 
 
-@bp.blob_trigger(arg_name="client", path="%MARKER_CONTAINER%/{name}", connection="EVENTBATCH_STORAGE",
-                 source=func.BlobSource.EVENT_GRID)
-def task_marker(client: blob.BlobClient) -> None:
-    parsed = parse_marker_name(client.blob_name)
-    if parsed is None:
-        log.warning("ignoring %s/%s: not a completion marker (<job id>/<task id>)", client.container_name,
-                    client.blob_name)
+@bp.event_grid_trigger(arg_name="event")
+def task_marker(event: func.EventGridEvent) -> None:
+    try:
+        blob = blob_created(event.event_type, event.subject, event.get_json())
+    except NotABlobEvent as exc:
+        log.warning("event %s ignored: %s", event.id, exc)
         return
-    outcome = check_task(get_context(), *parsed)
-    log.info("marker %s: %s", client.blob_name, outcome.status)
+    ctx = get_context()
+    if blob.container != ctx.settings.marker_container:
+        log.warning("ignoring %s/%s: not in the marker container %s", blob.container, blob.name,
+                    ctx.settings.marker_container)
+        return
+    parsed = parse_marker_name(blob.name)
+    if parsed is None:
+        log.warning("ignoring %s/%s: not a completion marker (<job id>/<task id>)", blob.container, blob.name)
+        return
+    outcome = check_task(ctx, *parsed)
+    log.info("marker %s: %s", blob.name, outcome.status)

@@ -37,7 +37,7 @@ class AppContext:
         from shared.batch_client import make_batch_client
 
         config = load_config(settings.pipelines_file, settings.environ)
-        watched = settings.environ.get("INPUT_CONTAINER") or "input"
+        watched = settings.input_container
         for p in config.pipelines.values():
             if p.blob_input and p.blob_input.container != watched:
                 raise ConfigError(f"pipelines.yaml pipeline {p.name}: inputs.blob.container is "

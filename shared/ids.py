@@ -26,12 +26,17 @@ def input_key(container: str, name: str) -> str:
     return digest("input", container, name, length=16)
 
 
+def etag_of(etag: str) -> str:
+    """An ETag in one form: unquoted, as listings and Event Grid events give it (an HTTP header quotes it)."""
+    return str(etag or "").strip('"')
+
+
 def blob_task_id(pipeline: str, container: str, name: str, etag: str) -> str:
-    return f"{pipeline}-{digest('blob', pipeline, container, name, etag)}"
+    return f"{pipeline}-{digest('blob', pipeline, container, name, etag_of(etag))}"
 
 
 def request_task_id(pipeline: str, request_id: str, container: str, name: str, etag: str) -> str:
-    return f"{pipeline}-{digest('request', pipeline, request_id, container, name, etag)}"
+    return f"{pipeline}-{digest('request', pipeline, request_id, container, name, etag_of(etag))}"
 
 
 def merge_task_id(pipeline: str, request_id: str) -> str:
@@ -52,8 +57,11 @@ def request_id(idempotency_key: str | None, message_id: str | None, body: str) -
     return "b" + digest("body", body, length=20)
 
 
-def rejection_id(*identity: str) -> str:
-    return "rej-" + digest("rejection", *identity)
+def rejection_id(source: str, *identity: str) -> str:
+    """The record id of a rejected input; a blob's identity ends with its ETag (any form)."""
+    if source == "blob" and identity:
+        identity = (*identity[:-1], etag_of(identity[-1]))
+    return "rej-" + digest("rejection", source, *identity)
 
 
 def job_id(prefix: str, pipeline: str, period: str, now: datetime | None = None) -> str:

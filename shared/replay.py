@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from shared.blob_events import blob_of_event
 from shared.pipelines import PipelineConfig
 from shared.settings import Settings
 from shared.storage import StorageClients
 
 log = logging.getLogger("eventbatch.replay")
 BLOB_POISON_QUEUE = "webjobs-blobtrigger-poison"  # the Functions host's name, not a setting
-SUBJECT_PREFIX = "/blobServices/default/containers/"
-BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 LEASE_SECONDS = 300  # a message being replayed stays invisible this long if the replay dies half-way
 
 
@@ -229,15 +228,3 @@ def parse_dead_letters(data: bytes) -> list[dict]:
     if not isinstance(doc, list) or not all(isinstance(e, dict) for e in doc):
         raise ValueError("not a JSON array of events")
     return doc
-
-
-def blob_of_event(event: dict) -> tuple[str, str] | None:
-    """(container, blob) of a BlobCreated event in the Event Grid or CloudEvents schema; None for other events."""
-    kind = event.get("eventType") or event.get("type")
-    subject = event.get("subject")
-    if kind != BLOB_CREATED or not isinstance(subject, str) or not subject.startswith(SUBJECT_PREFIX):
-        return None
-    container, sep, name = subject[len(SUBJECT_PREFIX):].partition("/blobs/")
-    if not sep or not container or not name:
-        return None
-    return container, name

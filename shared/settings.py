@@ -97,6 +97,7 @@ class Settings:
     hierarchical_namespace: bool = False  # ADLS Gen2 account: output SAS scoped to the run's directory (sr=d)
     create_missing_pools: bool = True
     create_storage_resources: bool = True  # false on Azure: infra/ creates the queues, table and containers
+    input_container: str = "input"  # the container whose BlobCreated events reach blob_intake
     marker_container: str = "markers"
     submit_max_attempts: int = 8
     submit_hold: timedelta = timedelta(seconds=5)
@@ -274,6 +275,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         hierarchical_namespace=_bool(env, "STORAGE_HIERARCHICAL_NAMESPACE", False),
         create_missing_pools=_bool(env, "CREATE_MISSING_POOLS", True),
         create_storage_resources=_bool(env, "CREATE_STORAGE_RESOURCES", True),
+        input_container=_container(env, "INPUT_CONTAINER", "input"),
         marker_container=_container(env, "MARKER_CONTAINER", "markers"),
         submit_max_attempts=_int(env, "SUBMIT_MAX_ATTEMPTS", 8, 1, 50),
         submit_hold=_bounded(env, "SUBMIT_BATCH_HOLD", "PT5S", timedelta(0), timedelta(seconds=60)),

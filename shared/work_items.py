@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from shared import ids
 from shared.durations import format_duration, parse_duration
 from shared.errors import Rejection
 from shared.names import check_blob_name
@@ -47,9 +48,12 @@ class BlobInfo:
 
     container: str
     name: str
-    etag: str
+    etag: str  # unquoted (shared.ids.etag_of), whichever way it was learnt
     size: int
     content_type: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "etag", ids.etag_of(self.etag))
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,21 @@
-// Event Grid subscriptions: BlobCreated in the input container -> the blob trigger of the inputs (blob_intake), and
-// BlobCreated in the marker container -> the task_marker trigger (both source EventGrid). Deployed by
-// infra/hooks/postdeploy.sh after `azd deploy`, because the webhook URL carries the host's blobs_extension system
-// key, which the Functions host creates when a blob trigger function first starts.
-// The key is read here with listKeys (it never passes through a parameter, a file or a log).
+// Event Grid subscriptions: BlobCreated in the input container -> the Event Grid trigger of the inputs (blob_intake),
+// and BlobCreated in the marker container -> the task_marker Event Grid trigger. The destination is the function
+// itself (endpointType AzureFunction, its resource id): Event Grid delivers through the Functions platform, so no key
+// is read, passed or stored anywhere. Deployed by infra/hooks/postdeploy.sh after `azd deploy`, because Event Grid
+// validates that the destination function exists, which it does only once the code is deployed and indexed.
 //
 // Only the storage APIs that fire once the data is fully committed raise a run: CopyBlob, PutBlob, PutBlockList and
 // FlushWithClose (Microsoft's guidance for BlobCreated: https://learn.microsoft.com/azure/storage/blobs/
 // storage-blob-event-overview#practices-for-consuming-events). Other APIs (a Data Lake create before its flush, for
-// example) can raise BlobCreated for a blob that is not complete yet, and each ETag would become its own run.
+// example) can raise BlobCreated for a blob that is not complete yet, and each ETag would become its own run
+// (shared/blob_events.py checks the same list again).
 targetScope = 'resourceGroup'
 
 param systemTopicName string
 param functionAppName string
-@description('Name of the blob-trigger function of the inputs in function_app.py (the function\'s name).')
-param blobTriggerFunctionName string = 'blob_intake'
-@description('Name of the blob-trigger function of the task completion markers.')
+@description('Name of the Event Grid trigger function of the inputs in function_app.py.')
+param intakeFunctionName string = 'blob_intake'
+@description('Name of the Event Grid trigger function of the task completion markers.')
 param markerFunctionName string = 'task_marker'
 param inputContainerName string
 param markerContainerName string = 'markers'
@@ -35,9 +36,6 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
   name: systemTopicName
 }
 
-var blobsExtensionKey = listKeys('${functionApp.id}/host/default', '2024-04-01').systemKeys.blobs_extension
-var webhookUrl = 'https://${functionApp.properties.defaultHostName}/runtime/webhooks/blobs?functionName=Host.Functions.${blobTriggerFunctionName}&code=${blobsExtensionKey}'
-var markerWebhookUrl = 'https://${functionApp.properties.defaultHostName}/runtime/webhooks/blobs?functionName=Host.Functions.${markerFunctionName}&code=${blobsExtensionKey}'
 // BlobCreated only from the APIs that commit a whole blob (see the header).
 var completeBlobApis = {
   operatorType: 'StringIn'
@@ -55,9 +53,9 @@ resource blobCreated 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-0
   name: subscriptionName
   properties: {
     destination: {
-      endpointType: 'WebHook'
+      endpointType: 'AzureFunction'
       properties: {
-        endpointUrl: webhookUrl
+        resourceId: '${functionApp.id}/functions/${intakeFunctionName}'
         maxEventsPerBatch: 1
         preferredBatchSizeInKilobytes: 64
       }
@@ -98,9 +96,9 @@ resource markerCreated 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022
   name: markerSubscriptionName
   properties: {
     destination: {
-      endpointType: 'WebHook'
+      endpointType: 'AzureFunction'
       properties: {
-        endpointUrl: markerWebhookUrl
+        resourceId: '${functionApp.id}/functions/${markerFunctionName}'
         maxEventsPerBatch: 1
         preferredBatchSizeInKilobytes: 64
       }

@@ -1,6 +1,6 @@
-// Event Grid system topic on the storage account. The subscription that delivers BlobCreated events to the blob
-// trigger is deployed after the code (blob-events-subscription.bicep, run by infra/hooks/postdeploy.sh): its
-// webhook needs the host's blobs_extension key, which exists only once the blob trigger function has started.
+// Event Grid system topic on the storage account. The subscriptions that deliver BlobCreated events to the two Event
+// Grid trigger functions are deployed after the code (blob-events-subscription.bicep, run by
+// infra/hooks/postdeploy.sh): Event Grid checks that a destination function exists, which it does only once deployed.
 // The topic's system identity may write undeliverable events to the dead-letter container, nothing else.
 param location string
 param tags object

@@ -65,8 +65,8 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_16: App Service authentication (Easy Auth) is for HTTP endpoints; this app has none that users call. Its triggers are queues and the Event Grid blob webhook, which the host authenticates with the blobs_extension system key.
-  // checkov:skip=CKV_AZURE_222: Public network access is needed for Event Grid to deliver BlobCreated events to the blob trigger webhook (no VNet/private endpoint in this template).
+  // checkov:skip=CKV_AZURE_16: App Service authentication (Easy Auth) is for HTTP endpoints; this app has none that users call. Its triggers are queues, a timer and two Event Grid triggers, which Event Grid reaches as AzureFunction destinations through the platform (no key in any URL).
+  // checkov:skip=CKV_AZURE_222: Public network access is needed for Event Grid to deliver BlobCreated events to the Event Grid trigger functions (no VNet/private endpoint in this template).
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero by design (the work runs on Batch; the app only routes it); a minimum instance count does not apply to FC1.
   // checkov:skip=CKV_AZURE_213: Flex Consumption has no App Service health check feature and the app serves no HTTP health endpoint; the host's liveness is its trigger processing, watched in Application Insights.
   // checkov:skip=CKV_AZURE_78: FTP is off through the ftp/scm basicPublishingCredentialsPolicies below; siteConfig.ftpsState, which this check reads, is rejected on Flex Consumption (ARM error 51021).

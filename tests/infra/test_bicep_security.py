@@ -227,14 +227,11 @@ def test_app_gets_the_settings_it_reads():
     assert "DRAIN_SCHEDULE" not in settings and "RECONCILE_SCHEDULE" not in settings
 
 
-def test_only_the_event_grid_webhook_reads_a_key():
+def test_no_template_reads_a_key():
     for name in bicep_files():
         text = (INFRA / name).read_text()
         assert "listAccountSas" not in text and "listServiceSas" not in text, name
-        if name != "modules/blob-events-subscription.bicep":
-            assert "listKeys" not in text and "listCredentials" not in text, f"{name} reads a key"
-    key = render(variable("modules/blob-events-subscription.bicep", "blobsExtensionKey"))
-    assert key == "list_func(listKeys, ${functionApp.id}/host/default, 2024-04-01).systemKeys.blobs_extension"
+        assert "listKeys" not in text and "listCredentials" not in text, f"{name} reads a key"
 
 
 def test_role_assignments_are_exactly_the_least_privilege_set():
@@ -279,7 +276,7 @@ def subscriptions() -> dict[str, dict]:
     return {r.symbol: props(r) for r in of_type("Microsoft.EventGrid/systemTopics/eventSubscriptions")}
 
 
-def test_event_grid_delivers_blob_created_of_the_input_container_to_the_blob_trigger():
+def test_event_grid_delivers_blob_created_of_the_input_container_to_the_intake_function():
     topic = one("Microsoft.EventGrid/systemTopics")
     assert props(topic)["topicType"] == "Microsoft.Storage.StorageAccounts"
     assert render(props(topic)["source"]) == "storage.id"
@@ -289,20 +286,19 @@ def test_event_grid_delivers_blob_created_of_the_input_container_to_the_blob_tri
     filt = sub["filter"]
     assert filt["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
     assert filt["subjectBeginsWith"] == "/blobServices/default/containers/${inputContainerName}/blobs/"
-    assert sub["destination"]["endpointType"] == "WebHook"
-    assert sub["destination"]["properties"]["endpointUrl"] == "webhookUrl"
-    url = variable("modules/blob-events-subscription.bicep", "webhookUrl")
-    assert url.startswith("https://${functionApp.properties.defaultHostName}/runtime/webhooks/blobs?")
-    assert "functionName=Host.Functions.${blobTriggerFunctionName}" in url and url.endswith("code=${blobsExtensionKey}")
+    # The function itself is the destination (Event Grid trigger): no webhook URL, so no key in any URL.
+    assert sub["destination"]["endpointType"] == "AzureFunction"
+    assert render(sub["destination"]["properties"]["resourceId"]) == "${functionApp.id}/functions/${intakeFunctionName}"
+    params = parsed("modules/blob-events-subscription.bicep")["parameters"]
+    assert params["intakeFunctionName"]["default"] == "blob_intake"
 
 
 def test_task_markers_reach_the_task_marker_trigger():
     sub = subscriptions()["markerCreated"]
     assert sub["filter"]["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
     assert sub["filter"]["subjectBeginsWith"] == "/blobServices/default/containers/${markerContainerName}/blobs/"
-    assert sub["destination"]["properties"]["endpointUrl"] == "markerWebhookUrl"
-    url = variable("modules/blob-events-subscription.bicep", "markerWebhookUrl")
-    assert "functionName=Host.Functions.${markerFunctionName}" in url and url.endswith("code=${blobsExtensionKey}")
+    assert sub["destination"]["endpointType"] == "AzureFunction"
+    assert render(sub["destination"]["properties"]["resourceId"]) == "${functionApp.id}/functions/${markerFunctionName}"
     params = parsed("modules/blob-events-subscription.bicep")["parameters"]
     assert params["markerFunctionName"]["default"] == "task_marker"
     assert params["markerSubscriptionName"]["default"] == "task-markers-created"

@@ -67,6 +67,18 @@ TEST_PIPELINES = [
 ]
 
 
+def grid_event(url: str, container: str, name: str, etag: str, size: int, content_type: str | None):
+    """A BlobCreated event as the host's Event Grid trigger binding hands it to a function."""
+    import azure.functions as func
+
+    from devstack.func_host.events import blob_created_event
+
+    event = blob_created_event(url, container, name, etag, size, content_type)
+    return func.EventGridEvent(id=event["id"], data=event["data"], topic=event.get("topic") or "",
+                               subject=event["subject"], event_type=event["eventType"], event_time=None,
+                               data_version=event["dataVersion"])
+
+
 @dataclass
 class App:
     """The function app wired to this session's resources."""
@@ -81,13 +93,20 @@ class App:
     def call(self, name: str, arg):
         return self.functions[name].get_user_function()(arg)
 
-    def blob_event(self, name: str):
-        """What the SDK-type binding passes: an azure.storage.blob.BlobClient for the blob."""
-        from azure.storage.blob import BlobClient
+    def blob_event(self, name: str, container: str | None = None, function: str = "blob_intake"):
+        """What Event Grid delivers after an upload: a BlobCreated event (func.EventGridEvent) with the blob's ETag,
+        size and content type, as the host's Event Grid trigger binding builds it. A blob that does not exist, or
+        whose name Storage refuses, gets an event with a made-up ETag."""
+        from azure.core.exceptions import HttpResponseError
 
-        client = BlobClient.from_connection_string(self.settings_env["EVENTBATCH_STORAGE"], self.input_container,
-                                                   name)
-        return self.call("blob_intake", client)
+        container = container or self.input_container
+        client = self.ctx.storage.blob.get_blob_client(container, name)
+        try:
+            props = client.get_blob_properties()
+            etag, size, content_type = props.etag, props.size, props.content_settings.content_type
+        except (HttpResponseError, ValueError):  # not found, or a name Storage refuses (400)
+            etag, size, content_type = "0x0", 0, None
+        return self.call(function, grid_event(client.url, container, name, etag, size, content_type))
 
     def request(self, body: str | bytes, message_id: str | None = None, dequeue_count: int = 1):
         from azure.functions.queue import QueueMessage
@@ -110,7 +129,6 @@ class App:
         Event Grid blob event would), every due message on the check queue fires task_check. Returns how many
         invocations ran."""
         from azure.functions.queue import QueueMessage
-        from azure.storage.blob import BlobClient
 
         from shared.context import get_context
 
@@ -118,9 +136,9 @@ class App:
         count = 0
         markers = ctx.storage.blob.get_container_client(ctx.settings.marker_container)
         for blob in markers.list_blobs():
-            client = BlobClient.from_connection_string(self.settings_env["EVENTBATCH_STORAGE"],
-                                                       ctx.settings.marker_container, blob.name)
-            self.call("task_marker", client)
+            url = markers.get_blob_client(blob.name).url
+            self.call("task_marker", grid_event(url, ctx.settings.marker_container, blob.name, blob.etag, blob.size,
+                                                blob.content_settings.content_type))
             count += 1
         checks = ctx.messenger.client(ctx.settings.queues.check)
         for m in checks.receive_messages(messages_per_page=32, max_messages=32, visibility_timeout=30):

@@ -8,7 +8,6 @@ import json
 import time
 
 import pytest
-from azure.storage.blob import BlobClient
 
 from shared import ids
 
@@ -61,10 +60,8 @@ def _deliver_markers(app, failures: list) -> None:
 
     ctx = app.ctx
     for blob in ctx.storage.blob.get_container_client(ctx.settings.marker_container).list_blobs():
-        client = BlobClient.from_connection_string(app.settings_env["EVENTBATCH_STORAGE"],
-                                                   ctx.settings.marker_container, blob.name)
         try:
-            app.call("task_marker", client)
+            app.blob_event(blob.name, container=ctx.settings.marker_container, function="task_marker")
         except Exception as exc:  # noqa: BLE001 - what the test counts
             failures.append((blob.name, exc))
     checks = ctx.messenger.client(ctx.settings.queues.check)

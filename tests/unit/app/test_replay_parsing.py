@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from shared.replay import blob_of_event, blob_of_poison_message, parse_dead_letters
+from shared.blob_events import blob_of_event
+from shared.replay import blob_of_poison_message, parse_dead_letters
 
 POISON = {"Type": "BlobTrigger", "FunctionId": "Host.Functions.blob_intake", "BlobType": "BlockBlob",
           "ContainerName": "input", "BlobName": "transform/a b/ü.txt", "ETag": "\"0x8D\""}
