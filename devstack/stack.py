@@ -232,13 +232,15 @@ def provision_storage(env: dict[str, str]) -> list[str]:
 
     The app creates its queues and table itself, but not the containers: Batch refuses to upload outputs to a
     missing container (FileUploadContainerNotFound). Names come from the local settings (INPUT_CONTAINER,
-    OUTPUT_CONTAINER). Returns the containers created now."""
+    OUTPUT_CONTAINER, and DEADLETTER_CONTAINER where the host's Event Grid stand-in dead-letters events, as
+    infra/modules/eventgrid.bicep's container). Returns the containers created now."""
     from azure.core.exceptions import ResourceExistsError
     from azure.storage.blob import BlobServiceClient
 
     sample = paths.REPO_ROOT / "local.settings.sample.json"
     values = json.loads(sample.read_text()).get("Values", {}) if sample.exists() else {}
-    names = [values.get("INPUT_CONTAINER") or "input", values.get("OUTPUT_CONTAINER") or "output"]
+    names = [values.get("INPUT_CONTAINER") or "input", values.get("OUTPUT_CONTAINER") or "output",
+             values.get("DEADLETTER_CONTAINER") or "eventgrid-deadletter"]
     service = BlobServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"])
     created = []
     for name in dict.fromkeys(names):
