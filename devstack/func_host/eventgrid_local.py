@@ -58,6 +58,18 @@ def topic_of(blob_url: str) -> str:
             f"storageAccounts/{account or 'devstoreaccount1'}")
 
 
+def as_storage_emits(event: dict) -> dict:
+    """The event as Storage's system topic delivers it: the account's resource id as topic, and the ETag without
+    the quotes an upload's response (what local publishers pass on) puts around it."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    out = dict(event)
+    if not out.get("topic"):
+        out["topic"] = topic_of(str(data.get("url") or ""))
+    if isinstance(data.get("eTag"), str) and data["eTag"].startswith('"'):
+        out["data"] = {**data, "eTag": data["eTag"].strip('"')}
+    return out
+
+
 class LocalEventGrid:
     def __init__(self, state_dir: Path, listeners: list[EventGridListener], policy: RetryPolicy,
                  concurrency: int = DEFAULT_CONCURRENCY, dead_letter: DeadLetterWriter | None = None,
@@ -157,8 +169,7 @@ class LocalEventGrid:
     def offer(self, sub: Subscription, event: dict, version) -> bool:
         """Journal one event for one subscription unless its blob version is already journalled or delivered."""
         now = self._clock()
-        if not event.get("topic"):  # Event Grid stamps the source's resource id on system topic events
-            event = {**event, "topic": topic_of(str((event.get("data") or {}).get("url") or ""))}
+        event = as_storage_emits(event)
         entry = Entry(id=str(uuid.uuid4()), function=sub.function, event=event, published=now, version=version,
                       next_attempt=now)
         with self._lock:

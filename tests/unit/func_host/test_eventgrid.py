@@ -288,7 +288,7 @@ def test_publish_filters_like_the_subscription_and_delivers_a_version_once(tmp_p
         assert grid.publish([{**event, "data": {**event["data"], "api": "DeleteBlob"}}]) == 0
         assert grid.publish([{**event, "eventType": "Microsoft.Storage.BlobDeleted"}]) == 0
         assert _wait(lambda: len(ok.calls) == 1 and grid.in_flight == 0)
-        assert ok.calls[0]["topic"] == topic_of(URL) and ok.calls[0]["data"]["eTag"] == '"0x1"'
+        assert ok.calls[0]["topic"] == topic_of(URL) and ok.calls[0]["data"]["eTag"] == "0x1"
         assert grid.known("intake", ("input", "a/b.txt", "0x1"))
     finally:
         grid.stop()
