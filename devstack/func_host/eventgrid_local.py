@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -90,11 +92,14 @@ class LocalEventGrid:
         self._stopping = False
         self._last_push: dict[str, float] = {}  # container -> monotonic time of the latest pushed event
         self._last_delivery: dict[str, float] = {}  # function -> monotonic time of the latest settled delivery
+        self._subscriptions_file = state_dir / "eventgrid-subscriptions.json"
+        self._since: dict[str, float] = {}  # function -> epoch its local subscription was created
         self._settle = ThreadPoolExecutor(max_workers=2, thread_name_prefix="eventgrid-settle")
         self._thread = threading.Thread(target=self._run, name="eventgrid-delivery", daemon=True)
 
     # -- life cycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
+        self._load_subscriptions()
         self.delivered.load_and_compact()
         pending = self.journal.load_and_compact()
         now = self._clock()
@@ -112,6 +117,35 @@ class LocalEventGrid:
         if kept:
             log.info("Local Event Grid: %d undelivered event(s) from the journal are delivered again", kept)
         self._thread.start()
+
+    def _load_subscriptions(self) -> None:
+        """When each subscription was created, kept across restarts: as with Event Grid, a new subscription gets
+        events for blobs written from then on, not for what its container already held (a changed container or
+        prefix is a new subscription)."""
+        try:
+            previous = json.loads(self._subscriptions_file.read_text())
+        except (OSError, ValueError):
+            previous = {}
+        now = self._clock()
+        doc = {}
+        for sub in self.subscriptions:
+            old = previous.get(sub.function) if isinstance(previous, dict) else None
+            if isinstance(old, dict) and old.get("container") == sub.container and old.get("prefix") == sub.prefix:
+                created = float(old.get("created") or now)
+            else:
+                created = now
+                log.info("Local Event Grid subscription for %s created (%s): blobs already there are not delivered, "
+                         "as with Event Grid", sub.function, sub.subject_begins_with)
+            self._since[sub.function] = created
+            doc[sub.function] = {"container": sub.container, "prefix": sub.prefix, "created": created}
+        self._subscriptions_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._subscriptions_file.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        os.replace(tmp, self._subscriptions_file)
+
+    def subscribed_since(self, function: str) -> float:
+        """Epoch seconds the function's local subscription was created (0 before start)."""
+        return self._since.get(function, 0.0)
 
     def stop(self) -> None:
         """No new deliveries start; those in flight finish (the host waits for its grace period)."""

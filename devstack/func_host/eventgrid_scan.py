@@ -3,7 +3,9 @@
 Uploads by the stack's own tools are announced by publish_blob_created; anything else (another tool, the portal's
 local equivalent, a publish that did not reach the host) is found here. Each subscription has its own scanner,
 listing its container narrowed to the prefix; a version (container, name, ETag) not journalled or delivered for the
-function becomes a BlobCreated event built from the listing (URL, ETag, size, content type).
+function becomes a BlobCreated event built from the listing (URL, ETag, size, content type). Blobs last
+modified before the subscription was created (LocalEventGrid.subscribed_since, kept in the state dir) are left
+alone, as Event Grid announces only what is written after a subscription exists.
 
 Pacing is per subscription: while events are being pushed for the container (within PUSHED_RECENTLY), the scan
 is only the fallback and runs every FALLBACK_SCAN_INTERVAL; otherwise, while this subscription delivered within
@@ -35,6 +37,7 @@ IDLE_AFTER = 10.0
 MAX_IDLE_SCAN_INTERVAL = 2.0
 PUSHED_RECENTLY = 60.0
 FALLBACK_SCAN_INTERVAL = 5.0
+CLOCK_SLACK = 2.0  # Last-Modified has whole seconds (and Azurite's clock is this machine's): err towards delivering
 
 
 def next_pause(recent_costs, empty_scans: int, delivered_recently: bool, pushed_recently: bool,
@@ -102,9 +105,12 @@ class FallbackScanner:
                 self._missing_logged = True
             return 0
         found = 0
+        since = self.grid.subscribed_since(sub.function) - CLOCK_SLACK
         for item in sorted(blobs, key=lambda b: b.last_modified):
             if self._stop.is_set():
                 break
+            if item.last_modified is not None and item.last_modified.timestamp() < since:
+                continue  # written before the subscription existed: Event Grid would not have announced it
             version = version_of(sub.container, item.name, item.etag)
             if version is None or self.grid.known(sub.function, version):
                 continue

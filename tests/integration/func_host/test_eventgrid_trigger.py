@@ -79,6 +79,8 @@ def test_an_upload_without_an_event_is_found_by_the_fallback_scan(storage, make_
     env = _env(unique)
     container = _container(storage, env["EG_CONTAINER"])
     counter = tmp_path / "calls.json"
+    _upload(container, "before.txt", b"there before the subscription")
+    time.sleep(2.5)  # Last-Modified has whole seconds; the scan allows for that
     host = make_host("eventgrid", env={**env, "EVENTBATCH_CALL_COUNTER_FILE": str(counter)}).start()
     etag, _ = _upload(container, "plain.bin", b"12345678")
     [start] = wait_for(lambda: _starts(host, "on_event", "plain.bin"), 5, what="the scan to find the blob")
@@ -92,9 +94,12 @@ def test_an_upload_without_an_event_is_found_by_the_fallback_scan(storage, make_
     again = make_host("eventgrid", env=env, host_id=host.host_id)
     again.state_dir, again.out_dir = host.state_dir, host.out_dir
     again.env["FH_OUT"] = str(host.out_dir)
+    _upload(container, "while-down.txt", b"written while no host ran")
     again.start()
-    time.sleep(1.5)
+    wait_for(lambda: _starts(again, "on_event", "while-down.txt"), 5, what="the blob written while the host was down")
+    time.sleep(1.0)
     assert len(_starts(again, "on_event", "plain.bin")) == 1, "a restarted host does not deliver a version again"
+    assert not _starts(again, "on_event", "before.txt"), "a blob older than the subscription is not announced"
     again.stop()
 
 

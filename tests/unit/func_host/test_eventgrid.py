@@ -375,3 +375,33 @@ def test_scan_pacing_is_per_subscription():
     assert next_pause([0.001], 0, delivered_recently=False, pushed_recently=True) == FALLBACK_SCAN_INTERVAL
     idle = [next_pause([0.001], n, delivered_recently=False, pushed_recently=False) for n in range(1, 8)]
     assert idle == sorted(idle) and idle[-1] == MAX_IDLE_SCAN_INTERVAL
+
+
+def test_the_scan_offers_unknown_versions_written_since_the_subscription(tmp_path):
+    from devstack.func_host.eventgrid_scan import FallbackScanner
+
+    sub = Subscription("intake", "input", "a/")
+    listener = FakeListener("intake", sub)
+    grid = LocalEventGrid(tmp_path, [listener], RetryPolicy())
+    grid._load_subscriptions()
+    since = grid.subscribed_since("intake")
+    assert since > 0
+    grid._load_subscriptions()
+    assert grid.subscribed_since("intake") == since, "kept across restarts"
+
+    def item(name, etag, age):
+        return SimpleNamespace(name=name, etag=etag, size=3, content_settings=SimpleNamespace(content_type="x/y"),
+                               last_modified=datetime.fromtimestamp(since + age, UTC))
+
+    listing = [item("a/old.txt", "0x1", -60), item("a/new.txt", "0x2", 1), item("a/again.txt", "0x3", 1)]
+    grid.delivered.load_and_compact()
+    grid.delivered.add("intake", ("input", "a/again.txt", "0x3"))
+    container = SimpleNamespace(
+        list_blobs=lambda name_starts_with=None: [i for i in listing if i.name.startswith(name_starts_with or "")],
+        get_blob_client=lambda name: SimpleNamespace(url=f"http://127.0.0.1:10000/devstoreaccount1/input/{name}"))
+    scanner = FallbackScanner(grid, sub, container)
+    assert scanner.scan_once() == 1
+    [entry] = [e for _, _, e in grid._heap]
+    assert entry.version == ("input", "a/new.txt", "0x2")
+    assert entry.event["data"]["url"].endswith("/input/a/new.txt") and entry.event["data"]["contentLength"] == 3
+    assert scanner.scan_once() == 0, "a journalled version is not offered twice"
