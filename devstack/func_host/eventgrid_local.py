@@ -2,7 +2,13 @@
 
 Subscriptions are declared by app settings, ``EventGridLocal__<function>`` = ``<container>[/<prefix>]`` (the
 equivalent of infra's subscription: BlobCreated events, data.api in CopyBlob/PutBlob/PutBlockList/FlushWithClose,
-subjectBeginsWith /blobServices/default/containers/<container>/blobs/<prefix>, one event per delivery).
+subjectBeginsWith /blobServices/default/containers/<container>/blobs/<prefix>, one event per delivery). Other
+settings (all optional, %Setting% references resolved where a name is expected):
+``EventGridLocal__deadLetterContainer`` (no dead-lettering without it: exhausted events are dropped),
+``EventGridLocal__connection`` (the connection setting of the watched account; default AzureWebJobsStorage),
+``EventGridLocal__retrySchedule`` (seconds, comma-separated), ``EventGridLocal__maxDeliveryAttempts``,
+``EventGridLocal__eventTimeToLive`` (minutes), ``EventGridLocal__maxConcurrentDeliveries`` (default 16); the
+host's --eventgrid-* flags win over them.
 
 Publishing: ``POST /eventgrid/local/publish?code=<key>`` on the host's webhook server (what
 devstack.func_host.events.publish_blob_created calls) takes an event array, appends one journal line per matching

@@ -112,6 +112,22 @@ def _subscription(function: str, environ=None) -> Subscription | None:
     return Subscription(function=function, container=container, prefix=prefix)
 
 
+_GRID_OPTIONS = {"deadlettercontainer", "retryschedule", "maxdeliveryattempts", "eventtimetolive",
+                 "maxconcurrentdeliveries", "connection"}
+
+
+def _warn_unused_subscriptions(functions: set[str], environ=None) -> None:
+    """An EventGridLocal__<name> setting naming no eventGridTrigger function is most likely a typo."""
+    env = os.environ if environ is None else environ
+    lowered = {name.lower() for name in functions}
+    for key in env:
+        if key.startswith("EventGridLocal__"):
+            name = key[len("EventGridLocal__"):]
+            if name.lower() not in _GRID_OPTIONS and name.lower() not in lowered:
+                log.warning("Setting %s: no eventGridTrigger function named %r in this app (functions: %s); "
+                            "the setting is ignored", key, name, ", ".join(sorted(functions)) or "none")
+
+
 def _status_fields(listener) -> dict:
     """What publishers read from the status file: a blob trigger's container and source, an eventGridTrigger's
     local subscription (None: webhook only)."""
@@ -165,6 +181,7 @@ class FunctionsHost:
         pushed = {lst.function.name: lst for lst in self.listeners
                   if isinstance(lst, BlobListener) and _source(lst.function) == "EventGrid"}
         grid_listeners = [lst for lst in self.listeners if isinstance(lst, EventGridListener)]
+        _warn_unused_subscriptions({lst.function.name for lst in grid_listeners})
         if pushed or grid_listeners:
             self.webhook = WebhookServer(pushed, key=secrets.token_urlsafe(24), port=self.options.webhook_port)
         if grid_listeners:
@@ -188,7 +205,9 @@ class FunctionsHost:
             if raw and (not raw.isdigit() or int(raw) < 1):
                 raise ConfigError(f"EventGridLocal__maxConcurrentDeliveries={raw!r}: must be an integer >= 1")
             concurrency = int(raw) if raw else DEFAULT_CONCURRENCY
-        storage = blob_service(self.host_storage.connection_string)
+        account = resolve_connection(env.get("EventGridLocal__connection") or None,
+                                     "EventGridLocal__connection (the storage account the subscriptions watch)")
+        storage = blob_service(account.connection_string)
         dead_letter = None
         raw_dead = env.get("EventGridLocal__deadLetterContainer", "").strip()
         if raw_dead:
@@ -197,7 +216,7 @@ class FunctionsHost:
             dead_letter = DeadLetterWriter(storage, container)
         self.event_grid = LocalEventGrid(self.state_dir, listeners, policy, concurrency, dead_letter)
         self.webhook.add_route(PUBLISH_PATH, self.event_grid.handle_publish)
-        lister = blob_service(self.host_storage.connection_string, polling=True)
+        lister = blob_service(account.connection_string, polling=True)
         for lst in listeners:
             if lst.subscription is not None:
                 self.scanners.append(FallbackScanner(self.event_grid, lst.subscription,

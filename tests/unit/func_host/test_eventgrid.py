@@ -405,3 +405,13 @@ def test_the_scan_offers_unknown_versions_written_since_the_subscription(tmp_pat
     assert entry.version == ("input", "a/new.txt", "0x2")
     assert entry.event["data"]["url"].endswith("/input/a/new.txt") and entry.event["data"]["contentLength"] == 3
     assert scanner.scan_once() == 0, "a journalled version is not offered twice"
+
+
+def test_a_subscription_setting_for_no_such_function_is_reported(caplog):
+    from devstack.func_host.host import _warn_unused_subscriptions
+
+    env = {"EventGridLocal__blob_intake": "input", "EventGridLocal__blob_intak": "input",
+           "EventGridLocal__deadLetterContainer": "dead", "EventGridLocal__maxDeliveryAttempts": "3"}
+    with caplog.at_level("WARNING", logger="func_host"):
+        _warn_unused_subscriptions({"blob_intake"}, env)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["Setting EventGridLocal__blob_intak"]
