@@ -7,6 +7,9 @@ calls ``get_sdk_type()``, so the function receives real ``azure.storage.blob`` o
 downloads the blob; ``func.InputStream`` (or no annotation) gets the blob's bytes in an
 ``azure.functions.blob.InputStream``; ``bytes``/``str`` get the content.
 Timer: ``azure.functions.timer.TimerRequest``.
+Event Grid: ``azure.functions.EventGridEvent`` built by the worker's own converter (EventGridEventInConverter.decode
+on a ``json`` Datum of one event), so id, data, topic, subject, event_type, event_time and data_version are exactly
+what the function gets on Azure.
 """
 
 import json
@@ -15,7 +18,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import azure.functions as func
+from azure.functions import meta
 from azure.functions.blob import InputStream
+from azure.functions.eventgrid import EventGridEventInConverter
 from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 
@@ -89,6 +94,11 @@ def timer_value(past_due: bool, status: dict, adjust_for_dst: bool = True) -> Ti
     return TimerRequest(past_due=past_due, schedule_status=status, schedule={"AdjustForDST": adjust_for_dst})
 
 
+def event_grid_value(event: dict) -> func.EventGridEvent:
+    """One Event Grid event (a JSON object of the delivered array), converted as the Python worker converts it."""
+    return EventGridEventInConverter.decode(meta.Datum(value=json.dumps(event), type="json"), trigger_metadata={})
+
+
 def check_trigger_annotation(function: str, trigger_type: str, annotation: Any) -> None:
     """Reject, at start, a trigger parameter type the worker could not convert (instead of failing per call)."""
     where = f"function {function!r}"
@@ -107,3 +117,8 @@ def check_trigger_annotation(function: str, trigger_type: str, annotation: Any) 
         if annotation is not None and not (isinstance(annotation, type) and issubclass(annotation, func.TimerRequest)):
             raise UnsupportedFeatureError(f"{where}: timer trigger parameter type {annotation!r} is not supported; "
                                           "use func.TimerRequest")
+    elif trigger_type == "eventGridTrigger":
+        if annotation is not None and not (isinstance(annotation, type) and issubclass(annotation, func.EventGridEvent)):
+            raise UnsupportedFeatureError(f"{where}: event grid trigger parameter type {annotation!r} is not "
+                                          "supported; use func.EventGridEvent (the local Event Grid delivers the "
+                                          "Event Grid schema)")

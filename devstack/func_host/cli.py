@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--blob-scan-interval", type=float, default=0.04,
                         help="shortest pause between container scans for blob triggers (default 0.04; a scan that "
                              "takes longer pauses ten times as long, up to 1 s)")
+    parser.add_argument("--eventgrid-retry-schedule", default=None, metavar="SECONDS,...",
+                        help="local Event Grid retry delays in seconds, the last one repeating (default "
+                             "10,30,60,300,600,1800,3600; setting EventGridLocal__retrySchedule)")
+    parser.add_argument("--eventgrid-max-attempts", type=int, default=None,
+                        help="maxDeliveryAttempts, 1-30 (default 30; setting EventGridLocal__maxDeliveryAttempts)")
+    parser.add_argument("--eventgrid-ttl-minutes", type=float, default=None,
+                        help="eventTimeToLive in minutes (default 1440; setting EventGridLocal__eventTimeToLive)")
+    parser.add_argument("--eventgrid-concurrency", type=int, default=None,
+                        help="deliveries at a time (default 16; setting EventGridLocal__maxConcurrentDeliveries)")
     parser.add_argument("--check", action="store_true",
                         help="load settings and the app, validate every function, print them and exit")
     parser.add_argument("--log-level", default=os.environ.get("FUNC_HOST_LOG_LEVEL"),
@@ -75,9 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.blob_scan_interval <= 0 or args.grace_period < 0:
         log.error("--blob-scan-interval must be > 0 and --grace-period >= 0")
         return 2
+    if args.eventgrid_concurrency is not None and args.eventgrid_concurrency < 1:
+        log.error("--eventgrid-concurrency must be >= 1")
+        return 2
     options = HostOptions(app_dir=args.app_dir, settings_file=args.settings or args.app_dir / "local.settings.json",
                           host_id=args.host_id, state_dir=args.state_dir, grace_period=args.grace_period,
-                          blob_scan_interval=args.blob_scan_interval)
+                          blob_scan_interval=args.blob_scan_interval,
+                          eventgrid_retry_schedule=args.eventgrid_retry_schedule,
+                          eventgrid_max_attempts=args.eventgrid_max_attempts,
+                          eventgrid_ttl_minutes=args.eventgrid_ttl_minutes,
+                          eventgrid_concurrency=args.eventgrid_concurrency)
     host = FunctionsHost(options)
     try:
         host.load()

@@ -29,6 +29,12 @@ from devstack.func_host.blob_receipts import ReceiptStore
 from devstack.func_host.clients import blob_service, probe_blob_service
 from devstack.func_host.connections import resolve_connection
 from devstack.func_host.errors import ConfigError, HostError
+from devstack.func_host.eventgrid_listener import EventGridListener, Subscription
+from devstack.func_host.eventgrid_local import DEFAULT_CONCURRENCY, PUBLISH_PATH, LocalEventGrid
+from devstack.func_host.eventgrid_policy import DeadLetterWriter, parse_policy
+from devstack.func_host.eventgrid_scan import MIN_SCAN_INTERVAL, FallbackScanner
+from devstack.func_host.eventgrid_webhook import PATH as EVENTGRID_PATH
+from devstack.func_host.eventgrid_webhook import EventGridWebhook
 from devstack.func_host.host_config import load_host_json
 from devstack.func_host.invoker import Invoker, default_thread_count
 from devstack.func_host.journal import InflightJournal
@@ -56,6 +62,12 @@ class HostOptions:
     grace_period: float = 10.0
     blob_scan_interval: float = 0.04
     webhook_port: int = 0  # 0: any free port (written to the status file)
+    # local Event Grid (eventGridTrigger): None = the EventGridLocal__* setting, else Event Grid's default
+    eventgrid_retry_schedule: str | None = None  # comma-separated seconds
+    eventgrid_max_attempts: int | None = None
+    eventgrid_ttl_minutes: float | None = None
+    eventgrid_concurrency: int | None = None
+    eventgrid_scan_interval: float = MIN_SCAN_INTERVAL
 
 
 def derive_host_id(app_dir: Path, explicit: str | None) -> str:
@@ -76,6 +88,57 @@ def _source(fn: LoadedFunction) -> str:
     return str(getattr(fn.trigger, "source", None) or "LogsAndContainerScan")
 
 
+_CONTAINER = re.compile(r"^(?:\$root|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$")
+
+
+def _check_container(name: str, setting: str) -> None:
+    if not _CONTAINER.match(name):
+        raise ConfigError(f"{setting}: container name {name!r} is invalid (3-63 lowercase letters, digits, single "
+                          "dashes)")
+
+
+def _subscription(function: str, environ=None) -> Subscription | None:
+    """``EventGridLocal__<function>`` = ``<container>[/<prefix>]`` (%Setting% resolved), or None (webhook only)."""
+    env = os.environ if environ is None else environ
+    setting = f"EventGridLocal__{function}"
+    raw = env.get(setting)
+    if raw is None:
+        raw = next((v for k, v in env.items() if k.lower() == setting.lower()), None)
+    if raw is None or not raw.strip():
+        return None
+    value = resolve_percent_settings(raw.strip(), env, where=setting).strip().lstrip("/")
+    container, _, prefix = value.partition("/")
+    _check_container(container, setting)
+    return Subscription(function=function, container=container, prefix=prefix)
+
+
+_GRID_OPTIONS = {"deadlettercontainer", "retryschedule", "maxdeliveryattempts", "eventtimetolive",
+                 "maxconcurrentdeliveries", "connection"}
+
+
+def _warn_unused_subscriptions(functions: set[str], environ=None) -> None:
+    """An EventGridLocal__<name> setting naming no eventGridTrigger function is most likely a typo."""
+    env = os.environ if environ is None else environ
+    lowered = {name.lower() for name in functions}
+    for key in env:
+        if key.startswith("EventGridLocal__"):
+            name = key[len("EventGridLocal__"):]
+            if name.lower() not in _GRID_OPTIONS and name.lower() not in lowered:
+                log.warning("Setting %s: no eventGridTrigger function named %r in this app (functions: %s); "
+                            "the setting is ignored", key, name, ", ".join(sorted(functions)) or "none")
+
+
+def _status_fields(listener) -> dict:
+    """What publishers read from the status file: a blob trigger's container and source, an eventGridTrigger's
+    local subscription (None: webhook only)."""
+    if isinstance(listener, BlobListener):
+        return {"container": listener.path.container, "source": _source(listener.function)}
+    if isinstance(listener, EventGridListener):
+        sub = listener.subscription
+        return {"subscription": {"container": sub.container, "prefix": sub.prefix} if sub else None}
+    return {}
+
+
 class FunctionsHost:
     def __init__(self, options: HostOptions):
         self.options = options
@@ -91,6 +154,8 @@ class FunctionsHost:
         self.journal = InflightJournal(self.state_dir)
         self.orphans: list[dict] = []
         self.webhook: WebhookServer | None = None
+        self.event_grid: LocalEventGrid | None = None
+        self.scanners: list[FallbackScanner] = []
 
     # -- start-up -------------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -115,8 +180,48 @@ class FunctionsHost:
             self.listeners.append(self._listener(fn, slots, previous_lease))
         pushed = {lst.function.name: lst for lst in self.listeners
                   if isinstance(lst, BlobListener) and _source(lst.function) == "EventGrid"}
-        if pushed:
+        grid_listeners = [lst for lst in self.listeners if isinstance(lst, EventGridListener)]
+        _warn_unused_subscriptions({lst.function.name for lst in grid_listeners})
+        if pushed or grid_listeners:
             self.webhook = WebhookServer(pushed, key=secrets.token_urlsafe(24), port=self.options.webhook_port)
+        if grid_listeners:
+            self.webhook.add_route(EVENTGRID_PATH, EventGridWebhook(
+                {lst.function.name: lst for lst in grid_listeners}).handle)
+            self._local_event_grid(grid_listeners)
+
+    def _local_event_grid(self, listeners: list[EventGridListener]) -> None:
+        """The local Event Grid for the functions that have an EventGridLocal__<name> subscription."""
+        env, opts = os.environ, self.options
+        policy = parse_policy(
+            opts.eventgrid_retry_schedule if opts.eventgrid_retry_schedule is not None
+            else env.get("EventGridLocal__retrySchedule"),
+            opts.eventgrid_max_attempts if opts.eventgrid_max_attempts is not None
+            else env.get("EventGridLocal__maxDeliveryAttempts"),
+            opts.eventgrid_ttl_minutes if opts.eventgrid_ttl_minutes is not None
+            else env.get("EventGridLocal__eventTimeToLive"))
+        concurrency = opts.eventgrid_concurrency
+        if concurrency is None:
+            raw = env.get("EventGridLocal__maxConcurrentDeliveries", "").strip()
+            if raw and (not raw.isdigit() or int(raw) < 1):
+                raise ConfigError(f"EventGridLocal__maxConcurrentDeliveries={raw!r}: must be an integer >= 1")
+            concurrency = int(raw) if raw else DEFAULT_CONCURRENCY
+        account = resolve_connection(env.get("EventGridLocal__connection") or None,
+                                     "EventGridLocal__connection (the storage account the subscriptions watch)")
+        storage = blob_service(account.connection_string)
+        dead_letter = None
+        raw_dead = env.get("EventGridLocal__deadLetterContainer", "").strip()
+        if raw_dead:
+            container = resolve_percent_settings(raw_dead, where="EventGridLocal__deadLetterContainer")
+            _check_container(container, "EventGridLocal__deadLetterContainer")
+            dead_letter = DeadLetterWriter(storage, container)
+        self.event_grid = LocalEventGrid(self.state_dir, listeners, policy, concurrency, dead_letter)
+        self.webhook.add_route(PUBLISH_PATH, self.event_grid.handle_publish)
+        lister = blob_service(account.connection_string, polling=True)
+        for lst in listeners:
+            if lst.subscription is not None:
+                self.scanners.append(FallbackScanner(self.event_grid, lst.subscription,
+                                                     lister.get_container_client(lst.subscription.container),
+                                                     opts.eventgrid_scan_interval))
 
     def _listener(self, fn: LoadedFunction, slots: Slots, previous_lease: str | None):
         where = f"function {fn.name!r}"
@@ -134,6 +239,8 @@ class FunctionsHost:
             connection = resolve_connection(trigger.connection, where)
             return BlobListener(fn, connection, path, self.receipts, self.config, self.invoker, self.renewer,
                                 self.settle_pool, slots, self.options.blob_scan_interval, previous_lease)
+        if fn.trigger_type == "eventGridTrigger":
+            return EventGridListener(fn, self.invoker, _subscription(fn.name))
         schedule = parse_schedule(resolve_percent_settings(trigger.schedule or "", where=f"{where} schedule"))
         return TimerListener(fn, schedule, blob_service(self.host_storage.connection_string), self.host_id,
                              self.invoker)
@@ -149,17 +256,24 @@ class FunctionsHost:
                             f"{type(exc).__name__}: {exc}. Is Azurite running? Start the stack with `make up`") from exc
         self.invoker.start()
         self.renewer.start()
+        if self.event_grid is not None:
+            self.event_grid.start()  # the journal's undelivered events are queued before anything new arrives
         if self.webhook is not None:
             self.webhook.start()
-            self.status.write(webhook={"url": self.webhook.url, "key": self.webhook.key})
+            hook = {"url": self.webhook.url, "key": self.webhook.key}
+            if self.event_grid is not None or any(isinstance(lst, EventGridListener) for lst in self.listeners):
+                hook["eventgrid_url"] = self.webhook.base_url + EVENTGRID_PATH
+            if self.event_grid is not None:
+                hook["publish_url"] = self.webhook.base_url + PUBLISH_PATH
+            self.status.write(webhook=hook)
             self.status.protect()
         self.journal.reset()  # the predecessor's entries are in self.orphans; listeners release them at start
         for listener in self.listeners:
             listener.start()
+        for scanner in self.scanners:
+            scanner.start()
         functions = [{"name": lst.function.name, "trigger": lst.function.trigger_type, "detail": lst.describe(),
-                      **({"container": lst.path.container, "source": _source(lst.function)}
-                         if isinstance(lst, BlobListener) else {})}
-                     for lst in self.listeners]
+                      **_status_fields(lst)} for lst in self.listeners]
         for item in functions:
             log.info("Function %s: %s", item["name"], item["detail"])
         self.status.write(state="running", functions=functions)
@@ -168,12 +282,17 @@ class FunctionsHost:
 
     # -- shutdown -------------------------------------------------------------------------------------------
     def in_flight(self) -> int:
-        return sum(listener.in_flight for listener in self.listeners)
+        grid = self.event_grid.in_flight if self.event_grid is not None else 0  # deliveries until settled
+        return max(grid, 0) + sum(listener.in_flight for listener in self.listeners)
 
     def shutdown(self, force: threading.Event | None = None) -> None:
         self.status.write(state="stopping")
         for listener in self.listeners:
             listener.stop()
+        for scanner in self.scanners:
+            scanner.stop()
+        if self.event_grid is not None:
+            self.event_grid.stop()  # in-flight deliveries finish below; undelivered events stay in the journal
         if self.webhook is not None:
             self.webhook.stop()
         deadline = time.monotonic() + self.options.grace_period

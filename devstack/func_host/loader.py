@@ -23,7 +23,7 @@ from devstack.func_host.errors import AppLoadError, UnsupportedFeatureError
 
 log = logging.getLogger("func_host")
 
-SUPPORTED_TRIGGERS = ("queueTrigger", "blobTrigger", "timerTrigger")
+SUPPORTED_TRIGGERS = ("queueTrigger", "blobTrigger", "timerTrigger", "eventGridTrigger")
 
 
 @dataclass
@@ -31,7 +31,7 @@ class LoadedFunction:
     """One indexed function: its trigger, the user callable and how its parameters are bound."""
 
     name: str
-    trigger: typing.Any  # azure.functions.decorators Trigger (QueueTrigger / BlobTrigger / TimerTrigger)
+    trigger: typing.Any  # azure.functions.decorators Trigger (Queue/Blob/Timer/EventGrid)
     user_function: Callable[..., typing.Any]
     is_async: bool
     trigger_param: str

@@ -11,6 +11,8 @@ stays on as the fallback (and is what delivers the Batch emulator's completion m
 subscription validation handshake, checks the key (written with the port to the host's status file, mode 0600),
 listens on loopback only and hands each BlobCreated event to the function's blob listener, which claims and
 invokes it exactly as it does a blob found by a scan (receipts make a blob seen both ways run once).
+The same server (same port, same key) serves the eventGridTrigger webhook (devstack.func_host.eventgrid_webhook)
+and the local Event Grid's publish endpoint (devstack.func_host.eventgrid_local).
 """
 
 from __future__ import annotations
@@ -42,10 +44,36 @@ def blob_of(url: str) -> tuple[str, str] | None:
     return unquote(segments[0]), unquote("/".join(segments[1:]))
 
 
+def read_json_body(headers, body_stream) -> tuple[int, dict] | tuple[None, object]:
+    """(None, parsed JSON) or (status, error body): the size and JSON checks every endpoint of the server makes."""
+    try:
+        length = int(headers.get("Content-Length") or "0")
+    except ValueError:
+        return 400, {"error": "bad Content-Length"}
+    if not 0 < length <= MAX_BODY:
+        return 413 if length > MAX_BODY else 400, {"error": "the body must be an Event Grid event array"}
+    try:
+        return None, json.loads(body_stream.read(length))
+    except ValueError:
+        return 400, {"error": "the body is not JSON"}
+
+
+def header(headers, name: str) -> str | None:
+    """A request header, case-insensitively (http.server's message object, or a plain dict in tests)."""
+    value = headers.get(name)
+    if value is None and isinstance(headers, dict):
+        value = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+    return value
+
+
 class WebhookServer:
+    """One loopback server and key for every endpoint of the host: the blobs extension's webhook (this module),
+    the eventGridTrigger webhook and the local Event Grid's publish endpoint (added with ``add_route``)."""
+
     def __init__(self, listeners: dict, key: str, port: int = 0):
         self.listeners = listeners  # function name -> BlobListener
         self.key = key
+        self._routes = {PATH: self._handle_blobs}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,10 +82,13 @@ class WebhookServer:
             def log_message(self, fmt, *args):  # noqa: D401 - the host logs invocations, not requests
                 return
 
-            def _answer(self, status: int, body: dict | list | None = None) -> None:
-                data = json.dumps(body).encode() if body is not None else b""
+            def _answer(self, status: int, body: dict | list | str | None = None) -> None:
+                if isinstance(body, str):  # the real host answers a failed notification with the error's text
+                    data, kind = body.encode(), "text/plain; charset=utf-8"
+                else:
+                    data, kind = (json.dumps(body).encode() if body is not None else b""), "application/json"
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -71,8 +102,17 @@ class WebhookServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="webhook", daemon=True)
 
     @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}{PATH}"
+        return self.base_url + PATH
+
+    def add_route(self, path: str, handler) -> None:
+        """``handler(query: dict[str, list[str]], headers, body_stream) -> (status, body)``; the key is checked
+        before it is called."""
+        self._routes[path.rstrip("/")] = handler
 
     def start(self) -> None:
         self._thread.start()
@@ -81,33 +121,29 @@ class WebhookServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def handle(self, path: str, headers, body_stream) -> tuple[int, dict | list | None]:
+    def handle(self, path: str, headers, body_stream) -> tuple[int, dict | list | str | None]:
         parts = urlsplit(path)
-        if parts.path.rstrip("/") != PATH:
+        route = self._routes.get(parts.path.rstrip("/"))
+        if route is None:
             return 404, {"error": f"no such endpoint: {parts.path}"}
         query = parse_qs(parts.query)
         code = (query.get("code") or [""])[0]
         if not hmac.compare_digest(code.encode(), self.key.encode()):
-            return 401, {"error": "missing or wrong code (the host's blobs_extension key)"}
+            return 401, {"error": "missing or wrong code (the host's extension key)"}
+        return route(query, headers, body_stream)
+
+    def _handle_blobs(self, query: dict, headers, body_stream) -> tuple[int, dict | list | None]:
         name = (query.get("functionName") or [""])[0].removeprefix("Host.Functions.")
         listener = self.listeners.get(name)
         if listener is None:
             return 404, {"error": f"functionName {name!r} is not a blob trigger of this host with source EventGrid"}
-        try:
-            length = int(headers.get("Content-Length") or "0")
-        except ValueError:
-            return 400, {"error": "bad Content-Length"}
-        if not 0 < length <= MAX_BODY:
-            return 413 if length > MAX_BODY else 400, {"error": "the body must be an Event Grid event array"}
-        try:
-            events = json.loads(body_stream.read(length))
-        except ValueError:
-            return 400, {"error": "the body is not JSON"}
+        status, events = read_json_body(headers, body_stream)
+        if status is not None:
+            return status, events
         if isinstance(events, dict):
             events = [events]
         if not isinstance(events, list):
             return 400, {"error": "the body must be an Event Grid event array"}
-        accepted = 0
         for event in events:
             if not isinstance(event, dict):
                 return 400, {"error": "every event must be an object"}
@@ -121,5 +157,4 @@ class WebhookServer:
                 continue
             listener.notify(where[1], etag=data.get("eTag"), size=data.get("contentLength"),
                             content_type=data.get("contentType"))
-            accepted += 1
         return 202, None
