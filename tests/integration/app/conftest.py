@@ -67,6 +67,21 @@ TEST_PIPELINES = [
 ]
 
 
+def wait_running(state_dir, proc, log, timeout: float = 60.0) -> None:
+    """Until the host's status file says running (its subscriptions exist)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if json.loads((state_dir / "status.json").read_text()).get("state") == "running":
+                return
+        except (OSError, ValueError):
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"the host did not start; log:\n{log.read_text()[-3000:]}")
+
+
 def grid_event(url: str, container: str, name: str, etag: str, size: int, content_type: str | None):
     """A BlobCreated event as the host's Event Grid trigger binding hands it to a function."""
     import azure.functions as func

@@ -14,7 +14,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from tests.integration.app.conftest import REPO
+from tests.integration.app.conftest import REPO, wait_running
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +42,9 @@ def host(stack, batch_emulator, tmp_path):
                                  str(settings), "--state-dir", str(tmp_path / "state"), "--host-id", f"test-{tag}"],
                                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     try:
+        # Uploads from now on are announced: the host's Event Grid stand-in subscribes when it starts, and like a
+        # real subscription it delivers what is written after that, not what the container held before.
+        wait_running(tmp_path / "state", proc, log)
         yield values, blob, log
     finally:
         proc.terminate()

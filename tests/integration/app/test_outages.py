@@ -13,7 +13,7 @@ import time
 import pytest
 
 from shared import ids
-from tests.integration.app.conftest import REPO
+from tests.integration.app.conftest import REPO, wait_running
 
 pytestmark = pytest.mark.integration
 MAX_DEQUEUE = "AzureFunctionsJobHost__extensions__queues__maxDequeueCount"
@@ -104,11 +104,13 @@ def start_host(stack, tmp_path):
         log = tmp_path / f"host.{len(procs)}.log"
         if not run:
             return values, settings, log
+        state = tmp_path / f"state{len(procs)}"
         with log.open("wb") as out:
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "devstack.func_host", "--app-dir", str(REPO), "--settings", str(settings),
-                 "--state-dir", str(tmp_path / f"state{len(procs)}"), "--host-id", f"test-{secrets.token_hex(3)}"],
+                 "--state-dir", str(state), "--host-id", f"test-{secrets.token_hex(3)}"],
                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT))
+        wait_running(state, procs[-1], log)  # its Event Grid stand-in announces what is uploaded from now on
         return values, settings, log
 
     def stop_all():
