@@ -206,9 +206,25 @@ def check_for_demo(environ: Mapping[str, str], pipelines_file: Path, say, write:
     result = run_check(config, credential_factory=None)
     if write is not None:
         write.write_text(dump_facts(result.facts.values()), encoding="utf-8")
-    for line in report_text(result).splitlines():
+    for line in report_brief(result).splitlines():
         say(line)
     return not result.failed
+
+
+def report_brief(result: CheckResult) -> str:
+    """One line per pipeline step (what `make demo` shows), then what failed and why."""
+    lines = []
+    for r in result.reports:
+        f = r.facts
+        seen = (f"WORKDIR {f.workdir or '/'}  ENTRYPOINT {_show(f.entrypoint)}  CMD {_show(f.cmd)}  USER "
+                f"{f.user or '(root)'}" if f else f"not read: {result.errors.get(r.step.image, '?')}")
+        status = "FAILED" if r.failed else "ok"
+        lines.append(f"{status:<6} {r.step.where:<28} {r.step.image}  {seen}")
+    bad = [(r.step, v) for r in result.reports for v in r.failed]
+    lines += [f"  - {s.where}: rule {v.rule}: {v.message}" for s, v in bad]
+    lines.append("images check " + ("FAILED" if result.failed else "passed") +
+                 f" ({len(RULES)} rules; `eventbatch images check` prints every verdict)")
+    return "\n".join(lines)
 
 
 __all__ = ["PASS", "CheckResult", "main", "run_check"]
