@@ -44,6 +44,7 @@ MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFE
 INDEXES = (OCI_INDEX, DOCKER_LIST)
 PLATFORM = ("linux", "amd64")  # what Batch's Linux pools run
 ACR_SCOPE = "https://containerregistry.azure.net/.default"
+ACR_SUFFIXES = (".azurecr.io", ".azurecr.cn", ".azurecr.us")
 DEFAULT_MAX_LAYER_BYTES = 256 * 1024 * 1024
 
 
@@ -367,7 +368,9 @@ def clients_for(registries, credential_factory: Callable[[], object] | None = No
             auth = RegistryAuth()
             if reg is not None and reg.username:
                 auth = RegistryAuth(reg.username, reg.password)
-            elif reg is not None and reg.identity_resource_id and credential_factory is not None:
+            elif credential_factory is not None and (reg is not None and reg.identity_resource_id
+                                                     or server.lower().endswith(ACR_SUFFIXES)):
+                # The pool pulls with its identity; from here it is whoever is signed in (az login, azd auth).
                 auth = RegistryAuth(credential=credential_factory())
             cache[server] = RegistryClient(server, auth)
         return cache[server]

@@ -114,3 +114,22 @@ def test_unreachable_registry_is_skippable(stack, tmp_path):
     assert cli(stack, "--pipelines", str(path)).returncode == 1
     skipped = cli(stack, "--pipelines", str(path), "--skip-unreachable")
     assert skipped.returncode == 3 and "not reachable" in skipped.stdout, skipped.stdout
+
+
+def test_predeploy_hook_stops_a_deployment_whose_image_fails_a_rule(stack, tmp_path):
+    """infra/hooks/predeploy.sh runs the same check (settings from the environment, as azd passes them)."""
+    import os
+
+    doc = yaml.safe_load((REPO / "pipelines.yaml").read_text())
+    doc["pipelines"] = [{**doc["pipelines"][0], "commandLine": ""}]  # the worker image has no ENTRYPOINT
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    env = {**os.environ, **stack.env, "PIPELINES_FILE": str(path),
+           "EVENTBATCH_IMAGE_CHECK_OUT": str(tmp_path / "image-check.json")}
+    hook = [str(REPO / "infra" / "hooks" / "predeploy.sh")]
+    failed = subprocess.run(["sh", *hook], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and "entrypoint-missing" in failed.stdout, failed.stdout + failed.stderr
+    env["PIPELINES_FILE"] = str(REPO / "pipelines.yaml")
+    passed = subprocess.run(["sh", *hook], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert passed.returncode == 0 and "images check passed" in passed.stdout, passed.stdout + passed.stderr
+    assert set(json.loads((tmp_path / "image-check.json").read_text())["images"]) >= {stack.worker_image}

@@ -175,3 +175,20 @@ def test_facts_file_setting_must_exist_and_be_readable(tmp_path):
     good = tmp_path / "good.json"
     good.write_text(dump_facts([facts(entrypoint=("/e",))]))
     assert load_facts(good)[IMG].entrypoint == ("/e",)
+
+
+def test_the_app_refuses_to_start_a_pipeline_that_failed_the_image_check(tmp_path):
+    """AppContext.create (what every function's get_context() runs first) stops before any client is made."""
+    from shared.context import AppContext
+    from shared.settings import load_settings
+    from tests.unit.app.test_settings import BATCH
+
+    doc = yaml.safe_load((REPO / "pipelines.yaml").read_text())
+    doc["pipelines"][0]["commandLine"] = ""
+    (tmp_path / "pipelines.yaml").write_text(yaml.safe_dump(doc))
+    facts_file = tmp_path / "facts.json"
+    facts_file.write_text(dump_facts([facts(image=IMG)]))  # the worker image: no ENTRYPOINT
+    env = {"EVENTBATCH_STORAGE": "UseDevelopmentStorage=true", **BATCH, **LOCAL,
+           "PIPELINES_FILE": str(tmp_path / "pipelines.yaml"), "IMAGE_CHECK_FILE": str(facts_file)}
+    with pytest.raises(ConfigError, match=r"pipeline transform: rule entrypoint-missing: .*no ENTRYPOINT"):
+        AppContext.create(load_settings(env), batch_client=object(), ensure_resources=False)
