@@ -215,8 +215,15 @@ def write_local_settings(env: dict[str, str]) -> Path:
     values = settings.setdefault("Values", {})
     for key, value in LOCAL_DEFAULTS.items():
         values.setdefault(key, value)
-    # The facts `up` reads from the registry (write_image_facts), for the app's start-up image check.
-    values.setdefault("IMAGE_CHECK_FILE", str(image_facts_file()))
+    # The facts `up` reads from the registry (write_image_facts), for the app's start-up image check. Until it has
+    # read them (or for a host started without `up`), an empty file: only the rules that need no image apply.
+    facts = image_facts_file()
+    if not facts.exists():
+        from shared.image_rules import dump_facts
+
+        facts.parent.mkdir(parents=True, exist_ok=True)
+        facts.write_text(dump_facts([]))
+    values.setdefault("IMAGE_CHECK_FILE", str(facts))
     conn = env["AZURE_STORAGE_CONNECTION_STRING"]
     for key, value in list(values.items()):
         if isinstance(value, str) and (value.replace(" ", "").lower() == "usedevelopmentstorage=true"
