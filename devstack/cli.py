@@ -32,11 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     p_up = sub.add_parser("up", help="start (or reuse) Azurite, the registry, the Batch emulator and the host")
     p_up.add_argument("--no-host", action="store_true", help="do not start the local Functions host")
     sub.add_parser("down", help="stop what `up` started")
-    sub.add_parser("images", help="build the sample images and push them to the local registry")
+    sub.add_parser("images", help="build the sample images and push them to the local registry; `images check`: "
+                                  "read each pipeline image's config from its registry and check it")
     sub.add_parser("env", help="print the stack's environment (the contents of .devstack/env)")
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
 
+    if argv[:2] == ["images", "check"]:
+        from devstack import image_check
+
+        return _run(lambda: image_check.main(argv[2:]))
     if argv and argv[0] in DELEGATED:
         module_name, _ = DELEGATED[argv[0]]
         module = importlib.import_module(module_name)

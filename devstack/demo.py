@@ -1,13 +1,16 @@
 """`eventbatch demo` (`make demo`): the sample work end to end on the local stack, with a verdict.
 
 1. starts the stack with the Functions host (reusing what runs);
-2. makes sure the sample pool exists: built by the app's own pool code (shared.pool_spec) from pipelines.yaml, its
+2. checks the pipelines' images (`eventbatch images check`: WORKDIR, ENTRYPOINT, /bin/sh... against the rules in
+   shared/image_rules.py) and stops before any work when a rule fails;
+3. makes sure the sample pool exists: built by the app's own pool code (shared.pool_spec) from pipelines.yaml, its
    nodes prefetch the worker image from the local private registry;
-3. uploads samples/inputs/transform/* under the transform pipeline's input prefix (blob trigger, one run each) and
+4. uploads samples/inputs/transform/* under the transform pipeline's input prefix (blob trigger, one run each),
+   samples/inputs/greet/* to greet (ENTRYPOINT mode: an empty commandLine runs the hello image's ENTRYPOINT) and
    sends one fan-out request with samples/inputs/wordcount/* to wordcount (one run each plus a merge);
-4. shows the runs per state while the work runs, then the results table and where the outputs are;
-5. checks the results against the inputs (upper-cased text, the merged word total) and exits 0 only if every
-   run succeeded and every check passed.
+5. shows the runs per state while the work runs, then the results table and where the outputs are;
+6. checks the results against the inputs (upper-cased text, the greeting, the merged word total) and exits 0 only
+   if every run succeeded and every check passed.
 
 Each demo uses a fresh folder `demo-<UTC time>-<random>` under the input prefix and as the request's idempotency
 key, so a re-run makes new runs (new run ids) instead of finding the previous ones.
@@ -33,7 +36,7 @@ from devstack.app_access import AccessError, AppAccess, batch_client, ensure_poo
 from devstack.app_submit import SentRequest, SubmitError, Uploaded, send_request, upload_inputs
 
 SAMPLES = paths.REPO_ROOT / "samples" / "inputs"
-TRANSFORM, WORDCOUNT = "transform", "wordcount"
+TRANSFORM, WORDCOUNT, GREET = "transform", "wordcount", "greet"
 TAG = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # a blob folder and a request idempotency key
 
 
@@ -43,6 +46,7 @@ class DemoRuns:
 
     runs: dict[str, tuple[str, str]] = field(default_factory=dict)
     uploads: list[Uploaded] = field(default_factory=list)
+    greetings: list[Uploaded] = field(default_factory=list)
     request: SentRequest | None = None
 
 
@@ -89,17 +93,25 @@ def run_demo(args, started: float, say) -> int:
     access = AppAccess.open()
     tag = args.tag or f"demo-{datetime.now(UTC):%Y%m%dt%H%M%S}-{secrets.token_hex(2)}"
 
-    say("\n== 2. sample pool")
-    prepare_pools(access, [access.config.pipelines[p].pool for p in (TRANSFORM, WORDCOUNT)
+    say("\n== 2. image check (eventbatch images check)")
+    from devstack.image_check import check_for_demo
+
+    if not check_for_demo(access.settings.environ, access.settings.pipelines_file, say):
+        say("\ndemo FAILED: an image check failed (above); no work was submitted. Fix pipelines.yaml or the image "
+            "and run `eventbatch images check` again.")
+        return 1
+
+    say("\n== 3. sample pool")
+    prepare_pools(access, [access.config.pipelines[p].pool for p in (TRANSFORM, WORDCOUNT, GREET)
                            if p in access.config.pipelines], say)
 
-    say(f"\n== 3. sample inputs (demo folder {tag})")
+    say(f"\n== 4. sample inputs (demo folder {tag})")
     demo = submit_samples(access, tag, say)
 
-    say(f"\n== 4. progress ({len(demo.runs)} runs)")
+    say(f"\n== 5. progress ({len(demo.runs)} runs)")
     rows = watch(access, demo, args.timeout, say)
 
-    say("\n== 5. results")
+    say("\n== 6. results")
     say(runs_view.table(rows))
     problems = check_results(access, demo, rows, say)
     elapsed = time.monotonic() - started
@@ -116,7 +128,7 @@ def run_demo(args, started: float, say) -> int:
     return 0 if ok else 1
 
 
-# ---- 2. pool -----------------------------------------------------------------------------------------------
+# ---- 3. pool -----------------------------------------------------------------------------------------------
 def prepare_pools(access: AppAccess, pool_ids: list[str], say, timeout: float = 90.0) -> None:
     """Create these pools (if missing) and wait until each has a node that can take tasks."""
     client = batch_client(access)
@@ -145,7 +157,7 @@ def prepare_pools(access: AppAccess, pool_ids: list[str], say, timeout: float = 
         say(f"pool {pool_id}: {ready} node(s) ready after {time.monotonic() - t0:.1f}s, image prefetched")
 
 
-# ---- 3. inputs ---------------------------------------------------------------------------------------------
+# ---- 4. inputs ---------------------------------------------------------------------------------------------
 def sample_files(pipeline: str) -> list[Path]:
     files = sorted(p for p in (SAMPLES / pipeline).iterdir() if p.is_file())
     if not files:
@@ -165,6 +177,13 @@ def submit_samples(access: AppAccess, tag: str, say) -> DemoRuns:
         f"-> {len(demo.uploads)} {TRANSFORM} run(s) via the blob trigger")
     for u in demo.uploads:
         demo.runs[u.run_id] = (TRANSFORM, u.name)
+    greet = access.config.pipeline(GREET)
+    if greet is not None:
+        demo.greetings = upload_inputs(access, greet, sample_files(GREET), tag)
+        say(f"uploaded {len(demo.greetings)} file(s) to {greet.blob_input.container}/{greet.blob_input.prefix}{tag}/ "
+            f"-> {len(demo.greetings)} {GREET} run(s) in ENTRYPOINT mode (empty commandLine, {greet.image})")
+        for u in demo.greetings:
+            demo.runs[u.run_id] = (GREET, u.name)
     demo.request = send_request(access, wordcount, sample_files(WORDCOUNT), [], tag, tag)
     say(f"uploaded {len(demo.request.uploaded)} file(s) to uploads/{WORDCOUNT}/{tag}/ and sent one request "
         f"(request id {demo.request.request_id}) -> {len(demo.request.runs) - 1} {WORDCOUNT} run(s) + a merge")
@@ -173,10 +192,10 @@ def submit_samples(access: AppAccess, tag: str, say) -> DemoRuns:
     return demo
 
 
-# ---- 4. progress -------------------------------------------------------------------------------------------
+# ---- 5. progress -------------------------------------------------------------------------------------------
 def fetch(access: AppAccess, demo: DemoRuns) -> list[runs_view.RunRow]:
     rows: list[runs_view.RunRow] = []
-    for pipeline in (TRANSFORM, WORDCOUNT):
+    for pipeline in (TRANSFORM, WORDCOUNT, GREET):
         wanted = [r for r, (p, _) in demo.runs.items() if p == pipeline]
         try:
             rows += runs_view.query_runs(access.runs, pipeline=pipeline, run_ids=wanted)
@@ -222,7 +241,7 @@ def watch(access: AppAccess, demo: DemoRuns, timeout: float, say, interval: floa
     return rows
 
 
-# ---- 5. checks ---------------------------------------------------------------------------------------------
+# ---- 6. checks ---------------------------------------------------------------------------------------------
 def _read(access: AppAccess, container: str, name: str) -> bytes | None:
     try:
         return access.storage.blob.get_blob_client(container, name).download_blob().readall()
@@ -243,6 +262,26 @@ def check_results(access: AppAccess, demo: DemoRuns, rows: list[runs_view.RunRow
     say("\noutputs:")
     problems += _check_transform(access, demo, by_id, say)
     problems += _check_wordcount(access, demo, by_id, say)
+    problems += _check_greet(access, demo, by_id, say)
+    return problems
+
+
+def _check_greet(access: AppAccess, demo: DemoRuns, by_id: dict, say) -> list[str]:
+    """The ENTRYPOINT ran (no commandLine) and read its input through the relative INPUT_PATH."""
+    problems = []
+    for u in demo.greetings:
+        row = by_id.get(u.run_id)
+        if row is None or row.state != "succeeded":
+            continue
+        lines = (SAMPLES / GREET / Path(u.name).name).read_bytes().count(b"\n")
+        expected = f"hello from the entrypoint: {lines} line(s) in {u.name}\n".encode()
+        name = f"{row.output_prefix}/greeting.txt"
+        got = _read(access, row.output_container, name)
+        if got != expected:
+            problems.append(f"{GREET}: {row.output_container}/{name} is {got!r}, expected {expected!r}")
+        else:
+            say(f"  {GREET}: {runs_view.printable(u.name)} -> {row.output_container}/"
+                f"{runs_view.printable(row.output_prefix)}/greeting.txt (written by the image's ENTRYPOINT)")
     return problems
 
 

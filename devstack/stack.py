@@ -182,7 +182,7 @@ def app_fingerprint(settings: Path) -> str:
     files = [paths.REPO_ROOT / name for name in APP_FILES]
     for folder in APP_FOLDERS:
         files += sorted((paths.REPO_ROOT / folder).rglob("*.py"))
-    for path in [*files, settings]:
+    for path in [*files, settings, image_facts_file()]:
         if path.is_file():
             digest.update(str(path.relative_to(paths.REPO_ROOT) if path.is_relative_to(paths.REPO_ROOT)
                               else path.name).encode() + b"\0" + path.read_bytes() + b"\0")
@@ -215,6 +215,15 @@ def write_local_settings(env: dict[str, str]) -> Path:
     values = settings.setdefault("Values", {})
     for key, value in LOCAL_DEFAULTS.items():
         values.setdefault(key, value)
+    # The facts `up` reads from the registry (write_image_facts), for the app's start-up image check. Until it has
+    # read them (or for a host started without `up`), an empty file: only the rules that need no image apply.
+    facts = image_facts_file()
+    if not facts.exists():
+        from shared.image_rules import dump_facts
+
+        facts.parent.mkdir(parents=True, exist_ok=True)
+        facts.write_text(dump_facts([]))
+    values.setdefault("IMAGE_CHECK_FILE", str(facts))
     conn = env["AZURE_STORAGE_CONNECTION_STRING"]
     for key, value in list(values.items()):
         if isinstance(value, str) and (value.replace(" ", "").lower() == "usedevelopmentstorage=true"
@@ -276,6 +285,7 @@ def up(with_host: bool = True, build_images: bool = True, log=print) -> StackInf
             from devstack.images import build_and_push
 
             build_and_push(engine, env["REGISTRY_SERVER"], log=log)
+            write_image_facts(env, log)
             build_images = False
         if service.name == "func-host":
             info.actions[service.name] = ensure_host(service, log=log)
@@ -287,8 +297,38 @@ def up(with_host: bool = True, build_images: bool = True, log=print) -> StackInf
         from devstack.images import build_and_push
 
         build_and_push(engine, env["REGISTRY_SERVER"], log=log)
+        write_image_facts(env, log)
     log(f"endpoints and credentials written to {paths.env_file()} (source it to use the azure SDKs)")
     return info
+
+
+def image_facts_file() -> Path:
+    return paths.state_dir() / "image-check.json"
+
+
+def write_image_facts(env: dict[str, str], log=print) -> Path:
+    """Read the sample pipelines' images from the registry (`eventbatch images check`) and keep what was read in
+    .devstack/image-check.json, which the local host's IMAGE_CHECK_FILE names: the app judges its pipelines with it
+    at start-up. Verdicts are only summarised here; `eventbatch images check` prints them."""
+    from devstack.image_check import run_check
+    from shared.errors import ConfigError
+    from shared.image_rules import dump_facts, failures
+    from shared.pipelines import load_config
+
+    out = image_facts_file()
+    try:
+        config = load_config(paths.REPO_ROOT / "pipelines.yaml", {**LOCAL_DEFAULTS, **env})
+    except ConfigError as exc:
+        log(f"  image check     skipped: {exc}")
+        out.write_text(dump_facts([]))
+        return out
+    result = run_check(config, credential_factory=None)
+    out.write_text(dump_facts(result.facts.values()))
+    bad = failures(result.reports)
+    verdict = (f"{len(bad)} rule(s) FAILED ({', '.join(sorted({v.rule for _, v in bad}))}): run "
+               "`eventbatch images check`" if bad else "passed")
+    log(f"  image check    {verdict} ({len(result.facts)} image(s); facts in {out})")
+    return out
 
 
 def down(log=print) -> list[str]:

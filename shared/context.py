@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.errors import ConfigError
+from shared.image_rules import check_startup
 from shared.messages import Messenger
 from shared.pipelines import PipelineConfig, load_config
 from shared.records import RunStore
@@ -37,6 +38,7 @@ class AppContext:
         from shared.batch_client import make_batch_client
 
         config = load_config(settings.pipelines_file, settings.environ)
+        check_startup(config, settings.environ, settings.pipelines_file)  # the image rules (no registry call)
         watched = settings.input_container
         for p in config.pipelines.values():
             if p.blob_input and p.blob_input.container != watched:

@@ -69,6 +69,20 @@ def test_demo_runs_every_sample_to_success(app_stack):
     assert total == {"files": n, "words": expected}
     assert f"{expected} words" in proc.stdout
 
+    # greet: ENTRYPOINT mode. The task's command line is empty and the image's ENTRYPOINT wrote the greeting.
+    assert "images check passed" in proc.stdout
+    greet = access.config.pipeline("greet")
+    assert greet.command_line == ""
+    prefix = f"{greet.blob_input.prefix}{tag}/"
+    records = access.runs.query("PartitionKey eq 'greet' and inputName ge @a and inputName lt @b",
+                                {"a": prefix, "b": prefix + "\uffff"})
+    assert len(records) == len(list((SAMPLES / "greet").iterdir()))
+    for r in records:
+        assert r["state"] == "succeeded", r
+        greeting = access.storage.blob.get_blob_client(r["outputContainer"], f"{r['outputPrefix']}/greeting.txt") \
+            .download_blob().readall().decode()
+        assert greeting.startswith("hello from the entrypoint: ") and r["inputName"] in greeting
+
 
 def test_demo_fails_when_the_work_does_not_finish_in_time(app_stack):
     """Exit 0 means every sample succeeded; here the runs cannot finish in 0.5 s, so the demo must say so."""

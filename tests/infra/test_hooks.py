@@ -62,7 +62,7 @@ def test_hooks_parse_in_posix_shells(hook, shell):
 
 def test_azure_yaml_runs_every_hook_with_sh():
     hooks = yaml.safe_load((ROOT / "azure.yaml").read_text())["hooks"]
-    assert set(hooks) == {"preprovision", "postprovision", "postdeploy"}
+    assert set(hooks) == {"preprovision", "postprovision", "predeploy", "postdeploy"}
     for name, hook in hooks.items():
         assert hook["posix"]["run"] == f"sh infra/hooks/{name}.sh", name
         assert hook["posix"]["continueOnError"] is False
@@ -182,3 +182,43 @@ def test_pools_start_at_zero_nodes_so_the_image_can_follow_provisioning():
     for pool in pools:
         assert pool["scale"]["mode"] == "autoscale", pool["id"]
         assert "$PendingTasks" in pool["scale"]["formula"] or "$ActiveTasks" in pool["scale"]["formula"], pool["id"]
+
+
+def test_postprovision_builds_the_entrypoint_sample_image_too(tmp_path):
+    az = f"""case "$1 $2" in
+  "acr repository") exit 1 ;;
+  "acr build") for a in "$@"; do last=$a; done; mkdir -p {tmp_path}/ctx; cp -R "$last" {tmp_path}/ctx/ ;;
+esac
+"""
+    env = {**fake_tools(tmp_path, az), **PROVISION_ENV}
+    result = run_hook("postprovision.sh", env)
+    assert result.returncode == 0, result.stderr
+    images = [c[c.index("--image") + 1] for c in az_calls(tmp_path) if c[:2] == ["acr", "build"]]
+    assert images == ["eventbatch/worker:1", "eventbatch/hello:1"]
+    hello = next(p for p in (tmp_path / "ctx").iterdir() if p.name.startswith("eventbatch-hello."))
+    assert 'ENTRYPOINT ["/app/hello.sh"]' in (hello / "Dockerfile").read_text()
+    assert {p.name for p in (hello / "app").iterdir()} == {"hello.sh"}
+    doc = yaml.safe_load((ROOT / "pipelines.yaml").read_text())
+    assert any(p["image"] == "${REGISTRY_SERVER}/eventbatch/hello:1" and p["commandLine"] == ""
+               for p in doc["pipelines"])
+
+
+def test_predeploy_image_check_is_skippable(tmp_path):
+    env = {**fake_tools(tmp_path, ""), "EVENTBATCH_SKIP_IMAGE_CHECK": "true"}
+    result = run_hook("predeploy.sh", env)
+    assert result.returncode == 0 and "not checking" in result.stdout
+
+
+def test_predeploy_skips_a_registry_it_cannot_reach(tmp_path):
+    env = {**fake_tools(tmp_path, ""), "WORKER_IMAGE": "127.0.0.1:9/eventbatch/worker:1",
+           "AZURE_CONTAINER_REGISTRY_ENDPOINT": "127.0.0.1:9", "EVENTBATCH_IMAGE_CHECK_OUT": str(tmp_path / "f.json")}
+    result = run_hook("predeploy.sh", env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not reachable" in result.stdout and "SKIPPED" in result.stdout
+    assert json.loads((tmp_path / "f.json").read_text())["images"] == {}
+
+
+def test_preprovision_skips_the_image_check_before_the_registry_exists(tmp_path):
+    result = run_hook("preprovision.sh", fake_tools(tmp_path, ""))
+    assert result.returncode == 0, result.stderr
+    assert "image check skipped: no registry yet" in result.stdout

@@ -129,3 +129,15 @@ def test_large_fan_out_goes_through_barriers_within_the_dependency_limit(config,
     small = replace(p, merge=replace(p.merge, fan_in=2))
     with pytest.raises(Rejection, match="split the request"):
         plan_merge(small, "kreq", _fanout(small, access, 5), access)
+
+
+def test_entrypoint_mode_sends_an_empty_command_line_as_batch_expects(config, access):
+    """The greet pipeline (empty commandLine): Batch runs the image's ENTRYPOINT when the task's command line is ""
+    (docs: "To use the default ENTRYPOINT of the container image, set the task command line to the empty string").
+    No wrapper, so INPUT_PATH stays relative to the task working directory, where the container starts."""
+    greet = config.pipeline("greet")
+    assert greet.command_line == "" and greet.working_directory == "taskWorkingDirectory"
+    spec = build_task(_item("greet/hello.txt", pipeline="greet"), greet, access)
+    assert spec.body["commandLine"] == ""
+    assert spec.body["containerSettings"] == {"imageName": greet.image, "workingDirectory": "taskWorkingDirectory"}
+    assert _env(spec)["INPUT_PATH"] == _env(spec)["INPUT_FILE"] == "in/hello.txt"
