@@ -66,6 +66,10 @@ def header(headers, name: str) -> str | None:
     return value
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # listen backlog: a burst of publishers must not find the port refusing connections
+
+
 class WebhookServer:
     """One loopback server and key for every endpoint of the host: the blobs extension's webhook (this module),
     the eventGridTrigger webhook and the local Event Grid's publish endpoint (added with ``add_route``)."""
@@ -97,7 +101,7 @@ class WebhookServer:
                 status, body = server.handle(self.path, self.headers, self.rfile)
                 self._answer(status, body)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._httpd = _Server(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="webhook", daemon=True)
 
