@@ -30,6 +30,7 @@ from tests.e2e.processes import gone, wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 TERMINAL = ("succeeded", "failed", "rejected")
+WHEN = ("state", "receivedAt", "submittedAt", "succeededAt", "failedAt", "notifyClaimedAt", "notified", "jobId")
 BLOBS = 200
 REQUESTS = 10  # the last one names a blob that does not exist: rejected with a reason
 FAULT_ARGS = ("--fault-rate", "0.1", "--fault-retry-after", "1", "--fault-latency-ms", "5")
@@ -326,7 +327,10 @@ def test_every_input_ends_exactly_once_under_faults_and_crashes(faulty_stack, tm
     time.sleep(3)  # a late duplicate (a redelivered event, a second finisher) would show up by now
     messages = [m for m in _patient(lambda: _messages(access), "reading the messages") if m.get("runId") in by_id]
     counts = Counter(m["runId"] for m in messages)
-    assert {k: v for k, v in counts.items() if v != 1} == {}, "a run announced more than once"
+    twice = {k for k, v in counts.items() if v != 1}
+    assert not twice, ("a run announced more than once: "
+                       f"{[(m, {f: by_id[m['runId']].get(f) for f in WHEN}) for m in messages if m['runId'] in twice]}"
+                       f" (events: {story})")
     assert set(counts) == set(by_id), f"runs without a message: {sorted(set(by_id) - set(counts))[:5]}"
     assert len({m["messageId"] for m in messages}) == len(messages) == len(by_id)
 
