@@ -15,7 +15,7 @@ import logging
 
 import azure.functions as func
 
-from shared.blob_events import NotABlobEvent, blob_created
+from shared.blob_events import NotABlobEvent, blob_created_in
 from shared.context import get_context
 from shared.intake import handle_blob
 
@@ -25,15 +25,11 @@ log = logging.getLogger("eventbatch.functions.blob")
 
 @bp.event_grid_trigger(arg_name="event")
 def blob_intake(event: func.EventGridEvent) -> None:
+    ctx = get_context()
     try:
-        blob = blob_created(event.event_type, event.subject, event.get_json())
+        blob = blob_created_in(ctx.settings.input_container, event.event_type, event.subject, event.get_json())
     except NotABlobEvent as exc:
         log.warning("event %s ignored: %s", event.id, exc)
-        return
-    ctx = get_context()
-    if blob.container != ctx.settings.input_container:
-        log.warning("ignoring %s/%s: not in the input container %s (check the Event Grid subscription's filter)",
-                    blob.container, blob.name, ctx.settings.input_container)
         return
     result = handle_blob(ctx, blob.container, blob.name, blob.properties)
     log.info("blob %s/%s: %s %s", blob.container, blob.name, result.status, result.reason or "")

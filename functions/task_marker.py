@@ -12,7 +12,7 @@ import logging
 
 import azure.functions as func
 
-from shared.blob_events import NotABlobEvent, blob_created
+from shared.blob_events import NotABlobEvent, blob_created_in
 from shared.completion import check_task, parse_marker_name
 from shared.context import get_context
 
@@ -22,15 +22,11 @@ log = logging.getLogger("eventbatch.functions.marker")
 
 @bp.event_grid_trigger(arg_name="event")
 def task_marker(event: func.EventGridEvent) -> None:
+    ctx = get_context()
     try:
-        blob = blob_created(event.event_type, event.subject, event.get_json())
+        blob = blob_created_in(ctx.settings.marker_container, event.event_type, event.subject, event.get_json())
     except NotABlobEvent as exc:
         log.warning("event %s ignored: %s", event.id, exc)
-        return
-    ctx = get_context()
-    if blob.container != ctx.settings.marker_container:
-        log.warning("ignoring %s/%s: not in the marker container %s", blob.container, blob.name,
-                    ctx.settings.marker_container)
         return
     parsed = parse_marker_name(blob.name)
     if parsed is None:

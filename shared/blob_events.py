@@ -82,3 +82,13 @@ def blob_created(event_type: str | None, subject: str | None, data: object) -> B
     return BlobCreated(container=where[0], name=where[1], etag=etag, size=size,
                        content_type=content_type if isinstance(content_type, str) else None, api=api,
                        url=data.get("url") if isinstance(data.get("url"), str) else None)
+
+
+def blob_created_in(container: str, event_type: str | None, subject: str | None, data: object) -> BlobCreated:
+    """As blob_created, for a function that acts on one container only: an event of another container (a
+    subscription whose filter is wrong) is refused too."""
+    blob = blob_created(event_type, subject, data)
+    if blob.container != container:
+        raise NotABlobEvent(f"{blob.container}/{blob.name} is not in container {container} (check the Event Grid "
+                            "subscription's filter)")
+    return blob

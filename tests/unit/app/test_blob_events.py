@@ -57,3 +57,11 @@ def test_dead_lettered_events_are_read_in_both_schemas():
     cloud = {"type": "Microsoft.Storage.BlobCreated", "subject": SUBJECT}
     assert blob_of_event(grid) == blob_of_event(cloud) == ("input", "transform/a b/ü.txt")
     assert blob_of_event({**grid, "eventType": "Microsoft.Storage.BlobDeleted"}) is None
+
+
+def test_a_function_of_one_container_refuses_events_of_another():
+    from shared.blob_events import blob_created_in
+
+    assert blob_created_in("input", "Microsoft.Storage.BlobCreated", SUBJECT, data()).container == "input"
+    with pytest.raises(NotABlobEvent, match="not in container markers"):
+        blob_created_in("markers", "Microsoft.Storage.BlobCreated", SUBJECT, data())
