@@ -289,21 +289,24 @@ class Reconciler:
         claimed = self.ctx.runs.claim_notification(record)
         if claimed is None:
             return
+        # The worker that held the claim may have sent the message and died before marking it: this copy says it
+        # may repeat one (same messageId), so a consumer can tell.
+        repeat = {"possibleDuplicate": True}
         state = claimed.get("state")
         if state == "rejected":
             notify_rejection(self.ctx, claimed, {"runId": run_id, "state": "rejected",
                                                  "code": claimed.get("rejectionCode"), "reason": claimed.get("reason"),
                                                  "source": claimed.get("source"), "pipeline": pipeline,
-                                                 "requestId": claimed.get("requestId")})
+                                                 "requestId": claimed.get("requestId"), **repeat})
         elif claimed.get("manifestBlob"):
             container, name = claimed.get("outputContainer"), claimed["manifestBlob"]
             try:
                 manifest = json.loads(self.ctx.storage.blob.get_blob_client(container, name).download_blob().readall())
-                notify_completion(self.ctx, claimed, completion_message(manifest, container, name))
+                notify_completion(self.ctx, claimed, {**completion_message(manifest, container, name), **repeat})
             except (ResourceNotFoundError, ValueError):
-                notify_failure(self.ctx, claimed, _bare_message(claimed, pipeline))
+                notify_failure(self.ctx, claimed, {**_bare_message(claimed, pipeline), **repeat})
         else:
-            notify_failure(self.ctx, claimed, _bare_message(claimed, pipeline))
+            notify_failure(self.ctx, claimed, {**_bare_message(claimed, pipeline), **repeat})
         result.renotified.append(run_id)
         log.warning("safety net: sent the message of run %s, whose worker stopped before sending it", run_id)
 

@@ -281,7 +281,9 @@ class RunStore:
     def claim_notification(self, record: dict) -> dict | None:
         """Take over the notification of a terminal run whose earlier claim went stale (its claimer died between
         the state change and the message); None when another worker took it first."""
-        update = {"PartitionKey": record["PartitionKey"], "RowKey": record["RowKey"], "notifyClaimedAt": now_iso()}
+        update = {"PartitionKey": record["PartitionKey"], "RowKey": record["RowKey"], "notifyClaimedAt": now_iso(),
+                  # the claim taken over: its worker may have sent the message just before it died
+                  "notifyTakenOverFrom": record.get("notifyClaimedAt")}
         try:
             meta = self.table.update_entity(update, mode=UpdateMode.MERGE, etag=record.get("_etag"),
                                             match_condition=MatchConditions.IfNotModified)

@@ -1,7 +1,8 @@
 """Proof under faults (issue 17): a 200-file burst plus queue requests while Batch throttles 10 % of its calls, the
 Functions host is killed -9 twice, the Batch emulator once, and Azurite is restarted. Every input must end exactly
 once (succeeded, or failed/rejected with a reason), with exactly one completion, failure or rejection message per
-run, and the containers the emulator started per task must be the attempts Batch reports for it.
+run (one messageId per run; the only repeat allowed is the documented one: a worker killed between sending a
+message and marking it sent, whose message the safety net sends again marked possibleDuplicate), and the containers the emulator started per task must be the attempts Batch reports for it.
 
 `faulty_stack` is a stack of its own (its own Azurite, Batch emulator and host, on free ports, with its own state
 folder), so killing and restarting its parts disturbs no other test; only the registry and the container engine
@@ -20,6 +21,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,8 @@ from tests.e2e.processes import gone, wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 TERMINAL = ("succeeded", "failed", "rejected")
-WHEN = ("state", "receivedAt", "submittedAt", "succeededAt", "failedAt", "notifyClaimedAt", "notified", "jobId")
+WHEN = ("state", "receivedAt", "submittedAt", "succeededAt", "failedAt", "notifyClaimedAt", "notifyTakenOverFrom",
+        "notified", "jobId")
 BLOBS = 200
 REQUESTS = 10  # the last one names a blob that does not exist: rejected with a reason
 FAULT_ARGS = ("--fault-rate", "0.1", "--fault-retry-after", "1", "--fault-latency-ms", "5")
@@ -55,6 +58,7 @@ class FaultyStack:
     host: object
     access: object  # devstack.app_access.AppAccess
     events: list[str] = field(default_factory=list)
+    host_kills: list[datetime] = field(default_factory=list)  # when the Functions host was killed -9
 
     @property
     def emulator_data(self) -> Path:
@@ -69,6 +73,8 @@ class FaultyStack:
         pid = read_pid(service)
         assert pid, f"{service.name} is not running"
         os.kill(pid, signal.SIGKILL)
+        if service is self.host:
+            self.host_kills.append(datetime.now(UTC))
         wait_until(lambda: gone(pid), 20, f"the killed {service.name} (pid {pid}) to be reaped", 0.05)
         self.note(f"killed -9 {service.name} (pid {pid})")
 
@@ -327,12 +333,31 @@ def test_every_input_ends_exactly_once_under_faults_and_crashes(faulty_stack, tm
     time.sleep(3)  # a late duplicate (a redelivered event, a second finisher) would show up by now
     messages = [m for m in _patient(lambda: _messages(access), "reading the messages") if m.get("runId") in by_id]
     counts = Counter(m["runId"] for m in messages)
+    # At least once, and only where documented: a worker killed between sending a run's message and marking it sent
+    # leaves a claim the safety net takes over; its copy has the same messageId and says possibleDuplicate, and the
+    # record names the claim it took over. That repeat is allowed when a host kill falls between that claim and the
+    # takeover; any other repeat is a bug.
+    def documented_repeat(run_id: str) -> bool:
+        copies = [m for m in messages if m["runId"] == run_id]
+        rec = by_id[run_id]
+        if len(copies) != 2 or len({m["messageId"] for m in copies}) != 1 or not rec.get("notifyTakenOverFrom"):
+            return False
+        if sorted(bool(m.get("possibleDuplicate")) for m in copies) != [False, True]:
+            return False
+        claimed, taken = (datetime.fromisoformat(rec[k].replace("Z", "+00:00"))
+                          for k in ("notifyTakenOverFrom", "notifyClaimedAt"))
+        return any(claimed <= kill <= taken for kill in faulty.host_kills)
+
     twice = {k for k, v in counts.items() if v != 1}
-    assert not twice, ("a run announced more than once: "
-                       f"{[(m, {f: by_id[m['runId']].get(f) for f in WHEN}) for m in messages if m['runId'] in twice]}"
-                       f" (events: {story})")
+    repeats = {k for k in twice if documented_repeat(k)}
+    assert twice == repeats, ("a run announced more than once: "
+                              f"{[(m, {f: by_id[m['runId']].get(f) for f in WHEN}) for m in messages if m['runId'] in twice - repeats]}"
+                              f" (host kills: {faulty.host_kills}; events: {story})")
+    if repeats:
+        print(f"{len(repeats)} message(s) repeated by the safety net after a worker was killed between sending and "
+              f"marking them (same messageId, possibleDuplicate): {sorted(repeats)}")
     assert set(counts) == set(by_id), f"runs without a message: {sorted(set(by_id) - set(counts))[:5]}"
-    assert len({m["messageId"] for m in messages}) == len(messages) == len(by_id)
+    assert len({m["messageId"] for m in messages}) == len(by_id) == len(messages) - len(repeats)
 
     # What ran: the containers the emulator started per task are the attempts Batch reports for it.
     starts = _starts(faulty)

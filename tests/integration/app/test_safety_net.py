@@ -138,3 +138,35 @@ def test_a_result_recorded_while_the_safety_net_moves_the_run_to_running_is_not_
     record = app.record("transform", run_id)
     assert record["state"] == "succeeded" and record["notified"] is True
     assert len(_messages_for(app, app.ctx.settings.queues.completions, run_id)) == 1
+
+
+def test_a_worker_dead_between_its_message_and_the_mark_is_repeated_once_and_says_so(app, monkeypatch):
+    """At least once, visibly: the worker sends the completion and dies before marking it sent; the safety net takes
+    the stale claim over and sends the message again, with the same messageId and `possibleDuplicate`, and the
+    record names the claim it took over. A claim that is not stale yet is left alone."""
+    from shared import notify
+    from shared.completion import check_task
+    from shared.reconcile import Reconciler
+
+    run_id, job_id = _completed_task(app, "transform/died-after-send.txt", b"send then die\n")
+
+    def die(*_args, **_kwargs):
+        raise SystemExit("the worker is killed after sending")
+
+    monkeypatch.setattr(notify, "call", die)  # the mark_notified step
+    with pytest.raises(SystemExit):
+        check_task(app.ctx, job_id, run_id)
+    monkeypatch.undo()
+    first = app.record("transform", run_id)
+    assert first["state"] == "succeeded" and not first.get("notified")
+    Reconciler(app.ctx, clock=lambda: datetime.now(UTC)).tick()  # the claim is fresh: not taken over
+    assert not app.record("transform", run_id).get("notified")
+    later = datetime.now(UTC) + app.ctx.settings.notify_repair_after + timedelta(seconds=1)
+    Reconciler(app.ctx, clock=lambda: later).tick()
+    record = app.record("transform", run_id)
+    assert record["notified"] is True and record["notifyTakenOverFrom"] == first["notifyClaimedAt"]
+    copies = _messages_for(app, app.ctx.settings.queues.completions, run_id)
+    assert [m["messageId"] for m in copies] == [f"{run_id}:succeeded"] * 2
+    assert [bool(m.get("possibleDuplicate")) for m in copies] == [False, True]
+    Reconciler(app.ctx, clock=lambda: later + timedelta(minutes=5)).tick()
+    assert _messages_for(app, app.ctx.settings.queues.completions, run_id) == []  # once marked, never again
