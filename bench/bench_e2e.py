@@ -192,7 +192,7 @@ def floor_sample(stack: Stack, pipeline: dict, job_id: str, container: str, tag:
     return {"latency": latency, "ok": info is not None and str(getattr(info.result, "value", info.result)) == "success"}
 
 
-STAGES = (("upload -> run record received (blob trigger, intake)", "uploaded", "received"),
+STAGES = (("upload -> run record received (Event Grid trigger, intake)", "uploaded", "received"),
           ("received -> submitted (to Batch)", "received", "submitted"),
           ("submitted -> task claimed by a node (scheduler)", "submitted", "start"),
           ("claimed -> ended (container create/start, no-op, output upload)", "start", "end"),
