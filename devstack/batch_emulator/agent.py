@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from devstack.batch_emulator import timeutil
+from devstack.batch_emulator import gpu, timeutil
 from devstack.batch_emulator.layout import BIND_SOURCE_VARS, NodeLayout
 from devstack.batch_emulator.model import Assignment, BatchModel, Outcome
 from devstack.batch_emulator.run_options import host_access_option
@@ -63,6 +63,8 @@ class Agent:
         self.on_blobs_created = on_blobs_created
         self.container_runtime = container_runtime
         self.process_runtime = process_runtime
+        # Whether this machine has a GPU for the container tasks of N-series pools (gpu.py); tests replace it.
+        self.gpu_detector = gpu.detector_from_env(os.environ)
         self.resolver = resolver
         self.instance = instance
         self._pull_locks: dict[str, threading.Lock] = {}
@@ -216,6 +218,9 @@ class Agent:
                 from devstack.batch_emulator.runtimes import StartError
                 raise StartError("ContainerInvalidSettings", f"The Batch emulator refuses the run option "
                                  f"'{found[0]}': it {found[1]} (start it with --allow-host-access)")
+            # Batch's agent gives container tasks of a GPU (N-series) pool the GPU by itself: so does this one.
+            run_options = [*gpu.container_gpu_args(pool.get("vmSize"), getattr(runtime, "name", ""),
+                                                   self.gpu_detector), *run_options]
             binds = cs.get("containerHostBatchBindMounts")
             if binds is None:
                 mounts = [Mount(str(layout.root), str(layout.root))]
@@ -287,10 +292,13 @@ class Agent:
         runtime = self._runtime_for(pool)
         if cs and runtime is not self.process_runtime:
             try:
+                # No GPU for a GPU pool: fail before pulling anything.
+                gpu.container_gpu_args(pool.get("vmSize"), getattr(runtime, "name", ""), self.gpu_detector)
                 self._ensure_image(runtime, normalize_image(cs["imageName"]), cs.get("registry"), pool)
             except Exception as exc:  # noqa: BLE001 - PullError
                 return Outcome(pre_processing_failure=_failure(getattr(exc, "code", "ContainerMiscError"),
-                                                               getattr(exc, "message", str(exc))))
+                                                               getattr(exc, "message", str(exc)),
+                                                               getattr(exc, "category", "usererror")))
         if task.get("resourceFiles"):
             from devstack.batch_emulator.staging import StagingError, download_resource_files
             try:
@@ -306,7 +314,8 @@ class Agent:
         except Exception as exc:  # noqa: BLE001 - StartError
             self._cleanup(runtime, name)
             return Outcome(pre_processing_failure=_failure(getattr(exc, "code", "CommandLaunchFailed"),
-                                                           getattr(exc, "message", str(exc))))
+                                                           getattr(exc, "message", str(exc)),
+                                                           getattr(exc, "category", "usererror")))
         self._note_start(a, name)
         try:
             if not self.model.register_kill(a.job_key, a.task_key, a.attempt, handle.kill, name):

@@ -95,3 +95,51 @@ def gpu_decision(vm_size: str | None, engine: str, detector: Detector = detect_h
     if engine not in ("podman", "docker"):
         cdi = f"; the {engine} runtime cannot pass GPUs"
     return GpuDecision([], GPU_UNAVAILABLE_MESSAGE.format(vm_size=vm_size, cdi=cdi))
+
+
+class GpuUnavailable(Exception):
+    """A task of a GPU pool cannot get a GPU here. Same shape as runtimes.StartError (code, message), plus the
+    failureInfo category: servererror, since the machine (not the task) lacks the hardware."""
+
+    code = GPU_UNAVAILABLE_CODE
+    category = "servererror"
+
+    def __init__(self, message: str):
+        super().__init__(f"{GPU_UNAVAILABLE_CODE}: {message}")
+        self.message = message
+
+
+def cached(detector: Detector = detect_host) -> Detector:
+    """Detect once per emulator: the hardware does not change while it runs."""
+    seen: list[GpuHost] = []
+
+    def once() -> GpuHost:
+        if not seen:
+            seen.append(detector())
+        return seen[0]
+
+    return once
+
+
+def container_gpu_args(vm_size: str | None, engine: str, detector: Detector) -> list[str]:
+    """The create arguments for a container task of a pool of this vmSize; raises GpuUnavailable."""
+    decision = gpu_decision(vm_size, engine, detector)
+    if decision.error:
+        raise GpuUnavailable(decision.error)
+    return decision.run_args
+
+
+FAKE_ENV = "EVENTBATCH_EMULATOR_GPU"
+
+
+def detector_from_env(environ: dict[str, str]) -> Detector:
+    """EVENTBATCH_EMULATOR_GPU=absent|present fakes the answer (tests: both decisions on any machine); unset or
+    `detect` asks the machine, once."""
+    value = (environ.get(FAKE_ENV) or "detect").strip().lower()
+    if value == "absent":
+        return lambda: GpuHost(False)
+    if value == "present":
+        return lambda: GpuHost(True, True)
+    if value != "detect":
+        raise ValueError(f"{FAKE_ENV} must be absent, present or detect, not {value!r}")
+    return cached(detect_host)
