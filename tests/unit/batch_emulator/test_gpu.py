@@ -49,3 +49,24 @@ def test_cdi_spec_detection(tmp_path):
     assert not gpu._cdi_spec_present((str(tmp_path), str(tmp_path / "missing")))
     (tmp_path / "nvidia.yaml").write_text("cdiVersion: 0.5.0\nkind: nvidia.com/gpu\n")
     assert gpu._cdi_spec_present((str(tmp_path),))
+
+
+def test_fake_detection_from_env_and_bad_value():
+    assert gpu.detector_from_env({"EVENTBATCH_EMULATOR_GPU": "absent"})() == gpu.GpuHost(False)
+    assert gpu.detector_from_env({"EVENTBATCH_EMULATOR_GPU": "Present"})() == gpu.GpuHost(True, True)
+    with pytest.raises(ValueError, match="EVENTBATCH_EMULATOR_GPU"):
+        gpu.detector_from_env({"EVENTBATCH_EMULATOR_GPU": "yes"})
+
+
+def test_detection_runs_once():
+    calls = []
+    once = gpu.cached(lambda: calls.append(1) or gpu.GpuHost(False))
+    once(), once()
+    assert calls == [1]
+
+
+def test_container_gpu_args_raises_gpu_unavailable():
+    with pytest.raises(gpu.GpuUnavailable) as exc:
+        gpu.container_gpu_args("Standard_NC6s_v3", "docker", lambda: gpu.GpuHost(False))
+    assert exc.value.code == "GPUUnavailable" and exc.value.category == "servererror"
+    assert gpu.container_gpu_args("Standard_NC6s_v3", "docker", lambda: gpu.GpuHost(True)) == ["--gpus", "all"]
