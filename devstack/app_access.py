@@ -112,6 +112,8 @@ def ensure_pool(access: AppAccess, pool_id: str, client=None) -> str:
         pass
     if pool_id not in access.config.pools:
         raise AccessError(f"pool {pool_id!r} is not declared in {access.settings.pipelines_file}")
+    if not access.config.pools[pool_id].enabled:
+        raise AccessError(f"pool {pool_id!r} has enabled: false in {access.settings.pipelines_file}: not created")
     try:
         client.create_pool(models.BatchPoolCreateOptions(build_pool(access.config.pools[pool_id])))
     except ResourceExistsError:

@@ -37,7 +37,9 @@ from shared.image_rules import (
     RULES,
     ImageFacts,
     StepReport,
+    all_steps,
     check_config,
+    disabled,
     dump_facts,
     parse_reference,
 )
@@ -73,6 +75,7 @@ class CheckResult:
     facts: dict[str, ImageFacts] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # image -> why its facts could not be read
     unreachable: set[str] = field(default_factory=set)
+    skipped: list[str] = field(default_factory=list)  # disabled pipelines: not checked
 
     @property
     def failed(self) -> bool:
@@ -104,8 +107,7 @@ def run_check(config: PipelineConfig, *, layers: bool = True, max_layer_bytes: i
     facts: dict[str, ImageFacts] = {}
     errors: dict[str, str] = {}
     unreachable: set[str] = set()
-    images = dict.fromkeys(s for p in config.pipelines.values()
-                           for s in ([p.image] + ([p.merge.image] if p.merge and p.merge.image else [])))
+    images = dict.fromkeys(s.image for s in all_steps(config))
     for image in images:
         try:
             ref = parse_reference(image)
@@ -117,7 +119,7 @@ def run_check(config: PipelineConfig, *, layers: bool = True, max_layer_bytes: i
             errors[image] = str(exc)
             if exc.unreachable:
                 unreachable.add(image)
-    return CheckResult(check_config(config, facts), facts, errors, unreachable)
+    return CheckResult(check_config(config, facts), facts, errors, unreachable, skipped=disabled(config))
 
 
 def report_json(result: CheckResult) -> dict:
@@ -132,7 +134,8 @@ def report_json(result: CheckResult) -> dict:
             "verdicts": [{"rule": v.rule, "status": v.status, "message": v.message} for v in r.verdicts],
             "ok": not r.failed,
         })
-    return {"ok": not result.failed, "steps": out, "unreachable": sorted(result.unreachable)}
+    return {"ok": not result.failed, "steps": out, "unreachable": sorted(result.unreachable),
+            "skippedDisabled": list(result.skipped)}
 
 
 def _show(value) -> str:
@@ -158,6 +161,8 @@ def report_text(result: CheckResult) -> str:
         lines.append(f"  commandLine {r.step.command_line or '(empty: ENTRYPOINT mode)'}")
         for v in r.verdicts:
             lines.append(f"    {v.status:<8} {v.rule:<24} {v.message}".rstrip())
+    for name in result.skipped:
+        lines.append(f"pipeline {name}  skipped (disabled in pipelines.yaml: it takes no work, its image is not read)")
     bad = [(r.step, v) for r in result.reports for v in r.failed]
     lines.append("")
     if bad:

@@ -177,6 +177,8 @@ module functionApp 'modules/functionapp.bicep' = {
       REGISTRY_SERVER: registry.outputs.loginServer
       WORKER_IMAGE: '${registry.outputs.loginServer}/${workerImageName}'
       POOL_SCALE_MODE: 'autoscale'
+      // pipelines.yaml's GPU pool says `enabled: ${DEPLOY_GPU_POOLS}`: the app takes work for it only when deployed.
+      DEPLOY_GPU_POOLS: deployGpuPools ? 'true' : 'false'
       INPUT_CONTAINER: inputContainerName
       OUTPUT_CONTAINER: outputContainerName
       MARKER_CONTAINER: markerContainerName

@@ -120,7 +120,14 @@ def steps(pipeline: Pipeline) -> list[Step]:
 
 
 def all_steps(config: PipelineConfig) -> list[Step]:
-    return [s for p in config.pipelines.values() for s in steps(p)]
+    """The steps of the enabled pipelines: a disabled one (or one on a disabled pool) takes no work, and its image
+    may not exist until it is switched on."""
+    return [s for p in config.pipelines.values() if p.name not in disabled(config) for s in steps(p)]
+
+
+def disabled(config: PipelineConfig) -> list[str]:
+    """Names of the pipelines switched off in pipelines.yaml (their own `enabled`, or their pool's)."""
+    return [p.name for p in config.pipelines.values() if not (p.enabled and config.pools[p.pool].enabled)]
 
 
 # ---- image references ------------------------------------------------------------------------------------

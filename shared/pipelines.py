@@ -96,6 +96,7 @@ class Pipeline:
     max_wall_clock_time: timedelta = timedelta(hours=1)
     required_slots: int = 1
     max_inputs: int = 5000
+    enabled: bool = True  # false (or its pool's): every input is rejected, naming why (work_items.check_enabled)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class Pool:
     scale: Scale
     start_task_command: str | None = None
     start_task_wait: bool = True
+    enabled: bool = True  # false: never created; its pipelines take no work (e.g. a GPU pool off by default)
 
 
 @dataclass(frozen=True)
@@ -272,7 +274,7 @@ def check_template(template: str, where: str) -> None:
 def _pool(data: Any, where: str) -> Pool:
     r = _Reader(data, where)
     r.known("id", "vmSize", "imageReference", "nodeAgentSkuId", "taskSlotsPerNode", "container", "startTask", "scale",
-            "description")
+            "description", "enabled")
     image_ref = r.sub("imageReference", required=True)
     image_ref.known("publisher", "offer", "sku", "version", "virtualMachineImageId")
     container = r.sub("container", required=True)
@@ -313,6 +315,7 @@ def _pool(data: Any, where: str) -> Pool:
                     spot_nodes=scale.int("spotNodes", 0, 0, 10000)),
         start_task_command=start.str("commandLine") if start else None,
         start_task_wait=start.bool("waitForSuccess", True) if start else True,
+        enabled=r.bool("enabled", True),
     )
 
 
@@ -331,7 +334,7 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
     r = _Reader(data, where)
     r.known("name", "description", "pool", "image", "commandLine", "containerRunOptions", "workingDirectory",
             "inputs", "maxInputBytes", "maxInputs", "environment", "overridable", "outputs", "merge", "retries",
-            "maxWallClockTime", "requiredSlots")
+            "maxWallClockTime", "requiredSlots", "enabled")
     name = r.str("name", required=True, pattern=PIPELINE_NAME)
     pool = r.str("pool", required=True)
     if pool not in pools:
@@ -374,6 +377,7 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
         max_input_bytes=None if max_bytes is None else r.int("maxInputBytes", 0, 0, 2**53),
         max_inputs=r.int("maxInputs", 5000, 1, 100000), merge=merge, retries=r.int("retries", 0, -1, 100),
         max_wall_clock_time=r.duration("maxWallClockTime", "PT1H"), required_slots=slots,
+        enabled=r.bool("enabled", True),
     )
 
 

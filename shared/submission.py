@@ -26,7 +26,7 @@ from shared.context import AppContext
 from shared.errors import Rejection, cap_reason
 from shared.notify import notify_failure, notify_rejection
 from shared.task_spec import TaskSpec, build_task, with_completion_marker
-from shared.work_items import BlobInfo, WorkItem
+from shared.work_items import BlobInfo, WorkItem, check_enabled
 
 log = logging.getLogger("eventbatch.submission")
 RETRY_MESSAGE_VERSION = 2
@@ -185,6 +185,7 @@ def rebuild(ctx: AppContext, record: dict, attempt: int, now: datetime | None = 
     try:
         if pipeline is None:
             raise Rejection("unknown-pipeline", f"pipeline {pipeline_name!r} no longer exists")
+        check_enabled(ctx.config, pipeline)
         if record.get("requestId") or not record.get("inputName"):
             raise Rejection("not-resubmittable", "the run belongs to a queue request, which is retried as a whole")
         spec = build_task(work_item_of(record), pipeline, ctx.access, now=now)

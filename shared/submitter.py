@@ -99,6 +99,8 @@ class Submitter:
         from azure.batch import models
 
         if not self._pool_exists(pool_id):
+            if not self.config.pools[pool_id].enabled:
+                raise RuntimeError(f"pool {pool_id} has enabled: false in pipelines.yaml: it is not created")
             if not self.create_missing_pools:
                 raise RuntimeError(f"pool {pool_id} does not exist and CREATE_MISSING_POOLS is false; create it "
                                    "(azd up) or set CREATE_MISSING_POOLS=true")

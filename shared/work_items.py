@@ -106,11 +106,25 @@ def route_blob(config: PipelineConfig, container: str, name: str) -> Pipeline:
     for pipeline in config.pipelines.values():
         policy = pipeline.blob_input
         if policy and blob_matches(pipeline, container, name):
+            check_enabled(config, pipeline)
             return pipeline
     taken = [f"{p.blob_input.container}/{p.blob_input.prefix}{p.blob_input.glob} ({p.name})"
              for p in config.pipelines.values() if p.blob_input]
     raise Rejection("outside-policy", f"no pipeline takes blob {container}/{name}; blob inputs are accepted at "
                                       f"{', '.join(taken) or 'no location'}")
+
+
+def check_enabled(config: PipelineConfig, pipeline: Pipeline) -> None:
+    """Rejection for a pipeline switched off in pipelines.yaml (its own `enabled`, or its pool's): its inputs are
+    recorded as rejected with this reason, never run on a pool that was not deployed."""
+    pool = config.pools[pipeline.pool]
+    if not pipeline.enabled:
+        raise Rejection("pipeline-disabled", f"pipeline {pipeline.name} is disabled (enabled: false in "
+                                             "pipelines.yaml); enable it to run this input")
+    if not pool.enabled:
+        raise Rejection("pipeline-disabled", f"pipeline {pipeline.name} is disabled: its pool {pool.id} has "
+                                             "enabled: false in pipelines.yaml (its setting, if it names one, "
+                                             "switches it on)")
 
 
 def blob_matches(pipeline: Pipeline, container: str, name: str) -> bool:
@@ -251,6 +265,7 @@ def parse_request(config: PipelineConfig, data: dict, account_blob_url: str) -> 
     if pipeline is None:
         raise Rejection("unknown-pipeline", f"pipeline {shown(name)} does not exist; known pipelines: "
                                             f"{', '.join(sorted(config.pipelines))}")
+    check_enabled(config, pipeline)
     if not pipeline.queue_input:
         raise Rejection("outside-policy", f"pipeline {name} does not take queue requests (inputs.queue is false)")
     inputs = data.get("inputs")

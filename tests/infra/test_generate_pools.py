@@ -252,3 +252,20 @@ def test_pipeline_containers_that_cannot_be_deployed_are_refused(container, mess
     with pytest.raises(gen.PoolSpecError, match=message) as info:
         gen.storage_access(doc)
     assert "pipelines[0] (a).outputs.container" in str(info.value)
+
+
+def test_the_sample_gpu_pool_is_deployed_and_enabled_by_the_same_switch():
+    """pipelines.yaml's GPU pool is marked gpu (so Bicep deploys it only with deployGpuPools) and its `enabled`
+    names the app setting main.bicep sets from that same parameter: the app never takes work for a pool that was not
+    deployed, nor refuses work for one that was."""
+    doc = yaml.safe_load((ROOT / "pipelines.yaml").read_text())
+    gpu_pools = [p for p in doc["pools"] if gen.is_gpu_size(p["vmSize"])]
+    assert gpu_pools, "the sample GPU pool is missing from pipelines.yaml"
+    generated = {p["id"]: p for p in gen.generate(ROOT / "pipelines.yaml")["pools"]}
+    main = (ROOT / "infra" / "main.bicep").read_text()
+    for pool in gpu_pools:
+        assert generated[pool["id"]]["gpu"] is True
+        setting = re.fullmatch(r"\$\{([A-Z_]+):-false\}", str(pool.get("enabled")))
+        assert setting, f"GPU pool {pool['id']} must say enabled: ${{SETTING:-false}}"
+        assert re.search(rf"^\s*{setting.group(1)}: deployGpuPools \? 'true' : 'false'$", main, re.M), \
+            f"main.bicep does not set app setting {setting.group(1)} from deployGpuPools"

@@ -103,3 +103,19 @@ def test_each_bad_input_class_is_rejected_exactly_once_with_a_reason(app):
     assert msg["code"] == "outside-policy" and "no pipeline takes blob" in msg["reason"]
     assert len(by_run) == len(BAD_REQUESTS) + 1
 
+
+
+def test_inputs_of_a_disabled_pipeline_are_rejected_naming_the_pool(app):
+    """The sample GPU pipeline is off (DEPLOY_GPU_POOLS unset): an upload in its folder and a request for it end as
+    rejected runs whose reason names the disabled pool, with one message each; no pool is created for them."""
+    queue = app.ctx.settings.queues.rejected
+    app.drain_queue(queue)
+    app.upload("gpuinfo/frame.txt", b"data")
+    app.blob_event("gpuinfo/frame.txt")
+    body = json.dumps({"pipeline": "gpuinfo", "inputs": [f"{app.input_container}/gpuinfo/frame.txt"]})
+    app.request(body, message_id="gpu-off")
+    messages = app.drain_queue(queue)
+    assert [m["code"] for m in messages] == ["pipeline-disabled"] * 2, messages
+    for m in messages:
+        assert m["pipeline"] == "gpuinfo" and "its pool eventbatch-gpu has enabled: false" in m["reason"]
+        assert app.record("gpuinfo", m["runId"])["state"] == "rejected"

@@ -192,3 +192,13 @@ def test_the_app_refuses_to_start_a_pipeline_that_failed_the_image_check(tmp_pat
            "PIPELINES_FILE": str(tmp_path / "pipelines.yaml"), "IMAGE_CHECK_FILE": str(facts_file)}
     with pytest.raises(ConfigError, match=r"pipeline transform: rule entrypoint-missing: .*no ENTRYPOINT"):
         AppContext.create(load_settings(env), batch_client=object(), ensure_resources=False)
+
+
+def test_disabled_pipelines_are_not_checked():
+    """The GPU pipeline is off by default: its steps are not checked (its image need not exist yet), the rest are."""
+    from shared.image_rules import all_steps, disabled
+
+    config = _config()
+    assert disabled(config) == ["gpuinfo"]
+    assert "gpuinfo" not in {s.pipeline for s in all_steps(config)}
+    assert {"transform", "greet"} <= {s.pipeline for s in all_steps(config)}

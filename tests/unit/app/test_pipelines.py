@@ -66,3 +66,14 @@ def test_invalid_yaml_is_a_config_error(tmp_path):
     p.write_text("pools: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(p, {})
+
+
+def test_enabled_must_be_true_or_false():
+    doc = _doc()
+    doc["pools"][0]["enabled"] = "maybe"
+    with pytest.raises(ConfigError, match=r"pools\[0\]\.enabled.*'maybe' is not true or false"):
+        parse_config(doc, LOCAL)
+    doc = _doc()
+    doc["pipelines"][0]["enabled"] = "no"
+    with pytest.raises(ConfigError, match=r"pipelines\[0\]\.enabled.*'no' is not true or false"):
+        parse_config(doc, LOCAL)

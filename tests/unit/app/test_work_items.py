@@ -193,3 +193,30 @@ def test_a_pipeline_cannot_open_code_loading_variables_to_requests(tmp_path, ove
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(doc))
     with pytest.raises(ConfigError, match=words):
         load_config(tmp_path / "p.yaml", LOCAL)
+
+
+def test_a_disabled_pipeline_rejects_its_inputs_naming_why(config):
+    """The sample GPU pipeline is off by default (its pool says enabled: ${DEPLOY_GPU_POOLS:-false}): a blob in its
+    folder and a queue request for it are rejected with a reason that names the pipeline and the pool."""
+    r = _rejected(route_blob, config, "input", "gpuinfo/a.txt")
+    assert r.code == "pipeline-disabled"
+    assert "pipeline gpuinfo is disabled: its pool eventbatch-gpu has enabled: false" in r.reason
+    r = _rejected(parse_request, config, {"pipeline": "gpuinfo", "inputs": ["input/gpuinfo/a"]}, ACCOUNT)
+    assert r.code == "pipeline-disabled" and "eventbatch-gpu" in r.reason
+
+
+def test_switching_the_setting_on_enables_the_pipeline():
+    from shared.pipelines import load_config
+    from tests.unit.app.conftest import LOCAL, REPO
+
+    config = load_config(REPO / "pipelines.yaml", {**LOCAL, "DEPLOY_GPU_POOLS": "true"})
+    assert route_blob(config, "input", "gpuinfo/a.txt").name == "gpuinfo"
+
+
+def test_a_pipeline_can_be_disabled_by_itself(config):
+    import dataclasses
+
+    off = dataclasses.replace(config.pipelines["transform"], enabled=False)
+    config = dataclasses.replace(config, pipelines={**config.pipelines, "transform": off})
+    r = _rejected(route_blob, config, "input", "transform/a.txt")
+    assert r.code == "pipeline-disabled" and "pipeline transform is disabled (enabled: false" in r.reason
