@@ -7,6 +7,7 @@ paths). Unknown paths answer 404 ``InvalidUri``... as Batch does for an operatio
 from __future__ import annotations
 
 from devstack.batch_emulator import handlers as h
+from devstack.batch_emulator import job_schedule_handlers as js
 
 ROUTES = [
     ("GET", "supportedimages", h.supported_images),
@@ -51,6 +52,17 @@ ROUTES = [
     ("GET", "jobs/{job}/tasks/{task}/files/{path*}", h.get_task_file),
     ("HEAD", "jobs/{job}/tasks/{task}/files/{path*}", h.get_task_file),
     ("DELETE", "jobs/{job}/tasks/{task}/files/{path*}", h.delete_task_file),
+    ("POST", "jobschedules", js.create_job_schedule),
+    ("GET", "jobschedules", js.list_job_schedules),
+    ("GET", "jobschedules/{schedule}", js.get_job_schedule),
+    ("HEAD", "jobschedules/{schedule}", js.job_schedule_exists),
+    ("PATCH", "jobschedules/{schedule}", js.update_job_schedule),
+    ("PUT", "jobschedules/{schedule}", js.update_job_schedule),
+    ("DELETE", "jobschedules/{schedule}", js.delete_job_schedule),
+    ("POST", "jobschedules/{schedule}/disable", js.disable_job_schedule),
+    ("POST", "jobschedules/{schedule}/enable", js.enable_job_schedule),
+    ("POST", "jobschedules/{schedule}/terminate", js.terminate_job_schedule),
+    ("GET", "jobschedules/{schedule}/jobs", js.list_jobs_of_schedule),
 ]
 
 _COMPILED = [(m, p.split("/"), fn) for m, p, fn in ROUTES]

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from devstack.batch_emulator.agent import Agent, instance_id
+from devstack.batch_emulator.job_schedules import JobSchedules
 from devstack.batch_emulator.model import BatchModel
 
 log = logging.getLogger("batch_emulator.service")
@@ -53,6 +54,7 @@ class AccountService:
         self.data_dir = Path(data_dir)
         self.model = BatchModel(account, self.data_dir)
         self.model.allow_host_access = allow_host_access
+        self.model.job_schedules = JobSchedules(self.model)
         self.agent = Agent(self.model, container_runtime, process_runtime, resolver, instance_id(self.data_dir),
                            on_blobs_created=on_blobs_created)
         self.agent.starts_log = self.data_dir / "container-starts.jsonl"
@@ -69,6 +71,7 @@ class AccountService:
 
     def start(self) -> None:
         self.model.load()
+        self.model.job_schedules.load()
         self.agent.cleanup_stale(self.model.recovered_containers)
         with self.model.lock:
             for pool_key, nodes in self.model.nodes.items():
@@ -108,6 +111,7 @@ class AccountService:
                 ticks += 1
                 if ticks % 20 == 0:
                     model.check_job_deadlines()
+                    model.job_schedules.tick()
             except Exception:  # noqa: BLE001 - the loop must survive a bad entity
                 log.exception("scheduler pass failed")
 
