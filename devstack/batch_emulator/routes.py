@@ -6,6 +6,7 @@ paths). Unknown paths answer 404 ``InvalidUri``... as Batch does for an operatio
 
 from __future__ import annotations
 
+from devstack.batch_emulator import admin_handlers
 from devstack.batch_emulator import handlers as h
 
 ROUTES = [
@@ -51,6 +52,7 @@ ROUTES = [
     ("GET", "jobs/{job}/tasks/{task}/files/{path*}", h.get_task_file),
     ("HEAD", "jobs/{job}/tasks/{task}/files/{path*}", h.get_task_file),
     ("DELETE", "jobs/{job}/tasks/{task}/files/{path*}", h.delete_task_file),
+    ("POST", "_emulator/pools/{pool}/nodes/{node}/preempt", admin_handlers.preempt_node),  # emulator-only
 ]
 
 _COMPILED = [(m, p.split("/"), fn) for m, p, fn in ROUTES]
