@@ -278,7 +278,7 @@ class PoolOps:
                 self.on_node_created(pool_key, node["id"])
             if len(current) > target:
                 order = {"idle": 0, "starting": 1, "waitingforstarttask": 1, "starttaskfailed": 0,
-                         "unusable": 0, "preempted": 0, "running": 2}
+                         "unusable": 0, "preempted": -1, "running": 2}
                 victims = sorted(current, key=lambda n: (order.get(n["state"], 1), n.get("_used", 0)))
                 for node in victims[: len(current) - target]:
                     kills += self._remove_node(pool_key, node, deallocation or "requeue")

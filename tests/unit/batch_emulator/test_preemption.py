@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from devstack.batch_emulator.errors import BatchError
 from devstack.batch_emulator.model import BatchModel
 from devstack.batch_emulator.preemption import Preempter, PreemptionSettings, chance_per_step
 
@@ -96,3 +97,20 @@ def test_chance_per_step_adds_up_to_the_rate_per_minute():
 def test_settings_out_of_range_name_the_option(settings):
     with pytest.raises(ValueError, match="--preempt-"):
         settings.check()
+
+
+def test_shrinking_the_pool_removes_a_preempted_node_first(tmp_path):
+    model = model_with_pool(tmp_path)
+    spot = sorted(n["id"] for n in model.nodes["spot"].values() if not n["isDedicated"])
+    model.preempt_node("spot", spot[-1], 3600)
+    model.resize_pool("spot", {"targetDedicatedNodes": 3, "targetLowPriorityNodes": 2})
+    left = sorted(n["id"] for n in model.nodes["spot"].values() if not n["isDedicated"])
+    assert left == spot[:2] and model.pool_metrics("spot")["PreemptedNodeCount"] == 0
+
+
+def test_the_endpoint_refuses_a_dedicated_node(tmp_path):
+    model = model_with_pool(tmp_path)
+    dedicated = next(n for n in model.nodes["spot"].values() if n["isDedicated"])
+    with pytest.raises(BatchError, match="dedicated") as err:
+        model.preempt_node("spot", dedicated["id"], 10)
+    assert err.value.status == 409 and dedicated["state"] == "idle"
