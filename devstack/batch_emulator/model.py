@@ -14,11 +14,12 @@ from __future__ import annotations
 from devstack.batch_emulator.job_ops import JobOps
 from devstack.batch_emulator.model_base import ModelBase
 from devstack.batch_emulator.pool_ops import PoolOps
+from devstack.batch_emulator.preemption import PreemptionOps
 from devstack.batch_emulator.schedule_ops import Assignment, Outcome, ScheduleOps
 from devstack.batch_emulator.task_ops import TaskOps
 
 __all__ = ["BatchModel", "Assignment", "Outcome"]
 
 
-class BatchModel(PoolOps, JobOps, TaskOps, ScheduleOps, ModelBase):
+class BatchModel(PoolOps, JobOps, TaskOps, ScheduleOps, PreemptionOps, ModelBase):
     """See the module docstring; state lives in :class:`ModelBase`, operations in the mixins."""

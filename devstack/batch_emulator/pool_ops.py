@@ -159,7 +159,8 @@ class PoolOps:
         """Current figures an autoscale formula samples for one pool (thread-safe).
 
         Keys: PendingTasks (active + running), ActiveTasks, RunningTasks, SucceededTasks, FailedTasks over the
-        jobs bound to the pool; CurrentDedicatedNodes, CurrentLowPriorityNodes; UsableNodeCount (idle + running);
+        jobs bound to the pool; CurrentDedicatedNodes, CurrentLowPriorityNodes (preempted ones included, as on Batch); PreemptedNodeCount;
+        UsableNodeCount (idle + running);
         CPUPercent (busy slots / all slots x 100, an approximation); TaskSlotsPerNode.
         """
         with self.lock:
@@ -186,6 +187,7 @@ class PoolOps:
                 "FailedTasks": float(totals["failed"]),
                 "CurrentDedicatedNodes": float(sum(1 for n in nodes if n.get("isDedicated"))),
                 "CurrentLowPriorityNodes": float(sum(1 for n in nodes if not n.get("isDedicated"))),
+                "PreemptedNodeCount": float(sum(1 for n in nodes if n.get("state") == "preempted")),
                 "UsableNodeCount": float(len(usable)),
                 "CPUPercent": (100.0 * used / (len(usable) * slots)) if usable else 0.0,
                 "TaskSlotsPerNode": float(slots),
@@ -276,7 +278,7 @@ class PoolOps:
                 self.on_node_created(pool_key, node["id"])
             if len(current) > target:
                 order = {"idle": 0, "starting": 1, "waitingforstarttask": 1, "starttaskfailed": 0,
-                         "unusable": 0, "running": 2}
+                         "unusable": 0, "preempted": -1, "running": 2}
                 victims = sorted(current, key=lambda n: (order.get(n["state"], 1), n.get("_used", 0)))
                 for node in victims[: len(current) - target]:
                     kills += self._remove_node(pool_key, node, deallocation or "requeue")
@@ -332,6 +334,8 @@ class PoolOps:
             if node is None:
                 return False
             if node.get("_leaving") and state not in ("leavingpool",):
+                return True
+            if node.get("state") == "preempted":  # a boot that was under way when the node was preempted
                 return True
             for key, value in fields.items():
                 if value is None:

@@ -6,6 +6,7 @@ paths). Unknown paths answer 404 ``InvalidUri``... as Batch does for an operatio
 
 from __future__ import annotations
 
+from devstack.batch_emulator import admin_handlers
 from devstack.batch_emulator import handlers as h
 from devstack.batch_emulator import job_schedule_handlers as js
 
@@ -63,6 +64,7 @@ ROUTES = [
     ("POST", "jobschedules/{schedule}/enable", js.enable_job_schedule),
     ("POST", "jobschedules/{schedule}/terminate", js.terminate_job_schedule),
     ("GET", "jobschedules/{schedule}/jobs", js.list_jobs_of_schedule),
+    ("POST", "_emulator/pools/{pool}/nodes/{node}/preempt", admin_handlers.preempt_node),  # emulator-only
 ]
 
 _COMPILED = [(m, p.split("/"), fn) for m, p, fn in ROUTES]

@@ -27,6 +27,7 @@ from devstack.batch_emulator.http_server import (
     SUPPORTED_API_VERSIONS,
     EmulatorHTTPServer,
 )
+from devstack.batch_emulator.preemption import DEFAULT_DURATION, PreemptionSettings
 from devstack.batch_emulator.service import AccountService, UnavailableRuntime
 
 log = logging.getLogger("batch_emulator")
@@ -52,6 +53,7 @@ class Config:
     client_timeout: float = DEFAULT_CLIENT_TIMEOUT
     faults: FaultSettings = FaultSettings()
     blob_events: Path | None = None
+    preemption: PreemptionSettings = PreemptionSettings()
 
 
 def parse_args(argv: list[str] | None) -> Config:
@@ -81,6 +83,14 @@ def parse_args(argv: list[str] | None) -> Config:
                    help="post a BlobCreated event (Event Grid's schema) for every output file a task stored to the "
                         "local Functions host with this state dir, once the task shows completed, as a storage "
                         "account's Event Grid subscription would (default: none)")
+    p.add_argument("--preempt-rate", type=float, default=0.0, metavar="FRACTION_PER_MINUTE",
+                   help="preempt Spot/low-priority nodes at this rate (0-1: the expected share of them per minute), "
+                        "requeueing their tasks as Batch does; dedicated nodes never (default 0)")
+    p.add_argument("--preempt-seed", type=int, default=None, metavar="N",
+                   help="seed for a repeatable sequence of preemptions")
+    p.add_argument("--preempt-duration", type=float, default=DEFAULT_DURATION, metavar="SECONDS",
+                   help=f"how long a preempted node stays preempted before it starts again (default "
+                        f"{DEFAULT_DURATION:g})")
     ns = p.parse_args(argv)
     accounts = {}
     for item in ns.account or [f"{DEFAULT_ACCOUNT}:{DEFAULT_KEY}"]:
@@ -105,9 +115,14 @@ def parse_args(argv: list[str] | None) -> Config:
     if ns.client_timeout <= 0:
         raise ConfigError(f"--client-timeout {ns.client_timeout:g}: must be more than 0 seconds")
     faults = FaultSettings(ns.fault_rate, ns.fault_retry_after, ns.fault_latency_ms, ns.fault_seed)
+    preemption = PreemptionSettings(ns.preempt_rate, ns.preempt_seed, ns.preempt_duration)
+    try:
+        preemption.check()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return Config(ns.host, ns.port, Path(ns.data_dir), accounts, ns.runtime, ns.log_level,
                   allow_host_access=ns.allow_host_access, client_timeout=ns.client_timeout, faults=faults,
-                  blob_events=Path(ns.blob_events) if ns.blob_events else None)
+                  blob_events=Path(ns.blob_events) if ns.blob_events else None, preemption=preemption)
 
 
 def _blob_events(host_state_dir: Path | None):
@@ -153,7 +168,8 @@ class EmulatorApp:
             data = config.data_dir / name
             self.services[name] = AccountService(name, data, self.container_runtime, self.process_runtime, resolver,
                                                  allow_host_access=config.allow_host_access,
-                                                 on_blobs_created=_blob_events(config.blob_events))
+                                                 on_blobs_created=_blob_events(config.blob_events),
+                                                 preemption=config.preemption)
         self.faults = FaultInjector(config.faults) if config.faults.active else None
         self.started = time.time()
         self.url = ""
@@ -176,6 +192,9 @@ class EmulatorApp:
                   "allowHostAccess": self.config.allow_host_access}
         if self.faults is not None:
             report["faults"] = self.faults.report()
+        if self.config.preemption.rate > 0:
+            report["preemption"] = {"ratePerMinute": self.config.preemption.rate,
+                                    "preempted": sum(s.preempter.preempted for s in self.services.values())}
         return report
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from devstack.batch_emulator.agent import Agent, instance_id
 from devstack.batch_emulator.job_schedules import JobSchedules
 from devstack.batch_emulator.model import BatchModel
+from devstack.batch_emulator.preemption import Preempter, PreemptionSettings
 
 log = logging.getLogger("batch_emulator.service")
 
@@ -49,7 +50,7 @@ class UnavailableRuntime:
 
 class AccountService:
     def __init__(self, account: str, data_dir: Path, container_runtime, process_runtime, resolver, *,
-                 allow_host_access: bool = False, on_blobs_created=None):
+                 allow_host_access: bool = False, on_blobs_created=None, preemption: PreemptionSettings | None = None):
         self.account = account
         self.data_dir = Path(data_dir)
         self.model = BatchModel(account, self.data_dir)
@@ -64,6 +65,7 @@ class AccountService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.autoscaler = None
+        self.preempter = Preempter(self.model, preemption or PreemptionSettings())  # preemption.py
 
     def _node_removed(self, pool_key: str, node: dict) -> None:
         root = self.model.nodes_dir / pool_key / node["id"]
@@ -93,6 +95,7 @@ class AccountService:
         else:
             self.autoscaler = Autoscaler(self.model)
             self.autoscaler.start()
+        self.preempter.start()
 
     def _loop(self) -> None:
         model = self.model
@@ -117,6 +120,7 @@ class AccountService:
 
     def stop(self) -> None:
         self._stop.set()
+        self.preempter.stop()
         if self.autoscaler is not None:
             try:
                 self.autoscaler.stop()
