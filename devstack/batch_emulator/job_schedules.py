@@ -19,7 +19,7 @@ minute, as on Azure.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from devstack.batch_emulator import errors, timeutil, validation
 from devstack.batch_emulator.model_base import set_state, touch, wire
@@ -36,7 +36,7 @@ def parse_time(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError("no time zone")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def not_found() -> errors.BatchError:

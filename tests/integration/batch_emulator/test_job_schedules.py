@@ -53,7 +53,7 @@ def test_add_get_list_exists_and_the_job_it_makes(client):
 def test_update_replace_disable_enable(client):
     client.create_job_schedule(m.BatchJobScheduleCreateOptions(
         id="later", schedule=m.BatchJobScheduleConfiguration(
-            do_not_run_until=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)),
+            do_not_run_until=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)),
         job_specification=_spec()))
     assert list(client.list_jobs_from_schedule("later")) == []  # not due yet
     client.update_job_schedule("later", m.BatchJobScheduleUpdateOptions(
@@ -107,7 +107,7 @@ def test_bad_schedule_is_refused_naming_the_property(client):
     assert info.value.status_code == 400 and "schedule.recurrenceInterval" in str(info.value)
     client.create_job_schedule(m.BatchJobScheduleCreateOptions(
         id="dup", schedule=m.BatchJobScheduleConfiguration(
-            do_not_run_until=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)), job_specification=_spec()))
+            do_not_run_until=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)), job_specification=_spec()))
     with pytest.raises(HttpResponseError) as info:
         client.create_job_schedule(m.BatchJobScheduleCreateOptions(
             id="dup", schedule=m.BatchJobScheduleConfiguration(), job_specification=_spec()))
