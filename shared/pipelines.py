@@ -19,6 +19,7 @@ import yaml
 
 from shared.durations import parse_duration
 from shared.errors import ConfigError
+from shared.schedules import Schedule, parse_schedule_section
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
@@ -96,6 +97,7 @@ class Pipeline:
     max_wall_clock_time: timedelta = timedelta(hours=1)
     required_slots: int = 1
     max_inputs: int = 5000
+    schedule: Schedule | None = None  # shared.schedules: run over a prefix at fixed times
 
 
 @dataclass(frozen=True)
@@ -331,7 +333,7 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
     r = _Reader(data, where)
     r.known("name", "description", "pool", "image", "commandLine", "containerRunOptions", "workingDirectory",
             "inputs", "maxInputBytes", "maxInputs", "environment", "overridable", "outputs", "merge", "retries",
-            "maxWallClockTime", "requiredSlots")
+            "maxWallClockTime", "requiredSlots", "schedule")
     name = r.str("name", required=True, pattern=PIPELINE_NAME)
     pool = r.str("pool", required=True)
     if pool not in pools:
@@ -374,6 +376,8 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
         max_input_bytes=None if max_bytes is None else r.int("maxInputBytes", 0, 0, 2**53),
         max_inputs=r.int("maxInputs", 5000, 1, 100000), merge=merge, retries=r.int("retries", 0, -1, 100),
         max_wall_clock_time=r.duration("maxWallClockTime", "PT1H"), required_slots=slots,
+        schedule=None if r.data.get("schedule") is None else parse_schedule_section(r.data["schedule"],
+                                                                                    f"{where}.schedule", blob_policy),
     )
 
 
