@@ -28,8 +28,16 @@ from shared.names import check_blob_name
 from shared.pipelines import Pipeline
 from shared.schedules import occurrence_key, occurrence_time
 from shared.task_spec import build_task, plan_merge
-from shared.work_items import (BlobInfo, Overrides, PrefixRef, Request, WorkItem, blob_matches, check_size,
-                               request_digest)
+from shared.work_items import (
+    BlobInfo,
+    Overrides,
+    PrefixRef,
+    Request,
+    WorkItem,
+    blob_matches,
+    check_size,
+    request_digest,
+)
 
 log = logging.getLogger("eventbatch.scheduled")
 SOURCE = "schedule"
