@@ -53,7 +53,7 @@ def max_polling_seconds() -> float:
 
 def schedules(functions: list[dict]) -> list[dict]:
     """Each function's trigger, and for timers the shortest interval between its next occurrences."""
-    from devstack.func_host.ncrontab import min_interval, parse_schedule
+    from shared.ncrontab import min_interval, parse_schedule
 
     out = []
     for item in functions:

@@ -1,8 +1,7 @@
 """pipelines.yaml: load, substitute `${SETTING}` / `${SETTING:-default}`, validate, and turn into typed objects.
 
-One file declares the pools and the pipelines; infra/ generates Bicep parameters from the same `pools:` keys. It is
-validated completely at start-up (every error names the path inside the file, e.g. `pipelines[1].outputs.path`,
-and says what is allowed), so a typo never turns into a stream of rejected inputs. Substitution happens on the
+One file declares pools and pipelines (infra/ generates Bicep parameters from its `pools:`), validated whole at
+start-up, every error naming its path (`pipelines[1].outputs.path`) and what is allowed. Substitution happens on the
 parsed tree (string values only), so a setting's value can never change the YAML structure.
 """
 
@@ -19,6 +18,7 @@ import yaml
 
 from shared.durations import parse_duration
 from shared.errors import ConfigError
+from shared.schedules import Schedule, parse_schedule_section
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
@@ -26,9 +26,8 @@ POOL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 RESERVED_ENV_PREFIXES = ("AZ_BATCH_", "INPUT_", "EVENTBATCH_")
 OVERRIDABLE = ("environment", "retries", "maxWallClockTime")
-# Variables that make a program load or run code of the caller's choosing (dynamic loaders, shells, interpreters,
-# language runtimes). A request may never set them, even when a pipeline lists them: whoever sends a request would
-# run their code holding the pool's identity.
+# Variables that make a program load or run code of the caller's choosing (loaders, shells, runtimes): a request may
+# never set them, even when a pipeline lists them, or its sender would run code holding the pool's identity.
 CODE_LOADING_ENV = frozenset({
     "PATH", "ENV", "BASH_ENV", "BASHOPTS", "SHELLOPTS", "IFS", "PS4", "PROMPT_COMMAND", "CDPATH",
     "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "GCONV_PATH", "GLIBC_TUNABLES", "LOCPATH", "NLSPATH",
@@ -97,6 +96,7 @@ class Pipeline:
     required_slots: int = 1
     max_inputs: int = 5000
     enabled: bool = True  # false (or its pool's): every input is rejected, naming why (work_items.check_enabled)
+    schedule: Schedule | None = None  # shared.schedules: run over a prefix at fixed times
 
 
 @dataclass(frozen=True)
@@ -334,7 +334,7 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
     r = _Reader(data, where)
     r.known("name", "description", "pool", "image", "commandLine", "containerRunOptions", "workingDirectory",
             "inputs", "maxInputBytes", "maxInputs", "environment", "overridable", "outputs", "merge", "retries",
-            "maxWallClockTime", "requiredSlots", "enabled")
+            "maxWallClockTime", "requiredSlots", "enabled", "schedule")
     name = r.str("name", required=True, pattern=PIPELINE_NAME)
     pool = r.str("pool", required=True)
     if pool not in pools:
@@ -377,7 +377,8 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
         max_input_bytes=None if max_bytes is None else r.int("maxInputBytes", 0, 0, 2**53),
         max_inputs=r.int("maxInputs", 5000, 1, 100000), merge=merge, retries=r.int("retries", 0, -1, 100),
         max_wall_clock_time=r.duration("maxWallClockTime", "PT1H"), required_slots=slots,
-        enabled=r.bool("enabled", True),
+        enabled=r.bool("enabled", True), schedule=None if r.data.get("schedule") is None else
+        parse_schedule_section(r.data["schedule"], f"{where}.schedule", blob_policy),
     )
 
 

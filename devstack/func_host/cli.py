@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from devstack.func_host.errors import AppLoadError, HostError
+from devstack.func_host.errors import HOST_ERRORS, AppLoadError, HostError
 from devstack.func_host.host import FunctionsHost, HostOptions
 
 log = logging.getLogger("func_host")
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     host = FunctionsHost(options)
     try:
         host.load()
-    except HostError as exc:
+    except HOST_ERRORS as exc:
         _report(exc)
         return 2
     apply_log_levels(host.config.log_levels, explicit_default=args.log_level)
@@ -128,7 +128,7 @@ def _serve(host: FunctionsHost) -> int:
             pass
         host.shutdown(force)
         return 0
-    except HostError as exc:
+    except HOST_ERRORS as exc:
         _report(exc)
         if host.status.data:  # this instance had announced itself: say why it is gone
             host.status.write(state="failed", error=str(exc))

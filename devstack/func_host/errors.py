@@ -1,12 +1,16 @@
 """Errors the host reports at start-up; each message names the setting or function and the fix."""
 
+from shared.errors import ConfigError as SharedConfigError
+
 
 class HostError(Exception):
     """A problem that stops the host from starting (bad configuration, unsupported app feature)."""
 
 
-class ConfigError(HostError):
-    """host.json, local.settings.json or an app setting is missing or invalid."""
+class ConfigError(HostError, SharedConfigError):
+    """host.json, local.settings.json or an app setting is missing or invalid. A shared.errors.ConfigError too: the
+    NCRONTAB and TimeSpan parsers the app also uses (shared/ncrontab.py, shared/timespan.py) raise that one, and the
+    host reports both alike (HOST_ERRORS)."""
 
 
 class AppLoadError(HostError):
@@ -19,3 +23,6 @@ class UnsupportedFeatureError(HostError):
 
 class FunctionTimeoutError(Exception):
     """An invocation ran longer than host.json functionTimeout."""
+
+
+HOST_ERRORS = (HostError, SharedConfigError)  # what stops the host with a message rather than a traceback

@@ -39,13 +39,13 @@ from devstack.func_host.host_config import load_host_json
 from devstack.func_host.invoker import Invoker, default_thread_count
 from devstack.func_host.journal import InflightJournal
 from devstack.func_host.loader import LoadedFunction, load_functions
-from devstack.func_host.ncrontab import parse_schedule
 from devstack.func_host.queue_listener import QueueListener
 from devstack.func_host.renewer import Renewer
 from devstack.func_host.status import StatusFile, now_iso
 from devstack.func_host.timer_listener import TimerListener
 from devstack.func_host.webhook import WebhookServer
 from devstack.services import pid_alive
+from shared.ncrontab import parse_schedule
 
 log = logging.getLogger("func_host")
 

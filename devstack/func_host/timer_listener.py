@@ -18,7 +18,7 @@ from devstack.func_host import bindings
 from devstack.func_host.blob_receipts import HOSTS_CONTAINER
 from devstack.func_host.invoker import Invoker
 from devstack.func_host.loader import LoadedFunction
-from devstack.func_host.ncrontab import CronSchedule, IntervalSchedule, min_interval
+from shared.ncrontab import CronSchedule, IntervalSchedule, min_interval
 
 log = logging.getLogger("func_host")
 

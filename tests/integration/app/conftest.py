@@ -64,6 +64,13 @@ TEST_PIPELINES = [
      "inputs": {"blob": {"container": "${INPUT_CONTAINER}", "prefix": "control/", "glob": "*"}},
      "outputs": {"container": "${OUTPUT_CONTAINER}", "path": "{pipeline}/{input}", "patterns": ["out/**"]},
      "maxWallClockTime": "PT5M"},
+    {"name": "nightly", "description": "transform over nightly/batch/*.txt at 02:00 UTC: scheduled pipelines.",
+     "pool": "eventbatch-standard", "image": "${WORKER_IMAGE}", "commandLine": "/app/transform.sh",
+     "inputs": {"blob": {"container": "${INPUT_CONTAINER}", "prefix": "nightly/", "glob": "*"}},
+     "maxInputBytes": 64, "environment": {"TRANSFORM_MODE": "upper"},
+     "schedule": {"cron": "0 0 2 * * *", "prefix": "nightly/batch/", "glob": "*.txt"},
+     "outputs": {"container": "${OUTPUT_CONTAINER}", "path": "{pipeline}/{input}", "patterns": ["out/**"]},
+     "maxWallClockTime": "PT5M"},
 ]
 
 

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from devstack.func_host.errors import ConfigError
-from devstack.func_host.ncrontab import CronSchedule, IntervalSchedule, min_interval, parse_schedule
+from shared.errors import ConfigError
+from shared.ncrontab import CronSchedule, IntervalSchedule, min_interval, parse_schedule
 
 
 def at(*parts) -> datetime:

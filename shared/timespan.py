@@ -2,7 +2,7 @@
 
 import re
 
-from devstack.func_host.errors import ConfigError
+from shared.errors import ConfigError
 
 _TIMESPAN = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{1,2}):(?P<s>\d{1,2})(?:\.(?P<frac>\d{1,7}))?$")
 
