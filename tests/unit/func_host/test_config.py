@@ -7,8 +7,9 @@ import pytest
 
 from devstack.func_host.app_settings import apply_settings, read_settings_file, resolve_percent_settings
 from devstack.func_host.connections import AZURITE_CONNECTION_STRING, resolve_connection
-from devstack.func_host.errors import ConfigError, UnsupportedFeatureError
+from devstack.func_host.errors import UnsupportedFeatureError
 from devstack.func_host.host_config import parse_host_json
+from shared.errors import ConfigError
 from shared.timespan import parse_timespan
 
 
