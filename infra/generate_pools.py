@@ -320,6 +320,27 @@ def storage_access(doc: dict[str, Any]) -> dict[str, list[str]]:
     return {"read": sorted(reads - writes), "write": sorted(writes)}
 
 
+GPU_SWITCH = "DEPLOY_GPU_POOLS"  # main.bicep's deployGpuPools decides GPU pools whose `enabled` names it
+
+
+def deployable(raw: Any, index: int) -> bool:
+    """False for a pool pipelines.yaml disables (`enabled` false after resolving placeholders): it is left out, as
+    the app never creates it locally. A GPU pool whose `enabled` is ${DEPLOY_GPU_POOLS...} stays in, marked gpu:
+    Bicep deploys it exactly when deployGpuPools is on, and sets that same app setting."""
+    if not isinstance(raw, dict) or "enabled" not in raw:
+        return True
+    value = raw["enabled"]
+    if isinstance(value, str):
+        names = [m.group(1) for m in PLACEHOLDER.finditer(value)]
+        if GPU_SWITCH in names and is_gpu_size(str(raw.get("vmSize", ""))):
+            return True
+        value = resolve(value, f"pools[{index}].enabled")
+        value = {"true": True, "false": False}.get(value.strip().lower(), value)
+    if not isinstance(value, bool):
+        raise PoolSpecError(f"pools[{index}].enabled must be true or false after substitution, got {value!r}")
+    return value
+
+
 def generate(pipelines_path: Path = DEFAULT_PIPELINES) -> dict[str, Any]:
     """The document written to pools.generated.json."""
     try:
@@ -329,7 +350,7 @@ def generate(pipelines_path: Path = DEFAULT_PIPELINES) -> dict[str, Any]:
     pools = doc.get("pools") if isinstance(doc, dict) else None
     if not isinstance(pools, list) or not pools:
         raise PoolSpecError(f"{pipelines_path}: 'pools' must list at least one pool")
-    specs = [pool_spec(raw, i) for i, raw in enumerate(pools)]
+    specs = [pool_spec(raw, i) for i, raw in enumerate(pools) if deployable(raw, i)]
     ids = [s["id"] for s in specs]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:

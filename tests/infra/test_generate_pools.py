@@ -269,3 +269,32 @@ def test_the_sample_gpu_pool_is_deployed_and_enabled_by_the_same_switch():
         assert setting, f"GPU pool {pool['id']} must say enabled: ${{SETTING:-false}}"
         assert re.search(rf"^\s*{setting.group(1)}: deployGpuPools \? 'true' : 'false'$", main, re.M), \
             f"main.bicep does not set app setting {setting.group(1)} from deployGpuPools"
+
+
+def _with_pools(tmp_path: Path, *extra: dict) -> Path:
+    doc = yaml.safe_load((ROOT / "pipelines.yaml").read_text())
+    base = dict(doc["pools"][0])
+    doc["pools"] = [base] + [{**base, **e} for e in extra]
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.parametrize("enabled", [False, "false", "${CPU_EXTRA_ENABLED:-false}"])
+def test_a_disabled_pool_is_not_generated(tmp_path, enabled):
+    path = _with_pools(tmp_path, {"id": "off", "enabled": enabled}, {"id": "on", "enabled": "${X_ON:-true}"})
+    ids = [p["id"] for p in gen.generate(path)["pools"]]
+    assert "off" not in ids
+    assert "on" in ids
+
+
+def test_a_gpu_pool_switched_by_deploy_gpu_pools_is_generated_for_bicep_to_decide(tmp_path):
+    path = _with_pools(tmp_path, {"id": "g", "vmSize": "Standard_NC4as_T4_v3",
+                                  "enabled": "${DEPLOY_GPU_POOLS:-false}"})
+    assert {p["id"]: p["gpu"] for p in gen.generate(path)["pools"]}["g"] is True
+
+
+def test_a_non_boolean_enabled_is_refused_naming_the_pool(tmp_path):
+    path = _with_pools(tmp_path, {"id": "bad", "enabled": "${X:-sometimes}"})
+    with pytest.raises(gen.PoolSpecError, match=r"pools\[1\]\.enabled must be true or false.*'sometimes'"):
+        gen.generate(path)
