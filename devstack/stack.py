@@ -122,7 +122,9 @@ def batch_emulator_service(ports: Ports, env: dict[str, str]) -> Service:
                  "--account", f"{env['BATCH_ACCOUNT_NAME']}:{env['BATCH_ACCOUNT_KEY']}",
                  "--runtime", os.environ.get("EVENTBATCH_BATCH_RUNTIME", "auto"),
                  # the output files tasks store reach the host as Event Grid would bring them (the markers)
-                 "--blob-events", str(paths.state_dir() / "func_host")],
+                 "--blob-events", str(paths.state_dir() / "func_host"),
+                 # Spot preemption (docs/batch-emulator.md#spot-preemption): off unless set
+                 "--preempt-rate", os.environ.get("EVENTBATCH_BATCH_PREEMPT_RATE", "0")],
         port=ports.batch,
         healthy=lambda: (http_status(f"http://127.0.0.1:{ports.batch}/_emulator/health") or (0,))[0] == 200,
         env=batch_emulator_env(env),
