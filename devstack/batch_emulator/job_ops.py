@@ -12,9 +12,9 @@ _UPDATABLE = ("priority", "maxParallelTasks", "allowTaskPreemption", "constraint
 
 
 class JobOps:
-    def create_job(self, body: dict, id_checked: bool = False) -> dict:
+    def create_job(self, body: dict, id_checked: bool = False, schedule_pool: str | None = None) -> dict:
         """`id_checked`: the caller named the job (a job schedule's `<id>:job-<n>`, which POST /jobs refuses)."""
-        validation.check_job({**body, "id": "scheduled"} if id_checked else body)
+        validation.check_job({**body, "id": "scheduled", "_schedule": True} if id_checked else body)
         now = timeutil.now_iso()
         job = {k: v for k, v in body.items() if k[0] != "_"}
         key = job["id"].lower()
@@ -29,7 +29,8 @@ class JobOps:
             job.setdefault("onTaskFailure", "noaction")
             job.setdefault("constraints", {"maxWallClockTime": timeutil.UNLIMITED, "maxTaskRetryCount": 0})
             job.update({"creationTime": now, "state": "active", "stateTransitionTime": now,
-                        "executionInfo": {"startTime": now, "poolId": job["poolInfo"]["poolId"]}})
+                        "executionInfo": {"startTime": now, "poolId": job["poolInfo"].get("poolId")}})
+            self.job_pool_ready(job, schedule_pool)  # auto_pools.py
             touch(job)
             job["lastModified"] = now
             self.jobs[key] = job
@@ -78,7 +79,8 @@ class JobOps:
                                 }.get(key)
                     if job[key] is None:
                         job.pop(key)
-            job["executionInfo"] = {**job.get("executionInfo", {}), "poolId": job["poolInfo"]["poolId"]}
+            job["executionInfo"] = {**job.get("executionInfo", {}),
+                                    "poolId": job["poolInfo"].get("poolId") or job["executionInfo"].get("poolId")}
             touch(job)
             self.save_job(job)
             kills = self._check_job_complete(job["id"].lower())
@@ -143,6 +145,7 @@ class JobOps:
         now = timeutil.now_iso()
         set_state(job, "completed", now)
         job["executionInfo"] = {**job.get("executionInfo", {}), "endTime": now, "terminateReason": reason}
+        self.job_ended(job)
         touch(job)
         self.save_job(job)
         self.wake()
@@ -160,6 +163,7 @@ class JobOps:
                 if task.get("_dir"):
                     dirs.add(Path(task["_dir"]).parents[1])  # workitems/<job>
                 self.store.stage("task", f"{key}/{task['id'].lower()}", None)
+            self.job_ended(job)
             del self.jobs[key]
             self.tasks.pop(key, None)
             self.active.pop(key, None)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from devstack.batch_emulator import errors, timeutil, validation
+from devstack.batch_emulator import auto_pools, errors, timeutil, validation
 from devstack.batch_emulator.model_base import set_state, touch, wire
 
 KIND = "jobschedule"
@@ -59,7 +59,7 @@ def check_schedule_config(schedule: dict, path: str = "schedule.") -> None:
 def check_job_specification(spec: dict) -> None:
     """The job rules of POST /jobs, minus the id (the schedule names its jobs)."""
     validation.check_object(spec, "jobSpecification")
-    validation.check_job({**spec, "id": "placeholder"})
+    validation.check_job({**spec, "id": "placeholder", "_schedule": True})
 
 
 def check_add(body: dict) -> None:
@@ -105,6 +105,7 @@ class JobSchedules:
             stamp = timeutil.iso(now)
             item.update({"creationTime": stamp, "state": "active", "stateTransitionTime": stamp, "_runs": 0,
                          "executionInfo": {"nextRunTime": timeutil.iso(self._first_run(item, now))}})
+            self._auto_pool(item)
             self._save(item)
             self.items[item["id"].lower()] = item
             self._tick_one(item, now)
@@ -193,6 +194,7 @@ class JobSchedules:
             except errors.BatchError:
                 pass  # already gone
         with self.model.lock:
+            self._retire_auto_pool(item)
             self.items.pop(item["id"].lower(), None)
             self.model.store.stage(KIND, item["id"].lower(), None)
         self.model.store.flush()
@@ -239,7 +241,7 @@ class JobSchedules:
         item["_runs"] = item.get("_runs", 0) + 1
         job_id = f"{item['id']}:job-{item['_runs']}"
         spec = {k: v for k, v in (item.get("jobSpecification") or {}).items() if k in _SPEC_KEYS}
-        self.model.create_job({**spec, "id": job_id}, id_checked=True)
+        self.model.create_job({**spec, "id": job_id}, id_checked=True, schedule_pool=item.get("_autoPool"))
         created = self.model.jobs[job_id.lower()]
         created["_schedule"] = item["id"].lower()
         self.model.save_job(created)
@@ -269,7 +271,20 @@ class JobSchedules:
         set_state(item, "completed", timeutil.iso(now))
         info = {k: v for k, v in (item.get("executionInfo") or {}).items() if k != "nextRunTime"}
         item["executionInfo"] = {**info, "endTime": timeutil.iso(now)}
+        self._retire_auto_pool(item)
         self._save(item)
+
+    def _auto_pool(self, item: dict) -> None:
+        """poolLifetimeOption jobschedule: one auto pool for the schedule, shared by its jobs (auto_pools.py)."""
+        spec = ((item.get("jobSpecification") or {}).get("poolInfo") or {}).get("autoPoolSpecification")
+        if spec and auto_pools.lifetime(spec) == "jobschedule" and not item.get("_autoPool"):
+            item["_autoPool"] = self.model.create_auto_pool(spec, item["id"])
+
+    def _retire_auto_pool(self, item: dict) -> None:
+        if item.get("_autoPool") and not item.get("_autoPoolRetired"):
+            item["_autoPoolRetired"] = True
+            spec = ((item.get("jobSpecification") or {}).get("poolInfo") or {}).get("autoPoolSpecification")
+            self.model.retire_auto_pool(item["_autoPool"], spec or {})
 
     @staticmethod
     def _check_changeable(item: dict) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 
 from devstack.batch_emulator import errors, timeutil, validation
+from devstack.batch_emulator.auto_pools import pool_key_of
 from devstack.batch_emulator.model_base import set_state, touch, wire
 
 _node_counter = itertools.count(1)
@@ -168,7 +169,7 @@ class PoolOps:
             key = pool["id"].lower()
             totals = {"active": 0, "running": 0, "succeeded": 0, "failed": 0}
             for job_key, job in self.jobs.items():
-                if (job.get("poolInfo") or {}).get("poolId", "").lower() != key:
+                if pool_key_of(job) != key:
                     continue
                 if job.get("state") in ("completed", "deleting"):
                     continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from devstack.batch_emulator import timeutil
+from devstack.batch_emulator.auto_pools import pool_key_of
 from devstack.batch_emulator.model_base import set_state, touch, wire
 
 USABLE_NODE_STATES = ("idle", "running")
@@ -100,7 +101,7 @@ class ScheduleOps:
                     continue
                 slots = pool.get("taskSlotsPerNode", 1)
                 jobs = [(k, j) for k, j in self.jobs.items() if j["state"] == "active"
-                        and j["poolInfo"]["poolId"].lower() == pool_key and self.active.get(k)]
+                        and pool_key_of(j) == pool_key and self.active.get(k)]
                 if not jobs:
                     continue
                 jobs.sort(key=lambda kj: (-kj[1].get("priority", 0), kj[1]["creationTime"]))

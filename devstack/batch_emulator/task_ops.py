@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from devstack.batch_emulator import errors, timeutil, validation
+from devstack.batch_emulator.auto_pools import pool_key_of
 from devstack.batch_emulator.model_base import touch, wire
 
 MAX_TASKS_PER_COLLECTION = 100
@@ -20,7 +21,7 @@ class TaskOps:
         return job
 
     def _check_container_rule(self, job: dict, body: dict) -> None:
-        pool = self.pools.get(job["poolInfo"]["poolId"].lower())
+        pool = self.pools.get(pool_key_of(job))
         if pool is None:
             return
         container_pool = bool((pool.get("virtualMachineConfiguration") or {}).get("containerConfiguration"))

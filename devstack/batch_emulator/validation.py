@@ -354,11 +354,8 @@ def check_job(body: dict) -> None:
     check_object(body, "job")
     check_id(body)
     check_str(body, "displayName", max_len=1024)
-    info = check_object(require(body, "poolInfo"), "poolInfo")
-    if not info.get("poolId"):
-        if info.get("autoPoolSpecification") is not None:
-            raise errors.unsupported("autoPoolSpecification (auto pools)")
-        raise errors.missing_property("poolInfo.poolId")
+    from devstack.batch_emulator.auto_pools import check_pool_info  # auto_pools imports this module
+    check_pool_info(require(body, "poolInfo"), schedule=bool(body.get("_schedule")))
     check_job_common(body)
     for key in ("jobManagerTask", "jobPreparationTask", "jobReleaseTask"):
         if body.get(key) is not None:
