@@ -12,6 +12,7 @@ target_low_priority, node_deallocation_option, run)``, ``set_autoscale_run(pool_
 from __future__ import annotations
 
 from devstack.batch_emulator.job_ops import JobOps
+from devstack.batch_emulator.job_prep import JobPrepOps
 from devstack.batch_emulator.model_base import ModelBase
 from devstack.batch_emulator.pool_ops import PoolOps
 from devstack.batch_emulator.preemption import PreemptionOps
@@ -21,5 +22,5 @@ from devstack.batch_emulator.task_ops import TaskOps
 __all__ = ["BatchModel", "Assignment", "Outcome"]
 
 
-class BatchModel(PoolOps, JobOps, TaskOps, ScheduleOps, PreemptionOps, ModelBase):
+class BatchModel(PoolOps, JobOps, JobPrepOps, TaskOps, ScheduleOps, PreemptionOps, ModelBase):
     """See the module docstring; state lives in :class:`ModelBase`, operations in the mixins."""

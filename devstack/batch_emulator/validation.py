@@ -360,9 +360,8 @@ def check_job(body: dict) -> None:
             raise errors.unsupported("autoPoolSpecification (auto pools)")
         raise errors.missing_property("poolInfo.poolId")
     check_job_common(body)
-    for key in ("jobManagerTask", "jobPreparationTask", "jobReleaseTask"):
-        if body.get(key) is not None:
-            raise errors.unsupported(f"{key}")
+    from devstack.batch_emulator.job_prep import check_job_tasks
+    check_job_tasks(body)
     check_bool(body, "usesTaskDependencies")
     check_env(body.get("commonEnvironmentSettings"), "commonEnvironmentSettings")
 
