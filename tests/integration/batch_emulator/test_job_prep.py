@@ -131,3 +131,32 @@ def test_bad_bodies_are_400_naming_the_property(process_emulator, client, prep, 
                                                                             "minimalmetadata"}))
     assert exc.value.status_code == 400
     assert prop in str(exc.value)
+
+
+def test_prep_status_survives_restart_and_prep_does_not_rerun(tmp_path):
+    import os
+
+    from .conftest import Emulator
+    emu = Emulator(tmp_path / "data", "process", dict(os.environ))
+    emu.start()
+    try:
+        c = emu.client()
+        c.create_pool(m.BatchPoolCreateOptions(id="p1", vm_size="standard_d2s_v3", virtual_machine_configuration=
+                                               vm_config(m), target_dedicated_nodes=1))
+        c.create_job(m.BatchJobCreateOptions(id="j1", pool_info=m.BatchPoolInfo(pool_id="p1"),
+                                             job_preparation_task=m.BatchJobPreparationTask(
+                                                 command_line="/bin/sh -c 'echo run >> "
+                                                 "$AZ_BATCH_NODE_SHARED_DIR/prep-runs.txt'")))
+        cmd = "/bin/sh -c 'wc -l < $AZ_BATCH_NODE_SHARED_DIR/prep-runs.txt'"
+        c.create_task("j1", m.BatchTaskCreateOptions(id="before", command_line=cmd))
+        wait_task(c, "j1", "before")
+        before = [s.as_dict() for s in c.list_job_preparation_and_release_task_status("j1")]
+        emu.restart()
+        c = emu.client()
+        assert [s.as_dict() for s in c.list_job_preparation_and_release_task_status("j1")] == before
+        wait_nodes(c, "p1", 1)
+        c.create_task("j1", m.BatchTaskCreateOptions(id="after", command_line=cmd))
+        wait_task(c, "j1", "after")
+        assert read_file(c, "j1", "after", "stdout.txt").strip() == "1"
+    finally:
+        emu.stop()
