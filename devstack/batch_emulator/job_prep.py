@@ -89,7 +89,8 @@ class JobPrepOps:
         return info.get("state") == "completed" and info.get("result") == "failure"
 
     def prep_on_assign(self, job_key: str, pool: dict, node: dict, task: dict) -> str | None:
-        """Called in _assign: None (nothing to do), 'run' / 'run-async' (start it), 'wait' (another run)."""
+        """Called in _assign: None (nothing to do), 'run' / 'run-async' (start it), 'wait' (another run);
+        the task shows ``preparing`` for 'run' and 'wait'."""
         job = self.jobs[job_key]
         if not job.get("jobPreparationTask"):
             return None
@@ -99,10 +100,7 @@ class JobPrepOps:
         info = (entry or {}).get("jobPreparationTaskExecutionInfo") or {}
         wait = _wait_for_success(job)
         if info.get("state") == "completed" or (info.get("state") == "running" and key in self._live()):
-            if info.get("state") == "running" and wait:
-                self.set_task_state(job_key, task, "preparing")
-                return "wait"
-            return None
+            return "wait" if info.get("state") == "running" and wait else None
         self._live().add(key)
         now = timeutil.now_iso()
         url = f"{self.account_url}/pools/{pool['id']}/nodes/{node_id}"
@@ -113,10 +111,7 @@ class JobPrepOps:
                                                 "taskRootDirectory": root,
                                                 "taskRootDirectoryUrl": f"{url}/files/{root}"}}
         self.save_job(job)
-        if wait:
-            self.set_task_state(job_key, task, "preparing")
-            return "run"
-        return "run-async"
+        return "run" if wait else "run-async"
 
     def prep_update(self, job_key: str, pool_key: str, node_id: str, kind: str, info: dict) -> None:
         with self.lock:

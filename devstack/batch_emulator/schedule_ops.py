@@ -163,8 +163,8 @@ class ScheduleOps:
             "poolId": pool["id"], "nodeId": node["id"], "taskRootDirectory": f"workitems/{self.jobs[job_key]['id']}"
             f"/job-1/{task['id']}", "taskRootDirectoryUrl": f"{self.account_url}/pools/{pool['id']}/nodes/"
             f"{node['id']}/files/workitems/{self.jobs[job_key]['id']}/job-1/{task['id']}"}
-        self.set_task_state(job_key, task, "running", now)
-        prep = self.prep_on_assign(job_key, pool, node, task)  # may show the task as preparing
+        prep = self.prep_on_assign(job_key, pool, node, task)  # job preparation first on this node? (job_prep)
+        self.set_task_state(job_key, task, "preparing" if prep in ("run", "wait") else "running", now)
         touch(task)
         self.save_task(job_key, task)
         self.save_node(pool_key, node)
