@@ -84,6 +84,19 @@ def test_failing_prep_with_wait_for_success_keeps_tasks_off(client):
     assert task.state == "active" and not (task.execution_info and task.execution_info.exit_code is not None)
 
 
+def test_without_wait_for_success_tasks_start_while_prep_runs(client):
+    prep = m.BatchJobPreparationTask(command_line="/bin/sh -c 'sleep 3; exit 1'", wait_for_success=False)
+    job_id = _job(client, prep)
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="quick", command_line="/bin/sh -c 'echo ok'"))
+    task = wait_task(client, job_id, "quick", timeout=10)
+    assert task.execution_info.result == "success"
+    info = _status(client, job_id)[0].job_preparation_task_execution_info
+    assert info.state == "running"  # the task did not wait for it
+    wait_for(lambda: _status(client, job_id)[0].job_preparation_task_execution_info.state == "completed", 15)
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="after-fail", command_line="/bin/sh -c 'echo ok'"))
+    assert wait_task(client, job_id, "after-fail", timeout=10).execution_info.result == "success"
+
+
 def test_release_runs_at_terminate_on_prepared_nodes(client):
     prep = m.BatchJobPreparationTask(command_line="/bin/sh -c 'echo prepared'")
     release = m.BatchJobReleaseTask(command_line="/bin/sh -c 'echo released; exit 4'")
