@@ -6,9 +6,8 @@ paths). Unknown paths answer 404 ``InvalidUri``... as Batch does for an operatio
 
 from __future__ import annotations
 
-from devstack.batch_emulator import admin_handlers
+from devstack.batch_emulator import admin_handlers, job_prep_handlers
 from devstack.batch_emulator import handlers as h
-from devstack.batch_emulator import job_prep_handlers
 from devstack.batch_emulator import job_schedule_handlers as js
 
 ROUTES = [
