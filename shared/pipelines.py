@@ -18,6 +18,7 @@ import yaml
 
 from shared.durations import parse_duration
 from shared.errors import ConfigError
+from shared.pipeline_preparation import Preparation, parse_preparation
 from shared.schedules import Schedule, parse_schedule_section
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -97,6 +98,7 @@ class Pipeline:
     max_inputs: int = 5000
     enabled: bool = True  # false (or its pool's): every input is rejected, naming why (work_items.check_enabled)
     schedule: Schedule | None = None  # shared.schedules: run over a prefix at fixed times
+    preparation: Preparation | None = None  # per-node step, the job's jobPreparationTask (pipeline_preparation)
 
 
 @dataclass(frozen=True)
@@ -334,7 +336,7 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
     r = _Reader(data, where)
     r.known("name", "description", "pool", "image", "commandLine", "containerRunOptions", "workingDirectory",
             "inputs", "maxInputBytes", "maxInputs", "environment", "overridable", "outputs", "merge", "retries",
-            "maxWallClockTime", "requiredSlots", "enabled", "schedule")
+            "maxWallClockTime", "requiredSlots", "enabled", "schedule", "preparation")
     name = r.str("name", required=True, pattern=PIPELINE_NAME)
     pool = r.str("pool", required=True)
     if pool not in pools:
@@ -351,8 +353,7 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
     if not blob_policy and not queue:
         raise inputs.fail("blob", "a pipeline needs inputs.blob, inputs.queue: true, or both")
     overridable, overridable_env = _overridable(r)
-    merge = None
-    merge_r = r.sub("merge")
+    merge, merge_r = None, r.sub("merge")
     if merge_r:
         merge_r.known("commandLine", "image", "outputs", "fanIn", "barrierCommandLine")
         merge_out = merge_r.sub("outputs", required=True)
@@ -377,7 +378,8 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
         max_input_bytes=None if max_bytes is None else r.int("maxInputBytes", 0, 0, 2**53),
         max_inputs=r.int("maxInputs", 5000, 1, 100000), merge=merge, retries=r.int("retries", 0, -1, 100),
         max_wall_clock_time=r.duration("maxWallClockTime", "PT1H"), required_slots=slots,
-        enabled=r.bool("enabled", True), schedule=None if r.data.get("schedule") is None else
+        enabled=r.bool("enabled", True), preparation=parse_preparation(r.sub("preparation")),
+        schedule=None if r.data.get("schedule") is None else
         parse_schedule_section(r.data["schedule"], f"{where}.schedule", blob_policy),
     )
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from shared.batch_client import backoff, call, error_code
+from shared.pipeline_preparation import job_preparation_task
 from shared.pipelines import PipelineConfig
 from shared.pool_spec import build_pool
 from shared.redaction import redacted
@@ -130,6 +131,8 @@ class Submitter:
         body = {"id": job_id, "poolInfo": {"poolId": pipeline.pool}, "usesTaskDependencies": pipeline.merge is not None,
                 "onAllTasksComplete": "noaction",
                 "metadata": [{"name": "eventbatch-pipeline", "value": pipeline_name}]}
+        if pipeline.preparation is not None:  # once per node before the pipeline's tasks (pipeline_preparation)
+            body["jobPreparationTask"] = job_preparation_task(pipeline.preparation, pipeline)
         try:
             self._call(lambda: self.client.create_job(models.BatchJobCreateOptions(body)), "create job")
         except ResourceExistsError:

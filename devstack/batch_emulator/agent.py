@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from devstack.batch_emulator import gpu, timeutil
+from devstack.batch_emulator import gpu, job_prep, timeutil
 from devstack.batch_emulator.layout import BIND_SOURCE_VARS, NodeLayout
 from devstack.batch_emulator.model import Assignment, BatchModel, Outcome
 from devstack.batch_emulator.run_options import host_access_option
@@ -72,6 +72,7 @@ class Agent:
         # One JSON line per task process/container started (container-starts.jsonl in the account's data dir):
         # what ran, counted by the one who started it, so a test can hold it against the attempts Batch reports.
         self.starts_log: Path | None = None
+        model.on_job_release = lambda job, nodes: job_prep.start_release(self, job, nodes)
 
     # ---- helpers -----------------------------------------------------------------------------------------
     def _runtime_for(self, pool: dict):
@@ -272,6 +273,8 @@ class Agent:
 
     def _attempt(self, a: Assignment, leftovers: list) -> Outcome:
         task, job, pool, node = a.task, a.job, a.pool, a.node
+        if not job_prep.before_task(self, a):  # preparation failed (waitForSuccess): back to active
+            return Outcome()
         layout = self.model.layout(a.pool_key, a.node_id)
         task_dir = layout.task_dir(job["id"], task["id"])
         wd = task_dir / "wd"
@@ -281,6 +284,7 @@ class Agent:
             return Outcome(pre_processing_failure=_failure("ResourceDirectoryCreateFailed", str(exc)[:500]))
         env = layout.task_env(layout.node_env(self.model.account, self.model.account_url, pool["id"], node["id"],
                                               node.get("isDedicated", True)), job["id"], task["id"])
+        env.update(job_prep.task_env(layout, job))
         for item in (job.get("commonEnvironmentSettings") or []) + (task.get("environmentSettings") or []):
             env[item["name"]] = item.get("value") or ""
         cs = task.get("containerSettings")

@@ -147,6 +147,7 @@ class JobOps:
         job["executionInfo"] = {**job.get("executionInfo", {}), "endTime": now, "terminateReason": reason}
         self.job_ended(job)
         touch(job)
+        self._job_release(job_key)
         self.save_job(job)
         self.wake()
         return kills
@@ -156,6 +157,7 @@ class JobOps:
             job = self._job(job_id)
             key = job["id"].lower()
             set_state(job, "deleting")
+            self._job_release(key)
             kills, dirs = [], set()
             for task in list(self.tasks[key].values()):
                 if task["state"] in ("running", "preparing"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from devstack.batch_emulator.auto_pools import AutoPoolOps
 from devstack.batch_emulator.job_ops import JobOps
+from devstack.batch_emulator.job_prep import JobPrepOps
 from devstack.batch_emulator.model_base import ModelBase
 from devstack.batch_emulator.pool_ops import PoolOps
 from devstack.batch_emulator.preemption import PreemptionOps
@@ -22,5 +23,5 @@ from devstack.batch_emulator.task_ops import TaskOps
 __all__ = ["BatchModel", "Assignment", "Outcome"]
 
 
-class BatchModel(AutoPoolOps, PoolOps, JobOps, TaskOps, ScheduleOps, PreemptionOps, ModelBase):
+class BatchModel(AutoPoolOps, PoolOps, JobOps, JobPrepOps, TaskOps, ScheduleOps, PreemptionOps, ModelBase):
     """See the module docstring; state lives in :class:`ModelBase`, operations in the mixins."""

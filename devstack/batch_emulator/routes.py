@@ -6,7 +6,7 @@ paths). Unknown paths answer 404 ``InvalidUri``... as Batch does for an operatio
 
 from __future__ import annotations
 
-from devstack.batch_emulator import admin_handlers
+from devstack.batch_emulator import admin_handlers, job_prep_handlers
 from devstack.batch_emulator import handlers as h
 from devstack.batch_emulator import job_schedule_handlers as js
 
@@ -40,6 +40,7 @@ ROUTES = [
     ("POST", "jobs/{job}/disable", h.disable_job),
     ("POST", "jobs/{job}/enable", h.enable_job),
     ("GET", "jobs/{job}/taskcounts", h.task_counts),
+    ("GET", "jobs/{job}/jobpreparationandreleasetaskstatus", job_prep_handlers.prep_release_status),
     ("POST", "jobs/{job}/tasks", h.create_task),
     ("GET", "jobs/{job}/tasks", h.list_tasks),
     ("POST", "jobs/{job}/addtaskcollection", h.add_task_collection),

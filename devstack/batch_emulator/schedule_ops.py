@@ -30,6 +30,7 @@ class Assignment:
     job: dict
     pool: dict
     node: dict
+    prep: str | None = None  # job preparation step: None, 'run', 'run-async', 'wait' (job_prep.py)
 
 
 @dataclass
@@ -118,7 +119,8 @@ class ScheduleOps:
             free_nodes.sort(key=lambda n: (slots - n["_used"]) * (1 if pack else -1))
             placed = False
             for node in free_nodes:
-                found = self._next_task_for(jobs, slots - node["_used"])
+                found = self._next_task_for([j for j in jobs if not self.prep_blocks(j[1], pool_key, node["id"])],
+                                            slots - node["_used"])
                 if found is None:
                     continue
                 job_key, task = found
@@ -162,12 +164,13 @@ class ScheduleOps:
             "poolId": pool["id"], "nodeId": node["id"], "taskRootDirectory": f"workitems/{self.jobs[job_key]['id']}"
             f"/job-1/{task['id']}", "taskRootDirectoryUrl": f"{self.account_url}/pools/{pool['id']}/nodes/"
             f"{node['id']}/files/workitems/{self.jobs[job_key]['id']}/job-1/{task['id']}"}
-        self.set_task_state(job_key, task, "running", now)
+        prep = self.prep_on_assign(job_key, pool, node, task)  # job preparation first on this node? (job_prep)
+        self.set_task_state(job_key, task, "preparing" if prep in ("run", "wait") else "running", now)
         touch(task)
         self.save_task(job_key, task)
         self.save_node(pool_key, node)
         return Assignment(job_key, task["id"].lower(), task["_attempt"], pool_key, node["id"], wire(task),
-                          wire(self.jobs[job_key]), wire(pool), dict(node))
+                          wire(self.jobs[job_key]), wire(pool), dict(node), prep)
 
     # ---- agent callbacks -----------------------------------------------------------------------------------
     def attempt_current(self, job_key: str, task_key: str, attempt: int) -> bool:

@@ -357,9 +357,8 @@ def check_job(body: dict) -> None:
     from devstack.batch_emulator.auto_pools import check_pool_info  # auto_pools imports this module
     check_pool_info(require(body, "poolInfo"), schedule=bool(body.get("_schedule")))
     check_job_common(body)
-    for key in ("jobManagerTask", "jobPreparationTask", "jobReleaseTask"):
-        if body.get(key) is not None:
-            raise errors.unsupported(f"{key}")
+    from devstack.batch_emulator.job_prep import check_job_tasks
+    check_job_tasks(body)
     check_bool(body, "usesTaskDependencies")
     check_env(body.get("commonEnvironmentSettings"), "commonEnvironmentSettings")
 
