@@ -242,9 +242,16 @@ def start_task(pool: dict[str, Any], where: str) -> dict[str, Any] | None:
         return None
     if not isinstance(task, dict) or not isinstance(task.get("commandLine"), str) or not task["commandLine"]:
         raise PoolSpecError(f"{where}.startTask.commandLine is required when startTask is given")
-    # The Batch StartTask as main.bicep passes it: non-admin pool-wide auto-user, one retry.
+    # The Batch StartTask as main.bicep passes it: its auto-user (default non-admin, pool-wide; admin for a start
+    # task that mounts a file server), one retry. The management API spells the enums Pool/Task, NonAdmin/Admin.
+    auto = ((task.get("userIdentity") or {}).get("autoUser")) or {}
+    scope = {"pool": "Pool", "task": "Task"}.get(str(auto.get("scope", "pool")).lower())
+    level = {"nonadmin": "NonAdmin", "admin": "Admin"}.get(str(auto.get("elevationLevel", "nonadmin")).lower())
+    if scope is None or level is None:
+        raise PoolSpecError(f"{where}.startTask.userIdentity.autoUser: scope must be pool or task and "
+                            "elevationLevel nonadmin or admin")
     return {"commandLine": task["commandLine"], "waitForSuccess": bool(task.get("waitForSuccess", True)),
-            "maxTaskRetryCount": 1, "userIdentity": {"autoUser": {"scope": "Pool", "elevationLevel": "NonAdmin"}}}
+            "maxTaskRetryCount": 1, "userIdentity": {"autoUser": {"scope": scope, "elevationLevel": level}}}
 
 
 def pool_spec(raw: dict[str, Any], index: int) -> dict[str, Any]:

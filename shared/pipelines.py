@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from shared import pipeline_users
 from shared.durations import parse_duration
 from shared.errors import ConfigError
 from shared.pipeline_preparation import Preparation, parse_preparation
@@ -99,6 +100,7 @@ class Pipeline:
     enabled: bool = True  # false (or its pool's): every input is rejected, naming why (work_items.check_enabled)
     schedule: Schedule | None = None  # shared.schedules: run over a prefix at fixed times
     preparation: Preparation | None = None  # per-node step, the job's jobPreparationTask (pipeline_preparation)
+    task_user: Any = None  # shared.pipeline_users.TaskUserOptions: userIdentity, bind mounts, registry
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ class Pool:
     start_task_command: str | None = None
     start_task_wait: bool = True
     enabled: bool = True  # false: never created; its pipelines take no work (e.g. a GPU pool off by default)
+    start_task_user: Any = None  # shared.pipeline_users.AutoUser (None: non-admin, pool scope)
 
 
 @dataclass(frozen=True)
@@ -296,7 +299,7 @@ def _pool(data: Any, where: str) -> Pool:
                 "spotNodes")
     start = r.sub("startTask")
     if start:
-        start.known("commandLine", "waitForSuccess")
+        start.known("commandLine", "waitForSuccess", "userIdentity")
     interval = scale.duration("evaluationInterval", "PT5M")
     if interval < timedelta(seconds=1):
         # Azure accepts PT5M..PT168H; the local emulator also accepts shorter intervals for quick demos.
@@ -317,8 +320,7 @@ def _pool(data: Any, where: str) -> Pool:
                     spot_nodes=scale.int("spotNodes", 0, 0, 10000)),
         start_task_command=start.str("commandLine") if start else None,
         start_task_wait=start.bool("waitForSuccess", True) if start else True,
-        enabled=r.bool("enabled", True),
-    )
+        enabled=r.bool("enabled", True), start_task_user=pipeline_users.auto_user(start) if start else None)
 
 
 # ---- pipelines -------------------------------------------------------------------------------------------
@@ -336,7 +338,8 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
     r = _Reader(data, where)
     r.known("name", "description", "pool", "image", "commandLine", "containerRunOptions", "workingDirectory",
             "inputs", "maxInputBytes", "maxInputs", "environment", "overridable", "outputs", "merge", "retries",
-            "maxWallClockTime", "requiredSlots", "enabled", "schedule", "preparation")
+            "maxWallClockTime", "requiredSlots", "enabled", "schedule", "preparation", "userIdentity",
+            "containerHostBatchBindMounts", "registry")
     name = r.str("name", required=True, pattern=PIPELINE_NAME)
     pool = r.str("pool", required=True)
     if pool not in pools:
@@ -379,7 +382,7 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
         max_inputs=r.int("maxInputs", 5000, 1, 100000), merge=merge, retries=r.int("retries", 0, -1, 100),
         max_wall_clock_time=r.duration("maxWallClockTime", "PT1H"), required_slots=slots,
         enabled=r.bool("enabled", True), preparation=parse_preparation(r.sub("preparation")),
-        schedule=None if r.data.get("schedule") is None else
+        task_user=pipeline_users.task_user_options(r), schedule=None if r.data.get("schedule") is None else
         parse_schedule_section(r.data["schedule"], f"{where}.schedule", blob_policy),
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from shared.durations import format_duration
 from shared.errors import ConfigError
+from shared.pipeline_users import AutoUser
 from shared.pipelines import Pool
 
 
@@ -50,7 +51,7 @@ def build_pool(pool: Pool) -> dict:
     }
     if pool.start_task_command:
         body["startTask"] = {"commandLine": pool.start_task_command, "waitForSuccess": pool.start_task_wait,
-                             "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "nonadmin"}}}
+                             "userIdentity": (pool.start_task_user or AutoUser()).wire()}
     if pool.scale.mode == "autoscale":
         body.update(enableAutoScale=True, autoScaleFormula=autoscale_formula(pool),
                     autoScaleEvaluationInterval=format_duration(pool.scale.evaluation_interval))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from shared import ids
+from shared import ids, pipeline_users
 from shared.durations import format_duration, parse_duration
 from shared.errors import Rejection
 from shared.names import MAX_BLOB_NAME, local_file_name
@@ -139,6 +139,7 @@ def _container_settings(pipeline: Pipeline, image: str | None = None) -> dict:
     settings = {"imageName": image or pipeline.image, "workingDirectory": pipeline.working_directory}
     if pipeline.container_run_options:
         settings["containerRunOptions"] = pipeline.container_run_options
+    pipeline_users.apply_to_container_settings(pipeline.task_user, settings)
     return settings
 
 
@@ -177,7 +178,7 @@ def build_task(item: WorkItem, pipeline: Pipeline, access: BlobAccess, *, now: d
         "id": task_id,
         "displayName": f"{pipeline.name} {values['inputKey']}",
         "commandLine": command,
-        "containerSettings": _container_settings(pipeline),
+        "containerSettings": _container_settings(pipeline), **pipeline_users.identity(pipeline.task_user),
         "resourceFiles": [resource],
         "outputFiles": _output_files(pipeline, access.write_container_url(pipeline.outputs.container, prefix, lifetime),
                                      identity, prefix, pipeline.outputs.patterns, pipeline.outputs.upload_condition),
@@ -244,6 +245,7 @@ def build_merge_task(pipeline: Pipeline, request_id: str, depends_on: Sequence[s
         "displayName": f"{pipeline.name} merge",
         "commandLine": pipeline.merge.command_line,
         "containerSettings": _container_settings(pipeline, pipeline.merge.image),
+        **pipeline_users.identity(pipeline.task_user),
         "resourceFiles": [source],
         "outputFiles": _output_files(pipeline, access.write_container_url(pipeline.outputs.container, prefix, lifetime),
                                      identity, prefix, pipeline.outputs.patterns, pipeline.outputs.upload_condition),
@@ -273,6 +275,7 @@ def build_barrier_task(pipeline: Pipeline, request_id: str, index: int, depends_
         "displayName": f"{pipeline.name} barrier {index}",
         "commandLine": pipeline.merge.barrier_command_line,
         "containerSettings": _container_settings(pipeline, pipeline.merge.image),
+        **pipeline_users.identity(pipeline.task_user),
         "environmentSettings": _env({"EVENTBATCH_PIPELINE": pipeline.name, "EVENTBATCH_RUN_ID": task_id,
                                      "EVENTBATCH_REQUEST_ID": request_id}),
         "constraints": {"maxWallClockTime": "PT5M", "maxTaskRetryCount": 1},

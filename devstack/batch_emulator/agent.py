@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from devstack.batch_emulator import gpu, job_prep, timeutil
+from devstack.batch_emulator import gpu, job_prep, task_user, timeutil
 from devstack.batch_emulator.layout import BIND_SOURCE_VARS, NodeLayout
 from devstack.batch_emulator.model import Assignment, BatchModel, Outcome
 from devstack.batch_emulator.run_options import host_access_option
@@ -192,7 +192,7 @@ class Agent:
             cs = start_task.get("containerSettings")
             runtime = self.container_runtime if cs else self.process_runtime
             spec = self._spec(runtime, self._name(node["id"], "starttask"), start_task.get("commandLine"), env,
-                              wd, layout, cs, layout.startup, pool)
+                              wd, layout, cs, layout.startup, pool, start_task.get("userIdentity"))
             handle = runtime.start(spec)
             code = handle.wait(None)
             return code, None
@@ -206,7 +206,7 @@ class Agent:
 
     # ---- tasks -------------------------------------------------------------------------------------------
     def _spec(self, runtime, name, command_line, env, wd: Path, layout: NodeLayout, cs: dict | None,
-              task_dir: Path, pool: dict):
+              task_dir: Path, pool: dict, user_identity: dict | None = None):
         from devstack.batch_emulator.runtimes import Mount, RunSpec
 
         command = split_command_line(command_line)
@@ -239,13 +239,16 @@ class Agent:
                         env.pop(var, None)
             if (cs.get("workingDirectory") or "taskWorkingDirectory") == "containerImageDefault":
                 workdir = None
+            user = task_user.resolve(user_identity, pool)  # as Batch maps the task user into the container
+            task_user.give_folders(user, task_dir, wd)
         elif command is None:
             from devstack.batch_emulator.runtimes import StartError
             raise StartError("CommandProgramNotFound", "The command line is empty and the pool has no container "
                              "configuration")
         return RunSpec(name=name, command=command, env=env, workdir=workdir, mounts=mounts, image=image,
                        run_options=run_options, stdout_path=str(task_dir / "stdout.txt"),
-                       stderr_path=str(task_dir / "stderr.txt"))
+                       stderr_path=str(task_dir / "stderr.txt"),
+                       user=user.user_arg() if image else None)
 
     def run_task(self, a: Assignment) -> None:
         threading.Thread(target=self._run_task, args=(a,), name=f"task-{a.task_key}", daemon=True).start()
@@ -313,7 +316,8 @@ class Agent:
             return Outcome()
         name = self._name(node["id"], job["id"], task["id"], str(a.attempt))
         try:
-            spec = self._spec(runtime, name, task.get("commandLine"), env, wd, layout, cs, task_dir, pool)
+            spec = self._spec(runtime, name, task.get("commandLine"), env, wd, layout, cs, task_dir, pool,
+                              task.get("userIdentity"))
             handle = runtime.start(spec)
         except Exception as exc:  # noqa: BLE001 - StartError
             self._cleanup(runtime, name)

@@ -40,7 +40,7 @@ def app_stack(stack):
     service = devstack_stack.func_host_service(stack.env)
     action = devstack_stack.ensure_host(service, log=lambda line: None)  # restarted if it runs an older app
     access = AppAccess.open()
-    prepare_pools(access, list(access.config.pools), say=lambda line: None)
+    prepare_pools(access, [p for p, pool in access.config.pools.items() if pool.enabled], say=lambda line: None)
     yield AppStack(stack=stack, access=access, host_service=service)
     if action == "started" and os.environ.get("EVENTBATCH_KEEP_STACK") != "1":
         stop(service)

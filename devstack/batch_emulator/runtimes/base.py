@@ -48,6 +48,7 @@ class RunSpec:
     stdout_path: str
     stderr_path: str
     network: str | None = None
+    user: str | None = None  # uid:gid inside the container (task_user.py); None = the image's USER
 
 
 class PullError(Exception):

@@ -217,6 +217,8 @@ class ContainerCliRuntime:
             args += ["-v", _volume_arg(mount)]
         if spec.workdir:
             args += ["-w", spec.workdir]
+        if spec.user:
+            args += ["--user", spec.user]
         # Run options last among the flags so that, as on Batch, the user's --workdir etc. win.
         return [*args, *spec.run_options, spec.image, *(spec.command or [])]
 
