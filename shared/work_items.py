@@ -18,10 +18,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from shared import ids
+from shared.code_env import loads_code
 from shared.durations import format_duration, parse_duration
 from shared.errors import Rejection
 from shared.names import check_blob_name
-from shared.pipelines import ENV_NAME, RESERVED_ENV_PREFIXES, Pipeline, PipelineConfig, loads_code
+from shared.pipelines import ENV_NAME, RESERVED_ENV_PREFIXES, Pipeline, PipelineConfig
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 _CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$|^\$root$")
