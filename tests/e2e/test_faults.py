@@ -142,8 +142,9 @@ def faulty_stack(stack, tmp_path_factory):
         devstack_stack.provision_storage(env)
         faulty.access = AppAccess.open(settings_file=settings_file)
         # The test's own Batch calls meet the injected faults too, past the SDK's few retries now and then.
-        _patient(lambda: prepare_pools(faulty.access, list(faulty.access.config.pools), say=lambda line: None),
-                 "preparing the pool", timeout=120)
+        enabled = [p for p, pool in faulty.access.config.pools.items() if pool.enabled]
+        _patient(lambda: prepare_pools(faulty.access, enabled, say=lambda line: None), "preparing the pool",
+                 timeout=120)
         services.append(host)
         faulty.start(host)
         yield faulty
