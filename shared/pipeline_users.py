@@ -57,7 +57,7 @@ def auto_user(r) -> AutoUser | None:
 
 
 def task_user_options(r) -> TaskUserOptions | None:
-    from shared.pipelines import Registry, _Reader
+    from shared.pipelines import _Reader, parse_registry
 
     user = auto_user(r)
     binds = None
@@ -77,12 +77,7 @@ def task_user_options(r) -> TaskUserOptions | None:
     registry = None
     rr = r.sub("registry")
     if rr is not None:
-        rr.known("server", "username", "password", "identityResourceId")
-        registry = Registry(server=rr.str("server", required=True), username=rr.str("username") or None,
-                            password=rr.str("password") or None,
-                            identity_resource_id=rr.str("identityResourceId") or None)
-        if bool(registry.username) != bool(registry.password):
-            raise rr.fail("username", "username and password go together (or use identityResourceId)")
+        registry = parse_registry(rr)
     if user is None and binds is None and registry is None:
         return None
     return TaskUserOptions(user, binds, registry)

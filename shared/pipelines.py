@@ -261,6 +261,16 @@ def check_template(template: str, where: str) -> None:
 
 
 # ---- pools -----------------------------------------------------------------------------------------------
+def parse_registry(rr: _Reader) -> Registry:
+    """A container registry entry (a pool's `container.registries[i]`, a pipeline's per-task `registry`)."""
+    rr.known("server", "username", "password", "identityResourceId")
+    reg = Registry(server=rr.str("server", required=True), username=rr.str("username") or None,
+                   password=rr.str("password") or None, identity_resource_id=rr.str("identityResourceId") or None)
+    if bool(reg.username) != bool(reg.password):
+        raise rr.fail("username", "username and password go together (or use identityResourceId)")
+    return reg
+
+
 def _pool(data: Any, where: str) -> Pool:
     r = _Reader(data, where)
     r.known("id", "vmSize", "imageReference", "nodeAgentSkuId", "taskSlotsPerNode", "container", "startTask", "scale",
@@ -271,14 +281,7 @@ def _pool(data: Any, where: str) -> Pool:
     container.known("images", "registries")
     registries = []
     for i, item in enumerate(container.data.get("registries") or []):
-        rr = _Reader(item, f"{where}.container.registries[{i}]")
-        rr.known("server", "username", "password", "identityResourceId")
-        reg = Registry(server=rr.str("server", required=True), username=rr.str("username") or None,
-                       password=rr.str("password") or None,
-                       identity_resource_id=rr.str("identityResourceId") or None)
-        if bool(reg.username) != bool(reg.password):
-            raise rr.fail("username", "username and password go together (or use identityResourceId)")
-        registries.append(reg)
+        registries.append(parse_registry(_Reader(item, f"{where}.container.registries[{i}]")))
     scale = r.sub("scale", required=True)
     scale.known("mode", "formula", "evaluationInterval", "maxDedicatedNodes", "maxSpotNodes", "dedicatedNodes",
                 "spotNodes")
