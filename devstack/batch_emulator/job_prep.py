@@ -239,7 +239,12 @@ def run_preparation(agent, a) -> None:
                                     {"retryCount": retry, "lastRetryTime": timeutil.now_iso()})
             continue
         break
-    info = {"state": "completed", "endTime": timeutil.now_iso(), "retryCount": retry}
+    agent.model.prep_update(a.job_key, a.pool_key, a.node_id, PREP, {**_completed(code, failure), "retryCount": retry})
+
+
+def _completed(code: int | None, failure: dict | None) -> dict:
+    """The execution info of a finished preparation or release run: exit code, result and failureInfo."""
+    info = {"state": "completed", "endTime": timeutil.now_iso()}
     if code is not None:
         info["exitCode"] = code
     if failure is None and code != 0:
@@ -247,7 +252,7 @@ def run_preparation(agent, a) -> None:
     info["result"] = "failure" if failure else "success"
     if failure:
         info["failureInfo"] = failure
-    agent.model.prep_update(a.job_key, a.pool_key, a.node_id, PREP, info)
+    return info
 
 
 def before_task(agent, a) -> bool:
@@ -282,15 +287,7 @@ def start_release(agent, job: dict, nodes: list) -> None:
         layout = agent.model.layout(pool_key, node_id)
         code, failure = _run_once(agent, rel, RELEASE, job, snap["pool"], snap["node"], layout,
                                   _timeout(rel.get("maxWallClockTime") or "PT15M"))
-        info = {"state": "completed", "endTime": timeutil.now_iso()}
-        if code is not None:
-            info["exitCode"] = code
-        if failure is None and code != 0:
-            failure = _failure("FailureExitCode", "The task exited with an exit code representing a failure")
-        info["result"] = "failure" if failure else "success"
-        if failure:
-            info["failureInfo"] = failure
-        agent.model.prep_update(job["id"].lower(), pool_key, node_id, RELEASE, info)
+        agent.model.prep_update(job["id"].lower(), pool_key, node_id, RELEASE, _completed(code, failure))
 
     for pool_key, node_id in nodes:
         threading.Thread(target=work, args=(pool_key, node_id), daemon=True, name=f"release-{node_id}").start()
