@@ -14,7 +14,6 @@ from devstack.batch_emulator.handlers import (
     list_response,
     without_secrets,
 )
-from devstack.batch_emulator.job_schedules import not_found
 
 
 def _schedules(req: Request):
@@ -53,33 +52,30 @@ def update_job_schedule(req: Request) -> Response:
     return accepted(200, item, _path(item), req)
 
 
-def disable_job_schedule(req: Request) -> Response:
+def _action(req: Request, operation, status: int) -> Response:
+    """disable (204), enable (204), terminate (202), delete (202): conditions checked, then the operation."""
     check_conditions(req, _schedules(req).get(req.params["schedule"]))
-    _schedules(req).disable(req.params["schedule"])
-    return accepted(204)
+    operation(req.params["schedule"])
+    return accepted(status)
+
+
+def disable_job_schedule(req: Request) -> Response:
+    return _action(req, _schedules(req).disable, 204)
 
 
 def enable_job_schedule(req: Request) -> Response:
-    check_conditions(req, _schedules(req).get(req.params["schedule"]))
-    _schedules(req).enable(req.params["schedule"])
-    return accepted(204)
+    return _action(req, _schedules(req).enable, 204)
 
 
 def terminate_job_schedule(req: Request) -> Response:
-    check_conditions(req, _schedules(req).get(req.params["schedule"]))
-    _schedules(req).terminate(req.params["schedule"])
-    return accepted(202)
+    return _action(req, _schedules(req).terminate, 202)
 
 
 def delete_job_schedule(req: Request) -> Response:
-    check_conditions(req, _schedules(req).get(req.params["schedule"]))
-    _schedules(req).delete(req.params["schedule"])
-    return accepted(202)
+    return _action(req, _schedules(req).delete, 202)
 
 
 def list_jobs_of_schedule(req: Request) -> Response:
     jobs = _schedules(req).jobs(req.params["schedule"])
     return list_response(req, [without_secrets(j) for j in jobs], lambda j: f"/jobs/{j['id']}", "jobs")
 
-
-__all__ = ["not_found"]
