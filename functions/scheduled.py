@@ -46,7 +46,7 @@ def scheduled_pipelines(environ=None) -> dict[str, str]:
         return {}
     # A disabled pipeline (its own `enabled`, or its pool's) gets no timer: it takes no work, so it never wakes.
     return {p.name: p.schedule.cron for p in config.pipelines.values()
-            if p.schedule is not None and p.enabled and config.pools[p.pool].enabled}
+            if p.schedule is not None and config.takes_work(p)}
 
 
 def fire(pipeline: str, cron: str, now: datetime | None = None):

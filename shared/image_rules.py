@@ -127,7 +127,7 @@ def all_steps(config: PipelineConfig) -> list[Step]:
 
 def disabled(config: PipelineConfig) -> list[str]:
     """Names of the pipelines switched off in pipelines.yaml (their own `enabled`, or their pool's)."""
-    return [p.name for p in config.pipelines.values() if not (p.enabled and config.pools[p.pool].enabled)]
+    return [p.name for p in config.pipelines.values() if not config.takes_work(p)]
 
 
 # ---- image references ------------------------------------------------------------------------------------

@@ -131,6 +131,10 @@ class PipelineConfig:
     def pipeline(self, name: str) -> Pipeline | None:
         return self.pipelines.get(name)
 
+    def takes_work(self, pipeline: Pipeline) -> bool:
+        """False for a pipeline switched off by its own `enabled` or its pool's (work_items.check_enabled says why)."""
+        return pipeline.enabled and self.pools[pipeline.pool].enabled
+
 
 # ---- substitution -----------------------------------------------------------------------------------------
 def substitute(node: Any, settings: Mapping[str, str], where: str = "") -> Any:
