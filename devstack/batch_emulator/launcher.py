@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from devstack.local_accounts import BATCH_ACCOUNT_KEY, BATCH_ACCOUNT_NAME
-from devstack.paths import REPO_ROOT
+from devstack.common.local_accounts import BATCH_ACCOUNT_KEY, BATCH_ACCOUNT_NAME
+from devstack.common.paths import REPO_ROOT
 
 LOG_TAIL_CHARS = 2000
 

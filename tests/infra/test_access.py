@@ -98,7 +98,7 @@ def resolve(text: str, settings: dict[str, str]) -> str:
 
 
 def staging_container() -> str:
-    from devstack.app_submit import send_request
+    from devstack.tools.submit import send_request
 
     return inspect.signature(send_request).parameters["staging_container"].default
 

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from devstack.batch_emulator.launcher import EmulatorProcess
-from devstack.local_accounts import BATCH_ACCOUNT_KEY as KEY
-from devstack.local_accounts import BATCH_ACCOUNT_NAME as ACCOUNT
+from devstack.common.local_accounts import BATCH_ACCOUNT_KEY as KEY
+from devstack.common.local_accounts import BATCH_ACCOUNT_NAME as ACCOUNT
 
 
 class Emulator(EmulatorProcess):
