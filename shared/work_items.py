@@ -19,10 +19,11 @@ from urllib.parse import unquote, urlsplit
 
 from shared import ids
 from shared.code_env import loads_code
+from shared.config_reader import ENV_NAME, RESERVED_ENV_PREFIXES
 from shared.durations import format_duration, parse_duration
 from shared.errors import Rejection
 from shared.names import check_blob_name
-from shared.pipelines import ENV_NAME, RESERVED_ENV_PREFIXES, Pipeline, PipelineConfig
+from shared.pipelines import Pipeline, PipelineConfig
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 _CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$|^\$root$")
