@@ -256,10 +256,10 @@ def cmd_replay(access: AppAccess, args) -> int:
 
     def blob_intake():
         """The app's own blob intake, run here: it records and submits the events as the function would."""
-        from shared.context import AppContext
+        from shared.context import create_context
         from shared.intake import handle_blob
 
-        ctx = AppContext.create(access.settings)
+        ctx = create_context(access.settings)
         contexts.append(ctx)
         return lambda container, name: handle_blob(ctx, container, name).status
 

@@ -288,6 +288,23 @@ def parse_config(data: Any, settings: Mapping[str, str]) -> PipelineConfig:
     return PipelineConfig(pools=pools, pipelines=pipelines)
 
 
+def check_containers(config: PipelineConfig, input_container: str, marker_container: str) -> None:
+    """The start-up rules between the file and the app settings: every blob input is the container the blob trigger
+    watches (INPUT_CONTAINER), no pipeline writes into its own input, and completion markers (MARKER_CONTAINER)
+    have a container of their own."""
+    for p in config.pipelines.values():
+        if p.blob_input and p.blob_input.container != input_container:
+            raise ConfigError(f"pipelines.yaml pipeline {p.name}: inputs.blob.container is "
+                              f"{p.blob_input.container!r} but the blob trigger watches INPUT_CONTAINER="
+                              f"{input_container!r}; make them the same")
+        if p.blob_input and p.outputs.container == p.blob_input.container:
+            raise ConfigError(f"pipelines.yaml pipeline {p.name}: outputs.container must differ from the input "
+                              "container, or every output would trigger the pipeline again")
+        if marker_container in (p.outputs.container, p.blob_input and p.blob_input.container):
+            raise ConfigError(f"setting MARKER_CONTAINER: {marker_container!r} is a container of "
+                              f"pipeline {p.name}; completion markers need a container of their own")
+
+
 def _overridable(r) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """`overridable: {environment: [NAME, ...], retries: true, maxWallClockTime: true}`, or the list form
     `[retries, maxWallClockTime]`. The environment is overridable only by name: a request may set exactly the
