@@ -27,6 +27,15 @@ class Registry:
     password: str | None = None
     identity_resource_id: str | None = None
 
+    def wire(self) -> dict:
+        """The registry as Batch takes it (a pool's containerRegistries[i], a task's containerSettings.registry)."""
+        out = {"registryServer": self.server}
+        if self.username:
+            out.update(username=self.username, password=self.password)
+        elif self.identity_resource_id:
+            out["identityReference"] = {"resourceId": self.identity_resource_id}
+        return out
+
 
 @dataclass(frozen=True)
 class AutoUser:
@@ -112,10 +121,4 @@ def apply_to_container_settings(options: TaskUserOptions | None, settings: dict)
     if options.bind_mounts is not None:
         settings["containerHostBatchBindMounts"] = [{"source": s, "isReadOnly": ro} for s, ro in options.bind_mounts]
     if options.registry is not None:
-        reg = options.registry
-        out = {"registryServer": reg.server}
-        if reg.username:
-            out.update(username=reg.username, password=reg.password)
-        elif reg.identity_resource_id:
-            out["identityReference"] = {"resourceId": reg.identity_resource_id}
-        settings["registry"] = out
+        settings["registry"] = options.registry.wire()
