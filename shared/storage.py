@@ -9,13 +9,17 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
 
 from shared.settings import StorageSettings
 from shared.work_items import BlobInfo
 
 
 def _credential(client_id: str | None):
+    # Imported only where an identity is used (Azure): about 70 ms of every cold start the local stack, which
+    # connects with a connection string, would pay for nothing.
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential(managed_identity_client_id=client_id) if client_id else DefaultAzureCredential()
@@ -25,9 +29,6 @@ class StorageClients:
     """The three service clients of the app's storage account, built once per process."""
 
     def __init__(self, settings: StorageSettings):
-        from azure.data.tables import TableServiceClient
-        from azure.storage.queue import QueueServiceClient
-
         self.settings = settings
         if settings.connection_string:
             cs = settings.connection_string

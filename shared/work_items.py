@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -321,8 +322,6 @@ def resolve_inputs(request: Request, lookup: Callable[[BlobRef], BlobInfo | None
                    lister: Callable[..., list[BlobInfo]] | None = None, workers: int = 8) -> list[BlobInfo]:
     """Look every input up (HEAD, `workers` at a time; prefixes are listed, which also gives the properties);
     Rejection('missing-blob') naming what is missing, and the pipeline's rules for every blob found."""
-    from concurrent.futures import ThreadPoolExecutor
-
     pipeline = request.pipeline
     names = [r for r in request.inputs if isinstance(r, BlobRef)]
     if len(names) > 1 and workers > 1:
