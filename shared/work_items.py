@@ -231,8 +231,8 @@ def parse_overrides(pipeline: Pipeline, data: Any) -> Overrides:
     for name, value in raw_env.items():
         if (not isinstance(name, str) or not ENV_NAME.match(name) or name.upper().startswith(RESERVED_ENV_PREFIXES)
                 or loads_code(name) or name not in allowed_env):
-            shown = name[:64] if isinstance(name, str) else type(name).__name__
-            raise Rejection("outside-policy", f"overrides.environment: {shown!r} may not be set by a request; "
+            quoted = name[:64] if isinstance(name, str) else type(name).__name__
+            raise Rejection("outside-policy", f"overrides.environment: {quoted!r} may not be set by a request; "
                                               f"pipeline {pipeline.name} allows {', '.join(allowed_env) or 'none'}")
         if not isinstance(value, (str, int, float)) or isinstance(value, bool) or len(str(value)) > 4096:
             raise Rejection("schema", f"overrides.environment.{name} must be a string of at most 4096 characters "
