@@ -210,17 +210,9 @@ def _outputs(r: Reader, where: str) -> Outputs:
                    logs=r.bool("logs", True))
 
 
-def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
-    r = Reader(data, where)
-    r.known("name", "description", "pool", "image", "commandLine", "containerRunOptions", "workingDirectory",
-            "inputs", "maxInputBytes", "maxInputs", "environment", "overridable", "outputs", "merge", "retries",
-            "maxWallClockTime", "requiredSlots", "enabled", "schedule", "preparation", "userIdentity",
-            "containerHostBatchBindMounts", "registry")
-    name = r.str("name", required=True, pattern=PIPELINE_NAME)
-    pool = r.str("pool", required=True)
-    if pool not in pools:
-        raise r.fail("pool", f"{pool!r} is not a pool declared under pools: ({', '.join(pools) or 'none'})")
-    inputs = r.sub("inputs", required=True)
+def _inputs(inputs: Reader) -> tuple[BlobInputPolicy | None, bool]:
+    """`inputs: {blob: {container, prefix, glob}, queue: bool}`: the blob policy (or None) and whether requests
+    are taken."""
     inputs.known("blob", "queue")
     blob = inputs.sub("blob")
     blob_policy = None
@@ -231,17 +223,34 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
     queue = inputs.bool("queue", False)
     if not blob_policy and not queue:
         raise inputs.fail("blob", "a pipeline needs inputs.blob, inputs.queue: true, or both")
+    return blob_policy, queue
+
+
+def _merge(merge_r: Reader, where: str) -> MergeStep:
+    merge_r.known("commandLine", "image", "outputs", "fanIn", "barrierCommandLine")
+    merge_out = merge_r.sub("outputs", required=True)
+    merge_out.known("path")
+    path = merge_out.str("path", required=True)
+    check_template(path, f"{where}.merge.outputs.path")
+    return MergeStep(command_line=merge_r.str("commandLine", ""), path=path, image=merge_r.str("image"),
+                     fan_in=merge_r.int("fanIn", 1000, 2, 1000),
+                     barrier_command_line=merge_r.str("barrierCommandLine", "/bin/sh -c 'exit 0'"))
+
+
+def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
+    r = Reader(data, where)
+    r.known("name", "description", "pool", "image", "commandLine", "containerRunOptions", "workingDirectory",
+            "inputs", "maxInputBytes", "maxInputs", "environment", "overridable", "outputs", "merge", "retries",
+            "maxWallClockTime", "requiredSlots", "enabled", "schedule", "preparation", "userIdentity",
+            "containerHostBatchBindMounts", "registry")
+    name = r.str("name", required=True, pattern=PIPELINE_NAME)
+    pool = r.str("pool", required=True)
+    if pool not in pools:
+        raise r.fail("pool", f"{pool!r} is not a pool declared under pools: ({', '.join(pools) or 'none'})")
+    blob_policy, queue = _inputs(r.sub("inputs", required=True))
     overridable, overridable_env = _overridable(r)
-    merge, merge_r = None, r.sub("merge")
-    if merge_r:
-        merge_r.known("commandLine", "image", "outputs", "fanIn", "barrierCommandLine")
-        merge_out = merge_r.sub("outputs", required=True)
-        merge_out.known("path")
-        path = merge_out.str("path", required=True)
-        check_template(path, f"{where}.merge.outputs.path")
-        merge = MergeStep(command_line=merge_r.str("commandLine", ""), path=path, image=merge_r.str("image"),
-                          fan_in=merge_r.int("fanIn", 1000, 2, 1000),
-                          barrier_command_line=merge_r.str("barrierCommandLine", "/bin/sh -c 'exit 0'"))
+    merge_r = r.sub("merge")
+    merge = _merge(merge_r, where) if merge_r else None
     max_bytes = r.data.get("maxInputBytes")
     slots = r.int("requiredSlots", 1, 1, 256)
     if slots > pools[pool].task_slots_per_node:
