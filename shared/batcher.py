@@ -37,8 +37,9 @@ class Batcher:
     """`submit(pipeline, runs)` adds one chunk of a pipeline's runs and records what became of them
     (shared.submission.submit_runs); `runs` is the run table, read again for a run handed over a second time."""
 
-    def __init__(self, submit: Callable[[str, list[PendingRun]], SubmitReport], runs=None, *, hold: float = 5.0, gap: float = 1.0, lone_window: float = 0.5, max_batch: int = 100,
-                 parallel: int = 4, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, submit: Callable[[str, list[PendingRun]], SubmitReport], runs=None, *, hold: float = 5.0,
+                 gap: float = 1.0, lone_window: float = 0.5, max_batch: int = 100, parallel: int = 4,
+                 clock: Callable[[], float] = time.monotonic):
         self.submit, self.runs = submit, runs
         self.hold, self.gap, self.lone_window = hold, gap, lone_window
         self.max_batch, self.parallel = max_batch, parallel

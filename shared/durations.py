@@ -1,9 +1,10 @@
 """ISO 8601 durations (PT10M, P1D, PT0S) as used by Batch and by our settings, parsed with `isodate`.
 
 Batch speaks ISO 8601 durations on the wire; parsing them once here lets settings and pipelines be validated at
-start-up instead of failing on the first submitted task. Only days, hours, minutes and seconds, non-negative, are taken:
-years and months (P1M has no length in seconds), weeks, decimal commas and signs are refused, and so is a
-designator with no number after it (P, PT, P1DT). The .NET TimeSpan form of host.json ("00:05:00") is another format: shared.dotnet_timespan.
+start-up instead of failing on the first submitted task. Only days, hours, minutes and seconds are taken, never
+negative: years and months (P1M has no length in seconds), weeks, decimal commas and signs are refused, and so is
+a designator with no number after it (P, PT, P1DT). The .NET TimeSpan form of host.json ("00:05:00") is another
+format: shared.dotnet_timespan.
 """
 
 from __future__ import annotations
