@@ -3,7 +3,7 @@
 `submit_runs` is the one place where created runs become Batch tasks. It adds the completion marker to every
 task (the only thing that depends on the job id), adds the tasks in bulk (shared.submitter: up to 100 per call,
 TaskExists = success, 413 split, 400 bisected), then moves the accepted runs to `submitted` in table
-transactions, and turns Batch's refusals into recorded rejections with one message each.
+transactions, and turns Batch's refusals into recorded rejections with one message each (shared.outcomes).
 
 What Batch could not take yet (it is unavailable, throttling past the retry budget, the pool is missing, the job
 cannot be created) is not retried in a loop: the runs stay `received` and one retry message per chunk goes to the
