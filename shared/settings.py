@@ -26,8 +26,6 @@ from pathlib import Path
 from shared.durations import parse_duration
 from shared.errors import ConfigError
 
-# The well-known Azurite account key, kept here on purpose: the deployed app must understand
-# UseDevelopmentStorage=true without importing devstack/, whose local_accounts holds the same key for the stack.
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 AZURITE_CONNECTION_STRING = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
