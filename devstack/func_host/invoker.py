@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from devstack.func_host.context import InvocationContext
 from devstack.func_host.errors import ConfigError, FunctionTimeoutError
 from devstack.func_host.loader import LoadedFunction
-from shared.timespan import format_timespan
+from shared.dotnet_timespan import format_timespan
 
 log = logging.getLogger("func_host")
 

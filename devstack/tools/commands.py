@@ -28,7 +28,7 @@ from azure.core.exceptions import (
 from devstack.tools import runs_view
 from devstack.tools.access import AccessError, AppAccess
 from devstack.tools.submit import SubmitError, send_request, upload_inputs
-from shared.context import AppContext
+from shared.context import create_context
 from shared.intake import handle_blob
 from shared.records import STATES
 from shared.replay import Replayer
@@ -280,7 +280,7 @@ def cmd_replay(access: AppAccess, args) -> int:
 
     def blob_intake():
         """The app's own blob intake, run here: it records and submits the events as the function would."""
-        ctx = AppContext.create(access.settings)
+        ctx = create_context(access.settings)
         contexts.append(ctx)
         return lambda container, name: handle_blob(ctx, container, name).status
 
