@@ -16,16 +16,16 @@ from typing import Any
 
 import yaml
 
-from shared import pipeline_users
+from shared import pipeline_users, pool_rules
 from shared.code_env import loads_code
 from shared.config_reader import Reader, check_env_name
 from shared.errors import ConfigError
+from shared.names import CONTAINER_NAME
 from shared.pipeline_preparation import Preparation, parse_preparation
 from shared.schedules import Schedule, parse_schedule_section
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
-POOL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 OVERRIDABLE = ("environment", "retries", "maxWallClockTime")
 TEMPLATE_FIELDS = ("pipeline", "input", "inputKey", "request", "task", "date")
 UPLOAD_CONDITIONS = ("tasksuccess", "taskfailure", "taskcompletion")
@@ -163,6 +163,7 @@ def _pool(data: Any, where: str) -> Pool:
     r = Reader(data, where)
     r.known("id", "vmSize", "imageReference", "nodeAgentSkuId", "taskSlotsPerNode", "container", "startTask", "scale",
             "description", "enabled")
+    pool_rules.check_pool(r.data, where)
     image_ref = r.sub("imageReference", required=True)
     image_ref.known("publisher", "offer", "sku", "version", "virtualMachineImageId")
     container = r.sub("container", required=True)
@@ -181,7 +182,7 @@ def _pool(data: Any, where: str) -> Pool:
         # Azure accepts PT5M..PT168H; the local emulator also accepts shorter intervals for quick demos.
         raise scale.fail("evaluationInterval", "must be at least PT1S (Azure: PT5M..PT168H)")
     return Pool(
-        id=r.str("id", required=True, pattern=POOL_ID),
+        id=r.str("id", required=True),
         vm_size=r.str("vmSize", required=True),
         image_reference={k: str(v) for k, v in image_ref.data.items()},
         node_agent_sku_id=r.str("nodeAgentSkuId", required=True),
@@ -194,7 +195,7 @@ def _pool(data: Any, where: str) -> Pool:
                     max_spot_nodes=scale.int("maxSpotNodes", 0, 0, 10000),
                     dedicated_nodes=scale.int("dedicatedNodes", 1, 0, 10000),
                     spot_nodes=scale.int("spotNodes", 0, 0, 10000)),
-        start_task_command=start.str("commandLine") if start else None,
+        start_task_command=start.str("commandLine", required=True) if start else None,
         start_task_wait=start.bool("waitForSuccess", True) if start else True,
         enabled=r.bool("enabled", True), start_task_user=pipeline_users.auto_user(start) if start else None)
 
@@ -204,7 +205,7 @@ def _outputs(r: Reader, where: str) -> Outputs:
     r.known("container", "path", "patterns", "uploadCondition", "logs")
     path = r.str("path", "{pipeline}/{inputKey}")
     check_template(path, f"{where}.path")
-    return Outputs(container=r.str("container", required=True), path=path,
+    return Outputs(container=r.str("container", required=True, pattern=CONTAINER_NAME), path=path,
                    patterns=r.str_list("patterns", ("out/**",)),
                    upload_condition=r.choice("uploadCondition", "tasksuccess", UPLOAD_CONDITIONS),
                    logs=r.bool("logs", True))
@@ -218,8 +219,8 @@ def _inputs(inputs: Reader) -> tuple[BlobInputPolicy | None, bool]:
     blob_policy = None
     if blob:
         blob.known("container", "prefix", "glob")
-        blob_policy = BlobInputPolicy(container=blob.str("container", required=True), prefix=blob.str("prefix", ""),
-                                      glob=blob.str("glob", "*"))
+        blob_policy = BlobInputPolicy(container=blob.str("container", required=True, pattern=CONTAINER_NAME),
+                                      prefix=blob.str("prefix", ""), glob=blob.str("glob", "*"))
     queue = inputs.bool("queue", False)
     if not blob_policy and not queue:
         raise inputs.fail("blob", "a pipeline needs inputs.blob, inputs.queue: true, or both")
@@ -272,6 +273,19 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
     )
 
 
+def parse_pools(items: Any) -> dict[str, Pool]:
+    """The `pools:` list (after substitution) by id; what infra/generate_pools.py deploys, validated as the app does."""
+    if not isinstance(items, list) or not items:
+        raise ConfigError("pipelines.yaml pools: declare at least one pool (a list)")
+    pools: dict[str, Pool] = {}
+    for i, item in enumerate(items):
+        pool = _pool(item, f"pools[{i}]")
+        if pool.id in pools:
+            raise ConfigError(f"pipelines.yaml pools[{i}].id: duplicate pool id {pool.id!r}")
+        pools[pool.id] = pool
+    return pools
+
+
 def parse_config(data: Any, settings: Mapping[str, str]) -> PipelineConfig:
     """Validate an already-parsed document (after substitution); ConfigError on the first problem."""
     root = Reader(substitute(data, settings), "")
@@ -279,12 +293,7 @@ def parse_config(data: Any, settings: Mapping[str, str]) -> PipelineConfig:
     root.known("version", "pools", "pipelines")
     if root.data.get("version", 1) not in (1, "1"):
         raise root.fail("version", "only version 1 is supported")
-    pools: dict[str, Pool] = {}
-    for i, item in enumerate(root.data.get("pools") or []):
-        pool = _pool(item, f"pools[{i}]")
-        if pool.id in pools:
-            raise ConfigError(f"pipelines.yaml pools[{i}].id: duplicate pool id {pool.id!r}")
-        pools[pool.id] = pool
+    pools = parse_pools(root.data.get("pools"))
     pipelines: dict[str, Pipeline] = {}
     raw = root.data.get("pipelines") or []
     if not isinstance(raw, list) or not raw:
@@ -347,11 +356,15 @@ def _overridable(r) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return keys, tuple(names)
 
 
-def load_config(path: Path, settings: Mapping[str, str]) -> PipelineConfig:
+def read_document(path: Path, what: str = "setting PIPELINES_FILE") -> Any:
+    """The parsed YAML, before substitution and validation (infra/generate_pools.py substitutes for Azure)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"setting PIPELINES_FILE: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"{what}: cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"pipelines.yaml is not valid YAML: {exc}") from None
-    return parse_config(data, settings)
+
+
+def load_config(path: Path, settings: Mapping[str, str]) -> PipelineConfig:
+    return parse_config(read_document(path), settings)
