@@ -53,7 +53,7 @@ from shared.errors import ConfigError  # noqa: E402
 from shared.names import CONTAINER_NAME  # noqa: E402
 from shared.pipeline_users import AutoUser  # noqa: E402
 from shared.pipelines import Pool, parse_pools, read_document  # noqa: E402
-from shared.pool_spec import autoscale_formula  # noqa: E402
+from shared.pool_spec import formula_of  # noqa: E402
 
 DEFAULT_PIPELINES = ROOT / "pipelines.yaml"
 DEFAULT_OUTPUT = ROOT / "infra" / "pools.generated.json"
@@ -167,8 +167,8 @@ def scale_settings(pool: Pool, where: str) -> dict[str, Any]:
     without_spot = ""
     if scale.formula in ("default", "") and scale.max_dedicated_nodes > 0:
         # Spot can be switched off at deploy time (useSpotNodes=false): same caps for dedicated, none for spot.
-        without_spot = autoscale_formula(dataclasses.replace(pool, scale=dataclasses.replace(scale, max_spot_nodes=0)))
-    settings.update(formula=autoscale_formula(pool), formulaWithoutSpot=without_spot,
+        without_spot = formula_of(dataclasses.replace(pool, scale=dataclasses.replace(scale, max_spot_nodes=0)))
+    settings.update(formula=formula_of(pool), formulaWithoutSpot=without_spot,
                     evaluationInterval=format_duration(scale.evaluation_interval))
     return settings
 

@@ -100,8 +100,7 @@ def test_preprovision_hook_refuses_drifted_pools(tmp_path):
     for rel in ("infra/generate_pools.py", "infra/hooks/preprovision.sh", "pipelines.yaml"):
         shutil.copy(ROOT / rel, repo / rel)
     shutil.copytree(ROOT / "shared", repo / "shared")
-    (repo / ".venv" / "bin").mkdir(parents=True)
-    (repo / ".venv" / "bin" / "python").symlink_to(ROOT / ".venv" / "bin" / "python")
+    (repo / ".venv").symlink_to(ROOT / ".venv")  # the whole venv: its python finds its site-packages
     (repo / "infra" / "pools.generated.json").write_text((INFRA / "pools.generated.json").read_text())
     hook = ["bash", str(repo / "infra" / "hooks" / "preprovision.sh")]
     assert subprocess.run(hook, capture_output=True, text=True, timeout=60).returncode == 0
