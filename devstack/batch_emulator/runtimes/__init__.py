@@ -10,11 +10,13 @@ from .base import Handle, Mount, PullError, RegistryAuth, RunSpec, Runtime, Runt
 from .cli import ContainerCliRuntime
 from .detect import PREFERENCES, detect_runtime
 from .process import ProcessRuntime
+from .unavailable import MissingRuntime
 
 __all__ = [
     "PREFERENCES",
     "ContainerCliRuntime",
     "Handle",
+    "MissingRuntime",
     "Mount",
     "ProcessRuntime",
     "PullError",

@@ -15,15 +15,12 @@ from dataclasses import dataclass, field
 
 from azure.core.credentials import AzureNamedKeyCredential
 
+from ..errors import ConfigError
 from ..runtimes.base import RegistryAuth
 from ..runtimes.images import normalize_server
 
 STORAGE_SETTING = "BATCH_EMULATOR_STORAGE_CONNECTION_STRING"
 REGISTRY_SETTING = "BATCH_EMULATOR_REGISTRY_CREDENTIALS"
-
-
-class ConfigError(ValueError):
-    """A start-up setting is malformed; the message names it and the fix."""
 
 
 class IdentityUnavailable(Exception):
