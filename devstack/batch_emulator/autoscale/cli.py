@@ -19,11 +19,13 @@ from pathlib import Path
 
 from devstack.batch_emulator.timeutil import parse_timedelta
 
+from .chart import write_chart
 from .errors import FormulaError
 from .evaluator import PoolState, evaluate
 from .functions import parse_datetime
 from .parser import parse
 from .samples import SampleHistory
+from .simulate import SimConfig, load_trace, simulate
 
 
 class UsageError(Exception):
@@ -94,8 +96,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulate import SimConfig, load_trace, simulate
-
     try:
         config = SimConfig(
             interval=parse_timedelta(args.interval, "--interval").total_seconds(),
@@ -124,8 +124,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         print(render_table(results, args, config))
     if args.chart:
-        from .chart import write_chart
-
         path = write_chart(results, args.chart, title=f"{Path(args.trace).name}: interval {args.interval}, "
                                                       f"start-up {args.startup}, {args.slots} slot(s)/node")
         print(f"chart: {path}")

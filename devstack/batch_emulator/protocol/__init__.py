@@ -1,1 +1,1 @@
-"""The emulator's HTTP protocol: server, routing, request/response envelope, SharedKey auth and OData; no handlers."""
+"""The emulator's HTTP protocol: server, routing, envelope, SharedKey auth, OData; imports no handler."""

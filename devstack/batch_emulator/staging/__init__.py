@@ -1,11 +1,4 @@
-"""Batch's resource files (download before the task) and output files (upload after it); no HTTP here.
-
-    from devstack.batch_emulator.staging import (CredentialResolver, StagingError, download_resource_files,
-                                                 upload_output_files)
-    resolver = CredentialResolver.from_env(os.environ)           # identityReference stand-ins (errors.ConfigError)
-    download_resource_files(task["resourceFiles"], wd, resolver)  # raises StagingError(.failure_info)
-    failure = upload_output_files(task["outputFiles"], task_dir, wd, exit_code == 0, resolver)
-"""
+"""Batch's resource files (in before a task) and output files (out after it); no HTTP here."""
 
 from .credentials import CredentialResolver, IdentityUnavailable
 from .errors import StagingError, failure_info
