@@ -101,10 +101,10 @@ class Autoscaler:
             return
         problem = self.validate(formula)
         if problem:
-            message = problem.get("message")
-            raise errors.BatchError(400, problem.get("code", "InvalidAutoScalingFormula"),
-                                    (message or {}).get("value") if isinstance(message, dict)
-                                    else problem.get("message", "The autoscale formula is not valid."),
+            message = problem.get("message", "The autoscale formula is not valid.")
+            if isinstance(message, dict):
+                message = message.get("value")
+            raise errors.BatchError(400, problem.get("code", "InvalidAutoScalingFormula"), message,
                                     {v.get("key", v.get("name", "")): v.get("value", "")
                                      for v in problem.get("values", [])})
 
