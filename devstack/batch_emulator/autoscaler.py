@@ -8,6 +8,9 @@ The service model owns pool state; this module only reads it through four model 
 - ``model.apply_autoscale(pool_id, target_dedicated, target_low_priority, node_deallocation_option, run)``
 - ``model.set_autoscale_run(pool_id, run)``: a failed evaluation (the pool keeps its size)
 
+The pool handlers (handlers/pools.py) call ``check_formula`` before a formula is stored, ``evaluate_now`` when a
+pool is added with autoscale or autoscale is enabled, and ``evaluate`` for evaluateautoscale.
+
 A daemon thread records a sample per autoscaled pool every ``sample_interval`` (30 s like the service; tests use
 1 s) and evaluates a pool when it first appears, when its formula or interval changes, and then every interval.
 Intervals shorter than the service's 5-minute minimum are allowed here on purpose (see ``check_interval_for_azure``).
@@ -28,13 +31,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .autoscale import PoolState, SampleHistory, evaluate, parse, validate
-from .autoscale.durations import parse_duration
-from .autoscale.errors import FormulaError
+from devstack.batch_emulator import errors
+from devstack.batch_emulator.autoscale import PoolState, SampleHistory, evaluate, parse, validate
+from devstack.batch_emulator.autoscale.errors import FormulaError
+from devstack.batch_emulator.periodic import PeriodicThread
+from devstack.batch_emulator.timeutil import parse_timedelta
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Autoscaler", "check_interval_for_azure", "parse_duration"]
+__all__ = ["Autoscaler", "check_interval_for_azure"]
 
 DEFAULT_EVALUATION_INTERVAL = timedelta(minutes=15)
 AZURE_MIN_INTERVAL = timedelta(minutes=5)
@@ -71,36 +76,37 @@ class Autoscaler:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _pools: dict[str, _PoolTrack] = field(default_factory=dict, init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
-    _stop: threading.Event = field(default_factory=threading.Event, init=False)
-    _thread: threading.Thread | None = field(default=None, init=False)
+    _thread: PeriodicThread | None = field(default=None, init=False)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="batch-emulator-autoscaler", daemon=True)
+        if self._thread is None:
+            tick = self.tick if self.tick is not None else min(1.0, self.sample_interval / 4)
+            self._thread = PeriodicThread("batch-emulator-autoscaler", self.step, tick, log, "autoscale")
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
+        if self._thread is not None:
+            self._thread.stop()
             self._thread = None
 
-    def _loop(self) -> None:
-        tick = self.tick if self.tick is not None else min(1.0, self.sample_interval / 4)
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except Exception:  # keep the emulator alive; the next tick retries
-                log.exception("autoscale step failed")
-            self._stop.wait(tick)
-
-    # -- API used by the HTTP layer ------------------------------------------------------------------------
+    # -- API used by the pool handlers (handlers/pools.py) ---------------------------------------------------
     def validate(self, formula: str) -> dict | None:
         """None if the formula is acceptable to enableautoscale; else the AutoScaleRunError dict."""
         return validate(formula)
+
+    def check_formula(self, formula: str | None) -> None:
+        """400 InvalidAutoScalingFormula (or the formula's own error code) unless enableautoscale may take it."""
+        if not formula:
+            return
+        problem = self.validate(formula)
+        if problem:
+            message = problem.get("message", "The autoscale formula is not valid.")
+            if isinstance(message, dict):
+                message = message.get("value")
+            raise errors.BatchError(400, problem.get("code", "InvalidAutoScalingFormula"), message,
+                                    {v.get("key", v.get("name", "")): v.get("value", "")
+                                     for v in problem.get("values", [])})
 
     def evaluate(self, pool_id: str, formula: str) -> dict:
         """evaluateautoscale: the AutoScaleRun dict for ``formula`` on the pool's current state; nothing applied."""
@@ -117,8 +123,6 @@ class Autoscaler:
             track = self._track(pool_id)
             self._sync(track, pool, self.clock())
             return self._run(pool, track, self.clock())
-
-    evaluate_and_apply = evaluate_now  # the name the emulator's HTTP layer calls on enableautoscale / pool add
 
     def history(self, pool_id: str) -> SampleHistory:
         with self._lock:
@@ -153,7 +157,8 @@ class Autoscaler:
         """A changed formula or interval means a fresh evaluation now, like enableautoscale on the service."""
         formula = pool.get("autoScaleFormula") or ""
         try:
-            interval = parse_duration(pool.get("autoScaleEvaluationInterval") or "PT15M")
+            interval = parse_timedelta(pool.get("autoScaleEvaluationInterval") or "PT15M",
+                                       "autoScaleEvaluationInterval")
         except ValueError:
             interval = DEFAULT_EVALUATION_INTERVAL
         if self.evaluation_interval is not None:
@@ -216,7 +221,7 @@ def _env_interval(name: str) -> timedelta | None:
     raw = os.environ.get(name)
     if not raw:
         return None
-    interval = parse_duration(raw, name)
+    interval = parse_timedelta(raw, name)
     if interval <= timedelta(0):
         raise ValueError(f"{name}={raw!r}: must be longer than zero")
     return interval

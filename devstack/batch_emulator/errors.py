@@ -11,6 +11,11 @@ import uuid
 from devstack.batch_emulator import timeutil
 
 
+class ConfigError(ValueError):
+    """A start-up setting (a command-line option or an environment variable) is invalid; the message names it
+    and the fix. The one such class of the emulator: server.main() prints it and exits 2."""
+
+
 class BatchError(Exception):
     """A Batch service error; raised anywhere below the HTTP layer and rendered by it."""
 

@@ -9,7 +9,7 @@ The emulator does the same, driven by either:
 
 - ``--preempt-rate FRACTION_PER_MINUTE`` (with ``--preempt-seed N`` for a repeatable sequence): every Spot node
   that is not already preempted is preempted with a chance that adds up to that fraction per minute;
-- ``POST /_emulator/pools/{pool}/nodes/{node}/preempt`` (SharedKey, see admin_handlers.py): this node, now.
+- ``POST /_emulator/pools/{pool}/nodes/{node}/preempt`` (SharedKey, see handlers/admin.py): this node, now.
 
 A preempted node comes back (``starting``, then ``idle`` after its start task) ``--preempt-duration`` seconds
 later, or after the ``recoverAfterSeconds`` the endpoint was given.
@@ -23,13 +23,13 @@ from __future__ import annotations
 import logging
 import math
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from devstack.batch_emulator import errors, timeutil
 from devstack.batch_emulator.model_base import set_state, wire
+from devstack.batch_emulator.periodic import PeriodicThread
 
 log = logging.getLogger("batch_emulator.preemption")
 
@@ -158,30 +158,16 @@ class Preempter:
         self.model = model
         self.settings = settings
         self.clock = clock
-        self.tick = tick
         self.random = random.Random(settings.seed)
         self.preempted = 0
         self._last: float | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PeriodicThread("batch-emulator-preempter", self.step, tick, log, "preemption")
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="batch-emulator-preempter", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except Exception:  # noqa: BLE001 - keep the emulator alive; the next tick retries
-                log.exception("preemption step failed")
-            self._stop.wait(self.tick)
+        self._thread.stop()
 
     def step(self) -> int:
         """Preempt by chance (rate knob), then recover nodes whose time is up; returns how many were preempted."""

@@ -20,25 +20,32 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.batch_emulator import auth
+from devstack.batch_emulator.errors import ConfigError
 from devstack.batch_emulator.faults import FaultInjector, FaultSettings
-from devstack.batch_emulator.http_server import (
+from devstack.batch_emulator.handlers.routes import ROUTES
+from devstack.batch_emulator.preemption import DEFAULT_DURATION, PreemptionSettings
+from devstack.batch_emulator.protocol import auth
+from devstack.batch_emulator.protocol.http_server import (
     DEFAULT_CLIENT_TIMEOUT,
     SUPPORTED_API_VERSIONS,
     EmulatorHTTPServer,
 )
-from devstack.batch_emulator.preemption import DEFAULT_DURATION, PreemptionSettings
-from devstack.batch_emulator.service import AccountService, UnavailableRuntime
+from devstack.batch_emulator.protocol.routing import Router
+from devstack.batch_emulator.runtimes import (
+    MissingRuntime,
+    ProcessRuntime,
+    RuntimeUnavailable,
+    detect_runtime,
+)
+from devstack.batch_emulator.service import AccountService
+from devstack.batch_emulator.staging import CredentialResolver
 from devstack.common.local_accounts import BATCH_ACCOUNT_KEY, BATCH_ACCOUNT_NAME
+from devstack.func_host.events import publish_blob_created
 
 log = logging.getLogger("batch_emulator")
 
 # The well-known local account (not a secret; like Azurite's devstoreaccount1 key).
 DEFAULT_ACCOUNT, DEFAULT_KEY = BATCH_ACCOUNT_NAME, BATCH_ACCOUNT_KEY
-
-
-class ConfigError(ValueError):
-    """A command-line setting is invalid; the message names the option and the fix."""
 
 
 @dataclass
@@ -129,7 +136,6 @@ def _blob_events(host_state_dir: Path | None):
     """The --blob-events subscriber: each stored output file as a BlobCreated event to the local host."""
     if host_state_dir is None:
         return None
-    from devstack.func_host.events import publish_blob_created
 
     def post(blobs: list[dict]) -> None:
         for b in blobs:
@@ -142,9 +148,6 @@ class EmulatorApp:
     """All accounts plus what the HTTP layer needs: keys for SharedKey and a health report."""
 
     def __init__(self, config: Config, env: dict[str, str] | None = None):
-        from devstack.batch_emulator.runtimes import ProcessRuntime, RuntimeUnavailable, detect_runtime
-        from devstack.batch_emulator.staging import CredentialResolver
-
         env = dict(os.environ if env is None else env)
         self.config = config
         self.keys = {name: auth.decode_key(name, key) for name, key in config.accounts.items()}
@@ -161,7 +164,7 @@ class EmulatorApp:
                     raise ConfigError(f"--runtime {config.runtime}: {exc}") from None
                 self.runtime_problem = str(exc)
                 log.warning("no container runtime: container pools will fail to start nodes (%s)", exc)
-                self.container_runtime = UnavailableRuntime(str(exc))
+                self.container_runtime = MissingRuntime(str(exc))
         resolver = CredentialResolver.from_env(env)
         self.services = {}
         for name in config.accounts:
@@ -207,7 +210,8 @@ class RunningEmulator:
 
     def __init__(self, config: Config, env: dict[str, str] | None = None):
         self.app = EmulatorApp(config, env)
-        self.httpd = EmulatorHTTPServer((config.host, config.port), self.app, config.client_timeout)
+        self.httpd = EmulatorHTTPServer((config.host, config.port), self.app, Router(ROUTES),
+                                        config.client_timeout)
         host, port = self.httpd.server_address[:2]
         self.url = f"http://{host}:{port}"
         self.app.url = self.url

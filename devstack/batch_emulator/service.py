@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from devstack.batch_emulator.agent import Agent, instance_id
+from devstack.batch_emulator.autoscaler import Autoscaler
 from devstack.batch_emulator.job_schedules import JobSchedules
 from devstack.batch_emulator.model import BatchModel
 from devstack.batch_emulator.preemption import Preempter, PreemptionSettings
@@ -20,32 +21,6 @@ from devstack.batch_emulator.preemption import Preempter, PreemptionSettings
 log = logging.getLogger("batch_emulator.service")
 
 FLUSH_INTERVAL = 0.05
-
-
-class UnavailableRuntime:
-    """Stands in for a container runtime that could not be found: every use fails with the reason."""
-
-    name = "unavailable"
-
-    def __init__(self, reason: str):
-        self.reason = reason
-
-    def pull(self, image, auth, timeout=300):
-        from devstack.batch_emulator.runtimes import PullError
-        raise PullError("ContainerMiscError", f"No container runtime is available: {self.reason}")
-
-    def has_image(self, image):
-        return False
-
-    def start(self, spec):
-        from devstack.batch_emulator.runtimes import StartError
-        raise StartError("ContainerMiscError", f"No container runtime is available: {self.reason}")
-
-    def cleanup(self, name):
-        return None
-
-    def list_names(self, prefix):
-        return []
 
 
 class AccountService:
@@ -88,13 +63,8 @@ class AccountService:
         self.model.store.flush()
         self._thread = threading.Thread(target=self._loop, name=f"scheduler-{self.account}", daemon=True)
         self._thread.start()
-        try:
-            from devstack.batch_emulator.autoscaler import Autoscaler
-        except ImportError:
-            log.warning("autoscaler module not available: autoscale formulas are stored but not evaluated")
-        else:
-            self.autoscaler = Autoscaler(self.model)
-            self.autoscaler.start()
+        self.autoscaler = Autoscaler(self.model)
+        self.autoscaler.start()
         self.preempter.start()
 
     def _loop(self) -> None:

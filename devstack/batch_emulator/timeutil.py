@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-_DURATION = re.compile(
-    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
-    r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
-)
+import isodate
+
+# What Batch's durations (.NET TimeSpan as XML Schema durations) are made of: days, then T and hours/minutes/seconds.
+_DAY_PART = frozenset("0123456789.D")
+_TIME_PART = frozenset("0123456789.HMS")
 # Batch reports "no limit" as TimeSpan.MaxValue.
 UNLIMITED = "P10675199DT2H48M5.4775807S"
 UNLIMITED_SECONDS = 10675199 * 86400.0
@@ -38,15 +38,29 @@ def rfc1123(text_iso: str) -> str:
     return format_datetime(parse_iso(text_iso), usegmt=True)
 
 
+def parse_timedelta(text: str, setting: str) -> timedelta:
+    """ISO-8601 duration such as ``PT5M``, ``PT01H00M00S`` or ``P1DT1H30M15.5S`` -> timedelta; ValueError naming
+    ``setting`` and the expected form otherwise.
+
+    isodate parses; the checks before it refuse what isodate takes but Batch does not: a sign, weeks, years,
+    months, a decimal comma, the alternative ``P0001-02-03`` form, and a ``T`` with no time after it (``PT``).
+    """
+    stripped = text.strip() if isinstance(text, str) else ""
+    days, designator, times = stripped.partition("T")
+    if days[:1] == "P" and set(days[1:]) <= _DAY_PART and set(times) <= _TIME_PART and (times or not designator):
+        try:
+            return isodate.parse_duration(stripped)
+        except (ValueError, OverflowError):
+            pass
+    raise ValueError(f"{setting}: '{text}' is not an ISO-8601 duration such as PT5M, PT30S or P1D")
+
+
 def parse_duration(text: str) -> float | None:
-    """Seconds of an ISO-8601 duration such as ``PT01H00M00S`` or ``P7D``; None when malformed."""
-    if not isinstance(text, str):
+    """Seconds of an ISO-8601 duration (see parse_timedelta); None when malformed."""
+    try:
+        return parse_timedelta(text, "duration").total_seconds()
+    except ValueError:
         return None
-    m = _DURATION.match(text.strip())
-    if not m or text.strip() in ("P", "PT"):
-        return None
-    parts = {k: float(v) if v else 0.0 for k, v in m.groupdict().items()}
-    return parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
 
 
 def format_duration(seconds: float) -> str:

@@ -1,9 +1,4 @@
-"""The Azure Batch autoscale formula language, evaluated locally.
-
-``parse`` turns formula text into a syntax tree (raising FormulaError with line and column), ``evaluate`` runs it
-against a PoolState (sample history + current values) and returns an Evaluation whose ``to_wire()`` is the
-service's AutoScaleRun. The emulator's Autoscaler, the ``eventbatch autoscale`` CLI and the simulator use these.
-"""
+"""The Batch autoscale formula language: parse, evaluate, AutoScaleRun (Autoscaler, CLI, simulator)."""
 
 from .errors import FormulaError
 from .evaluator import Evaluation, PoolState, evaluate, format_results

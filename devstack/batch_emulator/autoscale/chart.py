@@ -8,7 +8,7 @@ from .simulate import SimResult
 
 
 def write_chart(results: list[SimResult], path: str | Path, title: str = "") -> Path:
-    import matplotlib
+    import matplotlib  # here, not at the top: heavy, and only the dev install has it (--chart needs it)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

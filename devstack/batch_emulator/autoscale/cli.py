@@ -17,12 +17,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .durations import parse_duration
+from devstack.batch_emulator.timeutil import parse_timedelta
+
+from .chart import write_chart
 from .errors import FormulaError
 from .evaluator import PoolState, evaluate
 from .functions import parse_datetime
 from .parser import parse
 from .samples import SampleHistory
+from .simulate import SimConfig, load_trace, simulate
 
 
 class UsageError(Exception):
@@ -61,8 +64,8 @@ def load_samples(path: str, now_flag: str | None = None) -> PoolState:
         raise UsageError(f"--samples {path}: expected an object with a 'samples' object (see docs/autoscale.md)")
     try:
         now = parse_datetime(now_flag or doc["now"]) if (now_flag or doc.get("now")) else datetime.now(UTC)
-        period = parse_duration(doc.get("period", "PT30S"), "period")
-        delay = parse_duration(doc.get("delay", "PT0S"), "delay")
+        period = parse_timedelta(doc.get("period", "PT30S"), "period")
+        delay = parse_timedelta(doc.get("delay", "PT0S"), "delay")
     except ValueError as exc:
         raise UsageError(f"--samples {path}: {exc}") from None
     history = SampleHistory(period=period, delay=delay)
@@ -93,16 +96,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulate import SimConfig, load_trace, simulate
-
     try:
         config = SimConfig(
-            interval=parse_duration(args.interval, "--interval").total_seconds(),
-            startup=parse_duration(args.startup, "--startup").total_seconds(),
+            interval=parse_timedelta(args.interval, "--interval").total_seconds(),
+            startup=parse_timedelta(args.startup, "--startup").total_seconds(),
             slots_per_node=args.slots,
-            sample_period=parse_duration(args.sample_period, "--sample-period").total_seconds(),
-            sample_delay=parse_duration(args.sample_delay, "--sample-delay").total_seconds(),
-            drain=parse_duration(args.drain, "--drain").total_seconds(),
+            sample_period=parse_timedelta(args.sample_period, "--sample-period").total_seconds(),
+            sample_delay=parse_timedelta(args.sample_delay, "--sample-delay").total_seconds(),
+            drain=parse_timedelta(args.drain, "--drain").total_seconds(),
             fill=args.fill,
         )
         tasks = load_trace(args.trace)
@@ -123,8 +124,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         print(render_table(results, args, config))
     if args.chart:
-        from .chart import write_chart
-
         path = write_chart(results, args.chart, title=f"{Path(args.trace).name}: interval {args.interval}, "
                                                       f"start-up {args.startup}, {args.slots} slot(s)/node")
         print(f"chart: {path}")

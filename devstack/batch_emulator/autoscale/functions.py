@@ -10,7 +10,7 @@ import math
 import random
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from .values import DoubleVec, type_name
@@ -148,7 +148,6 @@ def parse_datetime(text: str) -> datetime:
         tz = m.group("tz")
         if tz and tz != "Z":
             sign = 1 if tz[0] == "+" else -1
-            from datetime import timedelta
             dt -= sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
         return dt
     try:

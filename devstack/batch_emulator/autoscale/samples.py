@@ -91,6 +91,8 @@ class SampleHistory:
 class Metric:
     """A read-only service variable as a formula sees it: ``$PendingTasks`` and friends."""
 
+    TYPE_NAME = "sampled variable"  # not a field: no annotation
+
     name: str
     history: SampleHistory
     now: datetime

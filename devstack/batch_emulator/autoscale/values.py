@@ -17,10 +17,14 @@ TICKS_PER_SECOND = 10_000_000
 class DoubleVec(tuple):
     """A doubleVec: an immutable vector of floats."""
 
+    TYPE_NAME = "doubleVec"
+
 
 @dataclass(frozen=True, order=True)
 class Interval:
     """A timeinterval, held in 100-nanosecond ticks like .NET's TimeSpan."""
+
+    TYPE_NAME = "timeinterval"  # not a field: no annotation
 
     ticks: int
 
@@ -57,27 +61,24 @@ TIME_INTERVALS = {
 class DeallocationOption(str):
     """One of the $NodeDeallocationOption keywords."""
 
+    TYPE_NAME = "nodeDeallocationOption"
+
 
 DEALLOCATION_OPTIONS = ("requeue", "terminate", "taskcompletion", "retaineddata")
 
 
 def type_name(value: object) -> str:
-    from .samples import Metric  # local: samples imports values
-
+    """The formula language's name for a value's type, as its error messages say it: a class of the language
+    (DoubleVec, Interval, DeallocationOption, samples.Metric) names itself in TYPE_NAME."""
+    own = getattr(type(value), "TYPE_NAME", None)
+    if own:
+        return own
     if isinstance(value, bool | int | float):
         return "double"
-    if isinstance(value, DoubleVec):
-        return "doubleVec"
-    if isinstance(value, DeallocationOption):
-        return "nodeDeallocationOption"
     if isinstance(value, str):
         return "string"
     if isinstance(value, datetime):
         return "timestamp"
-    if isinstance(value, Interval):
-        return "timeinterval"
-    if isinstance(value, Metric):
-        return "sampled variable"
     return type(value).__name__
 
 

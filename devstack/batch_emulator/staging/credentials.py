@@ -15,15 +15,14 @@ from dataclasses import dataclass, field
 
 from azure.core.credentials import AzureNamedKeyCredential
 
+from devstack.common.local_accounts import AZURITE_ACCOUNT, AZURITE_KEY
+
+from ..errors import ConfigError
 from ..runtimes.base import RegistryAuth
 from ..runtimes.images import normalize_server
 
 STORAGE_SETTING = "BATCH_EMULATOR_STORAGE_CONNECTION_STRING"
 REGISTRY_SETTING = "BATCH_EMULATOR_REGISTRY_CREDENTIALS"
-
-
-class ConfigError(ValueError):
-    """A start-up setting is malformed; the message names it and the fix."""
 
 
 class IdentityUnavailable(Exception):
@@ -89,8 +88,6 @@ def _parse_connection_string(conn: str) -> tuple[str, str, str | None]:
             raise ConfigError(f"{STORAGE_SETTING}: '{key}' is not a Key=Value pair; use a storage connection string")
         parts[key.strip().lower()] = value.strip()
     if parts.get("usedevelopmentstorage", "").lower() == "true":
-        from devstack.common.local_accounts import AZURITE_ACCOUNT, AZURITE_KEY
-
         return AZURITE_ACCOUNT, AZURITE_KEY, f"http://127.0.0.1:10000/{AZURITE_ACCOUNT}"
     account, key = parts.get("accountname"), parts.get("accountkey")
     if not account or not key:

@@ -73,18 +73,6 @@ class StagingError(Exception):
         self.failure_info = failure
 
 
-class InvalidSpec(ValueError):
-    """A resource/output file specification Batch would refuse when the task is added (400
-    InvalidPropertyValue / MissingRequiredProperty). `property_name` is the wire path, e.g.
-    'resourceFiles[0].filePath'."""
-
-    def __init__(self, property_name: str, message: str, missing: bool = False):
-        super().__init__(f"{property_name}: {message}")
-        self.property_name = property_name
-        self.reason = message
-        self.missing = missing
-
-
 def redact_url(url: str) -> str:
     """The URL without its query (a SAS is a secret)."""
     parts = urlsplit(url)

@@ -23,32 +23,9 @@ from azure.core.exceptions import (
 
 from .blob_urls import container_client, parse_storage_url
 from .credentials import CredentialResolver, IdentityUnavailable
-from .errors import InvalidSpec, failure_info, redact_url
+from .errors import failure_info, redact_url
 from .paths import SymlinkRefused, open_file_under
 from .patterns import destination_blob_name, expand_vars, has_wildcard, match_files
-
-CONDITIONS = ("tasksuccess", "taskfailure", "taskcompletion")
-
-
-def validate_output_files(output_files: list[dict], prop: str = "outputFiles") -> None:
-    """Checks Batch makes when a task is added (the caller answers 400 with InvalidSpec.property_name)."""
-    for i, of in enumerate(output_files or []):
-        where = f"{prop}[{i}]"
-        if not isinstance(of, dict):
-            raise InvalidSpec(where, "must be an object")
-        if not of.get("filePattern"):
-            raise InvalidSpec(f"{where}.filePattern", "filePattern is required", missing=True)
-        container = (of.get("destination") or {}).get("container")
-        if not container:
-            raise InvalidSpec(f"{where}.destination.container", "destination.container is required", missing=True)
-        if not container.get("containerUrl"):
-            raise InvalidSpec(f"{where}.destination.container.containerUrl", "containerUrl is required", missing=True)
-        condition = (of.get("uploadOptions") or {}).get("uploadCondition")
-        if condition is None:
-            raise InvalidSpec(f"{where}.uploadOptions.uploadCondition", "uploadCondition is required", missing=True)
-        if str(condition).lower() not in CONDITIONS:
-            raise InvalidSpec(f"{where}.uploadOptions.uploadCondition",
-                              f"uploadCondition must be one of {', '.join(CONDITIONS)}")
 
 
 def should_upload(condition: str | None, task_succeeded: bool) -> bool:

@@ -27,33 +27,10 @@ from azure.core.exceptions import (
 
 from .blob_urls import StorageLocation, blob_client, container_client, parse_storage_url
 from .credentials import CredentialResolver, IdentityUnavailable
-from .errors import InvalidSpec, StagingError, failure_info, redact_url
+from .errors import StagingError, failure_info, redact_url
 from .paths import SymlinkRefused, open_dir, parse_file_mode, relative_parts
 
 DEFAULT_FILE_MODE = 0o770  # Batch: "If this property is not specified for a Linux Compute Node, ... 0770"
-_SOURCES = ("httpUrl", "storageContainerUrl", "autoStorageContainerName")
-
-
-def validate_resource_files(resource_files: list[dict], prop: str = "resourceFiles") -> None:
-    """Checks Batch makes when a task is added (the caller answers 400 with InvalidSpec.property_name)."""
-    for i, rf in enumerate(resource_files or []):
-        where = f"{prop}[{i}]"
-        if not isinstance(rf, dict):
-            raise InvalidSpec(where, "must be an object")
-        sources = [s for s in _SOURCES if rf.get(s)]
-        if len(sources) != 1:
-            raise InvalidSpec(where, "exactly one of autoStorageContainerName, storageContainerUrl and httpUrl "
-                              "must be specified", missing=not sources)
-        if rf.get("httpUrl") and not rf.get("filePath"):
-            raise InvalidSpec(f"{where}.filePath", "filePath is required with httpUrl", missing=True)
-        if rf.get("httpUrl") and rf.get("blobPrefix"):
-            raise InvalidSpec(f"{where}.blobPrefix", "blobPrefix is only valid with a container source")
-        try:
-            relative_parts(rf.get("filePath") or "", "filePath")
-            parse_file_mode(rf.get("fileMode"))
-        except ValueError as exc:
-            name = "fileMode" if "fileMode" in str(exc) else "filePath"
-            raise InvalidSpec(f"{where}.{name}", str(exc)) from None
 
 
 def download_resource_files(

@@ -20,7 +20,7 @@ import pytest
 from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
 
-from devstack.batch_emulator import auth as emu_auth
+from devstack.batch_emulator.protocol import auth as emu_auth
 
 from .conftest import ACCOUNT, KEY, Emulator, vm_config, wait_task
 
@@ -287,7 +287,8 @@ def test_the_sdk_rides_out_injected_faults_and_latency_is_added(tmp_path):
 
 
 def test_fault_flags_are_validated(tmp_path):
-    from devstack.batch_emulator.server import ConfigError, parse_args
+    from devstack.batch_emulator.errors import ConfigError
+    from devstack.batch_emulator.server import parse_args
 
     for args, option in ((["--fault-rate", "1.5"], "--fault-rate"), (["--fault-latency-ms", "-1"], "--fault-latency-ms"),
                          (["--client-timeout", "0"], "--client-timeout")):

@@ -148,7 +148,7 @@ def test_invalid_json_body(process_emulator, client):
     captured = {}
     client.get_pool("proto", raw_request_hook=lambda r: captured.update(r.http_request.headers))
     # unsigned garbage is refused by auth first; a signed garbage body gets InvalidRequestBody
-    from devstack.batch_emulator import auth as emu_auth
+    from devstack.batch_emulator.protocol import auth as emu_auth
     body = b"{not json"
     headers = {"Content-Type": "application/json; odata=minimalmetadata", "Content-Length": str(len(body)),
                "ocp-date": captured["ocp-date"]}

@@ -4,7 +4,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from devstack.batch_emulator.autoscaler import Autoscaler, check_interval_for_azure, parse_duration
+from devstack.batch_emulator.autoscaler import Autoscaler, check_interval_for_azure
+from devstack.batch_emulator.timeutil import parse_timedelta
 
 FORMULA = """pending = max(0, $PendingTasks.GetSample(1));
 $TargetDedicatedNodes = min(5, pending);
@@ -132,13 +133,13 @@ def test_background_thread_samples_and_evaluates_on_a_short_interval():
 
 
 def test_durations_and_azure_interval_range():
-    assert parse_duration("PT5M") == timedelta(minutes=5)
-    assert parse_duration("P1DT1H30M15.5S") == timedelta(days=1, hours=1, minutes=30, seconds=15.5)
+    assert parse_timedelta("PT5M", "autoScaleEvaluationInterval") == timedelta(minutes=5)
+    assert parse_timedelta("P1DT1H30M15.5S", "autoScaleEvaluationInterval") == timedelta(days=1, hours=1, minutes=30, seconds=15.5)
     assert check_interval_for_azure(timedelta(minutes=5)) is None
     assert "PT5M to PT168H" in check_interval_for_azure(timedelta(seconds=1))
     for bad in ("5m", "PT", "P1H"):
         try:
-            parse_duration(bad)
+            parse_timedelta(bad, "autoScaleEvaluationInterval")
         except ValueError as exc:
             assert "autoScaleEvaluationInterval" in str(exc)
         else:

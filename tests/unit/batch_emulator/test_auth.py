@@ -10,7 +10,8 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.pipeline import PipelineContext, PipelineRequest
 from azure.core.rest import HttpRequest
 
-from devstack.batch_emulator import auth, errors
+from devstack.batch_emulator import errors
+from devstack.batch_emulator.protocol import auth
 
 KEY = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 ACCOUNTS = {"acct": base64.b64decode(KEY)}

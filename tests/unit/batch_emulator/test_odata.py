@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.batch_emulator import errors, odata
+from devstack.batch_emulator import errors
+from devstack.batch_emulator.protocol import odata
 
 TASKS = [
     {"id": "a", "state": "active", "requiredSlots": 1, "executionInfo": {"retryCount": 0}},

@@ -6,23 +6,18 @@ import json
 
 import pytest
 
+from devstack.batch_emulator.errors import BatchError, ConfigError
 from devstack.batch_emulator.runtimes import RegistryAuth, StartError
 from devstack.batch_emulator.runtimes.base import Mount
 from devstack.batch_emulator.runtimes.cli import _env_file_text, _names_network, _volume_arg
 from devstack.batch_emulator.runtimes.errors import classify_create_error, classify_pull_error
 from devstack.batch_emulator.runtimes.images import is_loopback, normalize_server, registry_of
-from devstack.batch_emulator.staging import (
-    ConfigError,
-    CredentialResolver,
-    IdentityUnavailable,
-    InvalidSpec,
-    validate_output_files,
-    validate_resource_files,
-)
+from devstack.batch_emulator.staging import CredentialResolver, IdentityUnavailable
 from devstack.batch_emulator.staging.blob_urls import parse_storage_url
 from devstack.batch_emulator.staging.errors import redact_url
 from devstack.batch_emulator.staging.output_files import should_upload
 from devstack.batch_emulator.staging.paths import parse_file_mode, under
+from devstack.batch_emulator.validation import check_output_files, check_resource_files
 
 KEY = "a2V5"  # any base64 text; never used against a service here
 
@@ -49,31 +44,32 @@ def test_file_mode_is_octal():
 
 
 def test_resource_file_validation_names_the_property():
-    validate_resource_files([{"httpUrl": "http://x/y", "filePath": "y"},
-                             {"storageContainerUrl": "http://x/a/c", "blobPrefix": "p/", "fileMode": "0600"}])
+    check_resource_files([{"httpUrl": "http://x/y", "filePath": "y"},
+                          {"storageContainerUrl": "http://x/a/c", "blobPrefix": "p/", "fileMode": "0600"}],
+                         "resourceFiles")
     cases = [
-        ({"filePath": "x"}, "resourceFiles[0]"),
-        ({"httpUrl": "http://x/y", "storageContainerUrl": "http://x/a/c"}, "resourceFiles[0]"),
+        ({"filePath": "x"}, "resourceFiles[0].httpUrl"),
+        ({"httpUrl": "http://x/y", "storageContainerUrl": "http://x/a/c"}, "resourceFiles[0].httpUrl"),
         ({"httpUrl": "http://x/y"}, "resourceFiles[0].filePath"),
         ({"httpUrl": "http://x/y", "filePath": "../y"}, "resourceFiles[0].filePath"),
         ({"storageContainerUrl": "http://x/a/c", "fileMode": "abc"}, "resourceFiles[0].fileMode"),
         ({"httpUrl": "http://x/y", "filePath": "y", "blobPrefix": "p"}, "resourceFiles[0].blobPrefix"),
     ]
     for spec, prop in cases:
-        with pytest.raises(InvalidSpec) as err:
-            validate_resource_files([spec])
-        assert err.value.property_name == prop
+        with pytest.raises(BatchError) as err:
+            check_resource_files([spec], "resourceFiles")
+        assert err.value.values["PropertyName"] == prop
 
 
 def test_output_file_validation_names_the_property():
     good = {"filePattern": "*.txt", "destination": {"container": {"containerUrl": "http://x/a/c"}},
             "uploadOptions": {"uploadCondition": "TaskCompletion"}}
-    validate_output_files([good])
+    check_output_files([good], "outputFiles")
     bad = json.loads(json.dumps(good))
     bad["uploadOptions"]["uploadCondition"] = "always"
-    with pytest.raises(InvalidSpec) as err:
-        validate_output_files([good, bad])
-    assert err.value.property_name == "outputFiles[1].uploadOptions.uploadCondition"
+    with pytest.raises(BatchError) as err:
+        check_output_files([good, bad], "outputFiles")
+    assert err.value.values["PropertyName"] == "outputFiles[1].uploadOptions.uploadCondition"
 
 
 @pytest.mark.parametrize(("condition", "succeeded", "expected"), [

@@ -1,6 +1,7 @@
 """The HTTP front: a threaded stdlib server that authenticates, routes and writes Batch-shaped responses.
 
-Each response goes out in one ``write`` with TCP_NODELAY, keeping a get-task round trip around a millisecond on
+The route table comes from the composition root (server.py), so this layer imports no handler. Each response
+goes out in one ``write`` with TCP_NODELAY, keeping a get-task round trip around a millisecond on
 loopback (no Nagle/delayed-ACK stalls); task files are streamed in chunks instead. Nothing here knows about
 containers or the task state machine.
 
@@ -19,8 +20,10 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote
 
-from devstack.batch_emulator import auth, errors, routes
-from devstack.batch_emulator.handlers import Request, Response, json_response
+from devstack.batch_emulator import errors
+from devstack.batch_emulator.protocol import auth
+from devstack.batch_emulator.protocol.messages import Request, Response, json_response
+from devstack.batch_emulator.protocol.routing import Router
 
 log = logging.getLogger("batch_emulator.http")
 
@@ -37,8 +40,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address, app, client_timeout: float = DEFAULT_CLIENT_TIMEOUT):
+    def __init__(self, address, app, router: Router, client_timeout: float = DEFAULT_CLIENT_TIMEOUT):
         self.app = app
+        self.router = router
         handler = type("_TimedHandler", (_Handler,), {"timeout": client_timeout})
         super().__init__(address, handler)
 
@@ -161,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise errors.invalid_query("api-version", api_version, "Unsupported api-version; the emulator "
                                        f"speaks {', '.join(SUPPORTED_API_VERSIONS)}")
         segments = [unquote(s) for s in raw_path.strip("/").split("/") if s]
-        handler, params = routes.match(self.command, segments)
+        handler, params = self.server.router.match(self.command, segments)
         if handler is None:
             raise errors.BatchError(400, "InvalidUri", "The requested URI does not represent any resource on the "
                                     "server.", {"Uri": raw_path})
@@ -170,7 +174,6 @@ class _Handler(BaseHTTPRequestHandler):
         req = Request(self.command, segments, query, headers, body, self._base_url(), api_version,
                       app.services[account], params)
         return handler(req)
-
 
 
 def _bad_header(name: str, value: str, reason: str) -> errors.BatchError:

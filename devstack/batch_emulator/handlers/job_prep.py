@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devstack.batch_emulator.handlers import Request, Response, list_response
+from devstack.batch_emulator.protocol.messages import Request, Response, list_response
 
 
 def prep_release_status(req: Request) -> Response:

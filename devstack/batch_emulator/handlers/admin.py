@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from devstack.batch_emulator import errors
-from devstack.batch_emulator.handlers import Request, Response, decorate, json_response
+from devstack.batch_emulator.protocol.messages import Request, Response, decorate, json_response
 
 
 def preempt_node(req: Request) -> Response:

@@ -1,9 +1,9 @@
-"""HTTP handlers of the job schedule operations (``/jobschedules``...), beside handlers.py's pools, jobs, tasks."""
+"""Job schedule operations (``/jobschedules``...): add, list, get, update, disable/enable, terminate, delete, jobs."""
 
 from __future__ import annotations
 
 from devstack.batch_emulator import errors
-from devstack.batch_emulator.handlers import (
+from devstack.batch_emulator.protocol.messages import (
     Request,
     Response,
     accepted,
