@@ -3,7 +3,7 @@
 Batch creates a container task with `docker create <runOptions> <image> <commandLine>` and runs it in the task
 working directory unless the task asks for `containerImageDefault`. Its troubleshooting advice (inspect the image's
 WORKDIR and ENTRYPOINT, use absolute paths, set --workdir to the image's WORKDIR) becomes a rule each here, so that
-`eventbatch images check` (devstack/image_check.py, which reads ImageFacts from the registry), `make demo`, the azd
+`eventbatch images check` (devstack/tools/image_check.py, which reads ImageFacts from the registry), `make demo`, the azd
 hooks and the app at start-up (check_startup) all judge a pipeline the same way.
 
 A rule that needs the image (its config blob or its file list) says `unknown` when it was not given ImageFacts;

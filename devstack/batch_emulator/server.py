@@ -187,8 +187,8 @@ class EmulatorApp:
             service.stop()
 
     def health(self) -> dict:
-        """Unauthenticated, so it names no filesystem path (readers: the launcher, stack.py and test fixtures
-        use status, runtime and runtimeProblem)."""
+        """Unauthenticated, so it names no filesystem path (readers: the launcher, devstack/stack/emulator.py and
+        test fixtures use status, runtime and runtimeProblem)."""
         report = {"status": "ok", "accounts": sorted(self.services), "runtime": self.container_runtime.name,
                   "runtimeProblem": _without_paths(self.runtime_problem),
                   "apiVersions": list(SUPPORTED_API_VERSIONS), "uptimeSeconds": round(time.time() - self.started, 1),
