@@ -390,7 +390,7 @@ def _leftover_containers(faulty: FaultyStack) -> list[str]:
     import subprocess
 
     from devstack import image_copy
-    from devstack.batch_emulator.agent import instance_id
+    from devstack.batch_emulator.agent.node_agent import instance_id
 
     prefix = f"batchemu-{instance_id(faulty.emulator_data)}-"
     engine_env = {k: faulty.env[k] for k in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF") if k in faulty.env}
