@@ -63,27 +63,27 @@ def run_preparation(agent, a) -> None:
     constraints = prep.get("constraints") or {}
     retries, retry = constraints.get("maxTaskRetryCount", 0), 0
     while True:
-        code, failure = _run_once(agent, prep, PREP, job, a.pool, a.node, layout,
+        code, fail = _run_once(agent, prep, PREP, job, a.pool, a.node, layout,
                                   _timeout(constraints.get("maxWallClockTime")))
-        if failure is None and code != 0 and (retries == -1 or retry < retries):
+        if fail is None and code != 0 and (retries == -1 or retry < retries):
             retry += 1
             agent.model.prep_update(a.job_key, a.pool_key, a.node_id, PREP,
                                     {"retryCount": retry, "lastRetryTime": timeutil.now_iso()})
             continue
         break
-    agent.model.prep_update(a.job_key, a.pool_key, a.node_id, PREP, {**_completed(code, failure), "retryCount": retry})
+    agent.model.prep_update(a.job_key, a.pool_key, a.node_id, PREP, {**_completed(code, fail), "retryCount": retry})
 
 
-def _completed(code: int | None, failure: dict | None) -> dict:
+def _completed(code: int | None, fail: dict | None) -> dict:
     """The execution info of a finished preparation or release run: exit code, result and failureInfo."""
     info = {"state": "completed", "endTime": timeutil.now_iso()}
     if code is not None:
         info["exitCode"] = code
-    if failure is None and code != 0:
-        failure = failure("FailureExitCode", "The task exited with an exit code representing a failure")
-    info["result"] = "failure" if failure else "success"
-    if failure:
-        info["failureInfo"] = failure
+    if fail is None and code != 0:
+        fail = failure("FailureExitCode", "The task exited with an exit code representing a failure")
+    info["result"] = "failure" if fail else "success"
+    if fail:
+        info["failureInfo"] = fail
     return info
 
 
@@ -117,9 +117,9 @@ def start_release(agent, job: dict, nodes: list) -> None:
         if snap is None:
             return
         layout = agent.model.layout(pool_key, node_id)
-        code, failure = _run_once(agent, rel, RELEASE, job, snap["pool"], snap["node"], layout,
+        code, fail = _run_once(agent, rel, RELEASE, job, snap["pool"], snap["node"], layout,
                                   _timeout(rel.get("maxWallClockTime") or "PT15M"))
-        agent.model.prep_update(job["id"].lower(), pool_key, node_id, RELEASE, _completed(code, failure))
+        agent.model.prep_update(job["id"].lower(), pool_key, node_id, RELEASE, _completed(code, fail))
 
     for pool_key, node_id in nodes:
         threading.Thread(target=work, args=(pool_key, node_id), daemon=True, name=f"release-{node_id}").start()
