@@ -12,10 +12,10 @@ import shutil
 import threading
 from pathlib import Path
 
-from devstack.batch_emulator.agent import Agent, instance_id
+from devstack.batch_emulator.agent.node_agent import Agent, instance_id
 from devstack.batch_emulator.autoscaler import Autoscaler
-from devstack.batch_emulator.job_schedules import JobSchedules
 from devstack.batch_emulator.model import BatchModel
+from devstack.batch_emulator.model.job_schedules import JobSchedules
 from devstack.batch_emulator.preemption import Preempter, PreemptionSettings
 
 log = logging.getLogger("batch_emulator.service")
@@ -47,20 +47,8 @@ class AccountService:
         threading.Thread(target=shutil.rmtree, args=(root,), kwargs={"ignore_errors": True}, daemon=True).start()
 
     def start(self) -> None:
-        self.model.load()
-        self.model.job_schedules.load()
-        self.agent.cleanup_stale(self.model.recovered_containers)
-        with self.model.lock:
-            for pool_key, nodes in self.model.nodes.items():
-                for node in list(nodes.values()):
-                    if node.get("_leaving"):
-                        nodes.pop(node["id"])
-                        self.model.store.stage("node", f"{pool_key}/{node['id']}", None)
-                    else:
-                        self._pending_nodes.append((pool_key, node["id"]))
-                if pool_key in self.model.pools:
-                    self.model._reconcile_nodes(pool_key)
-        self.model.store.flush()
+        lost = self.model.recover()  # the nodes to boot again come through on_node_created
+        self.agent.cleanup_stale(lost)
         self._thread = threading.Thread(target=self._loop, name=f"scheduler-{self.account}", daemon=True)
         self._thread.start()
         self.autoscaler = Autoscaler(self.model)

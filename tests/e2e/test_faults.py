@@ -392,7 +392,7 @@ def test_every_input_ends_exactly_once_under_faults_and_crashes(faulty_stack, tm
 def _leftover_containers(faulty: FaultyStack) -> list[str]:
     import subprocess
 
-    from devstack.batch_emulator.agent import instance_id
+    from devstack.batch_emulator.agent.node_agent import instance_id
     from devstack.common import image_copy
 
     prefix = f"batchemu-{instance_id(faulty.emulator_data)}-"

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devstack.batch_emulator import errors
-from devstack.batch_emulator.job_schedules import JobSchedules
 from devstack.batch_emulator.model import BatchModel
+from devstack.batch_emulator.model.job_schedules import JobSchedules
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 

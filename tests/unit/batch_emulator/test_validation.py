@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.batch_emulator import errors, validation
-from devstack.batch_emulator.agent import image_server, normalize_image, split_command_line
+from devstack.batch_emulator import errors
+from devstack.batch_emulator.agent.run_specs import image_server, normalize_image, split_command_line
+from devstack.batch_emulator.model import validation
 
 JOB = {"id": "j", "poolInfo": {"poolId": "p"}, "usesTaskDependencies": False, "onTaskFailure": "noaction"}
 POOL = {"id": "p", "vmSize": "standard_d2s_v3", "virtualMachineConfiguration": {

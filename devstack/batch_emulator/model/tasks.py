@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import json
 
-from devstack.batch_emulator import errors, timeutil, validation
-from devstack.batch_emulator.auto_pools import pool_key_of
-from devstack.batch_emulator.model_base import touch, wire
+from devstack.batch_emulator import errors, timeutil
+from devstack.batch_emulator.model import validation
+from devstack.batch_emulator.model.fields import check_duration, check_int, check_object
+from devstack.batch_emulator.model.scheduling import Scheduling
+from devstack.batch_emulator.model.state import State, pool_key_of, run_kills, touch, wire
 
 MAX_TASKS_PER_COLLECTION = 100
 MAX_COLLECTION_BYTES = 1024 * 1024
 
 
-class TaskOps:
+class Tasks:
+    def __init__(self, state: State, scheduling: Scheduling):
+        self.state = state
+        self.scheduling = scheduling
+
     def _job_for_tasks(self, job_id: str) -> dict:
-        job = self._job(job_id)
+        job = self.state.job(job_id)
         if job["state"] != "active" and job["state"] != "disabled":
             raise errors.conflict("JobCompleted" if job["state"] == "completed" else "InvalidJobState",
                                   f"The specified job is {job['state']}: tasks cannot be added.")
         return job
 
     def _check_container_rule(self, job: dict, body: dict) -> None:
-        pool = self.pools.get(pool_key_of(job))
+        pool = self.state.pools.get(pool_key_of(job))
         if pool is None:
             return
         container_pool = bool((pool.get("virtualMachineConfiguration") or {}).get("containerConfiguration"))
@@ -45,36 +51,36 @@ class TaskOps:
         task.setdefault("requiredSlots", 1)
         task.setdefault("userIdentity", {"autoUser": {"scope": "pool", "elevationLevel": "nonadmin"}})
         task.update({"creationTime": now, "state": "active", "stateTransitionTime": now,
-                     "executionInfo": {"retryCount": 0, "requeueCount": 0}, "_seq": self.next_seq(),
+                     "executionInfo": {"retryCount": 0, "requeueCount": 0}, "_seq": self.state.next_seq(),
                      "_attempt": 0})
         touch(task)
         task["lastModified"] = now
         return task
 
     def _insert_task(self, job_key: str, task: dict) -> None:
-        self.tasks[job_key][task["id"].lower()] = task
-        self.count_move(job_key, task, None, "active")
-        self.active[job_key][task["id"].lower()] = None
-        self.save_task(job_key, task)
+        self.state.tasks[job_key][task["id"].lower()] = task
+        self.state.count_move(job_key, task, None, "active")
+        self.state.active[job_key][task["id"].lower()] = None
+        self.state.save_task(job_key, task)
 
     def create_task(self, job_id: str, body: dict) -> dict:
-        with self.lock:
+        with self.state.lock:
             job = self._job_for_tasks(job_id)
-            validation.check_task(body, job, self.allow_host_access)
+            validation.check_task(body, job, self.state.allow_host_access)
             self._check_container_rule(job, body)
             key = job["id"].lower()
-            if body["id"].lower() in self.tasks[key]:
+            if body["id"].lower() in self.state.tasks[key]:
                 raise errors.exists("task")
             task = self._new_task(job, body)
             self._insert_task(key, task)
-            self.wake()
+            self.state.wake()
             result = wire(task)
-        self.store.flush()
+        self.state.store.flush()
         return result
 
     def add_task_collection(self, job_id: str, body: dict, raw_size: int) -> list[dict]:
         """Add up to 100 tasks; each gets its own result (success, or clienterror with a BatchError)."""
-        validation.check_object(body, "taskCollection")
+        check_object(body, "taskCollection")
         values = body.get("value")
         if values is None:
             raise errors.missing_property("value")
@@ -84,16 +90,16 @@ class TaskOps:
             raise errors.body_too_large(f"The collection has {len(values)} tasks and {raw_size} bytes; the "
                                         f"limits are {MAX_TASKS_PER_COLLECTION} tasks and 1 MB")
         results = []
-        with self.lock:
+        with self.state.lock:
             job = self._job_for_tasks(job_id)
             key = job["id"].lower()
             seen = set()
             for item in values:
                 task_id = item.get("id") if isinstance(item, dict) else None
                 try:
-                    validation.check_task(item, job, self.allow_host_access)
+                    validation.check_task(item, job, self.state.allow_host_access)
                     self._check_container_rule(job, item)
-                    if task_id.lower() in self.tasks[key] or task_id.lower() in seen:
+                    if task_id.lower() in self.state.tasks[key] or task_id.lower() in seen:
                         raise errors.exists("task")
                 except errors.BatchError as exc:
                     results.append({"status": "clienterror", "taskId": task_id or "", "error": exc.to_detail()})
@@ -104,86 +110,78 @@ class TaskOps:
                 results.append({"status": "success", "taskId": task["id"], "eTag": task["eTag"],
                                 "lastModified": task["lastModified"], "_path": f"/jobs/{job['id']}/tasks/"
                                 f"{task['id']}"})
-            self.wake()
-        self.store.flush()
+            self.state.wake()
+        self.state.store.flush()
         return results
 
-    def _task(self, job_id: str, task_id: str) -> tuple[str, dict]:
-        job = self._job(job_id)
-        key = job["id"].lower()
-        task = self.tasks[key].get(task_id.lower())
-        if task is None:
-            raise errors.not_found("task")
-        return key, task
-
     def get_task(self, job_id: str, task_id: str) -> dict:
-        with self.lock:
-            return wire(self._task(job_id, task_id)[1])
+        with self.state.lock:
+            return wire(self.state.task(job_id, task_id)[1])
 
     def list_tasks(self, job_id: str) -> list[dict]:
-        with self.lock:
-            job = self._job(job_id)
-            return [wire(t) for t in self.tasks[job["id"].lower()].values()]
+        with self.state.lock:
+            job = self.state.job(job_id)
+            return [wire(t) for t in self.state.tasks[job["id"].lower()].values()]
 
     def task_paths(self, job_id: str, task_id: str) -> dict | None:
         """Where the task ran last (task dir on its node) or None when it has not been scheduled yet."""
-        with self.lock:
-            _, task = self._task(job_id, task_id)
+        with self.state.lock:
+            _, task = self.state.task(job_id, task_id)
             return task.get("_dir")
 
     def update_task(self, job_id: str, task_id: str, body: dict) -> dict:
-        validation.check_object(body, "task")
+        check_object(body, "task")
         constraints = body.get("constraints")
         if constraints is not None:
-            validation.check_duration(constraints, "maxWallClockTime", "constraints.")
-            validation.check_duration(constraints, "retentionTime", "constraints.")
-            validation.check_int(constraints, "maxTaskRetryCount", "constraints.", -1)
-        with self.lock:
-            key, task = self._task(job_id, task_id)
+            check_duration(constraints, "maxWallClockTime", "constraints.")
+            check_duration(constraints, "retentionTime", "constraints.")
+            check_int(constraints, "maxTaskRetryCount", "constraints.", -1)
+        with self.state.lock:
+            key, task = self.state.task(job_id, task_id)
             if constraints is not None:
                 task["constraints"] = {**task.get("constraints", {}), **constraints}
             touch(task)
-            self.save_task(key, task)
+            self.state.save_task(key, task)
             result = wire(task)
-        self.store.flush()
+        self.state.store.flush()
         return result
 
     def terminate_task(self, job_id: str, task_id: str) -> None:
-        with self.lock:
-            key, task = self._task(job_id, task_id)
+        with self.state.lock:
+            key, task = self.state.task(job_id, task_id)
             kills = []
             if task["state"] != "completed":
-                kills = self._end_task(key, task, "TaskEnded", "The task was terminated by a user request.")
-        self._run_kills(kills)
-        self.store.flush()
+                kills = self.scheduling.end_task(key, task, "TaskEnded", "The task was terminated by a user request.")
+        run_kills(kills)
+        self.state.store.flush()
 
     def reactivate_task(self, job_id: str, task_id: str) -> None:
-        with self.lock:
-            key, task = self._task(job_id, task_id)
+        with self.state.lock:
+            key, task = self.state.task(job_id, task_id)
             if task["state"] != "completed" or (task.get("executionInfo") or {}).get("result") != "failure":
                 raise errors.conflict("TaskCompleted" if task["state"] == "completed" else "InvalidTaskState",
                                       "Only a task that completed with a failure can be reactivated.")
             info = {k: v for k, v in task["executionInfo"].items() if k in ("requeueCount", "lastRequeueTime")}
             info["retryCount"] = 0
-            self.set_task_state(key, task, "active")
+            self.state.set_task_state(key, task, "active")
             task["executionInfo"] = info
             touch(task)
-            self.save_task(key, task)
-            self.wake()
-        self.store.flush()
+            self.state.save_task(key, task)
+            self.state.wake()
+        self.state.store.flush()
 
     def delete_task(self, job_id: str, task_id: str) -> None:
-        with self.lock:
-            key, task = self._task(job_id, task_id)
+        with self.state.lock:
+            key, task = self.state.task(job_id, task_id)
             kills = []
             if task["state"] in ("running", "preparing"):
-                kills = self._end_task(key, task, "TaskEnded", "The task was deleted.")
-            self.count_move(key, task, task["state"], None)
-            self.active[key].pop(task["id"].lower(), None)
-            del self.tasks[key][task["id"].lower()]
-            self.store.stage("task", f"{key}/{task['id'].lower()}", None)
-            self.wake()
-        self._run_kills(kills)
-        self.store.flush()
+                kills = self.scheduling.end_task(key, task, "TaskEnded", "The task was deleted.")
+            self.state.count_move(key, task, task["state"], None)
+            self.state.active[key].pop(task["id"].lower(), None)
+            del self.state.tasks[key][task["id"].lower()]
+            self.state.store.stage("task", f"{key}/{task['id'].lower()}", None)
+            self.state.wake()
+        run_kills(kills)
+        self.state.store.flush()
         if task.get("_dir"):
-            self.remove_dirs_later([task["_dir"]])
+            self.state.remove_dirs_later([task["_dir"]])

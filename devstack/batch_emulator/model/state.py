@@ -1,9 +1,10 @@
-"""The service model's state, locking, persistence and start-up recovery (shared by the *_ops mixins).
+"""The service model's shared state: entities, the lock, persistence and the rebuild from the store at start-up.
 
 One re-entrant lock guards all pools, nodes, jobs and tasks: every operation is a few dict updates, so a single
 lock keeps transitions atomic and is far cheaper than the HTTP round trip. Nested wire objects
 (``executionInfo``, ``startTaskInfo``...) are replaced, never mutated in place, so shallow copies handed to the
-HTTP layer stay consistent after the lock is released.
+HTTP layer stay consistent after the lock is released. The operation groups (pools.py, nodes.py, scheduling.py,
+jobs.py, tasks.py, job_prep.py, auto_pools.py, preemption.py) are all given this one object.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from devstack.batch_emulator import timeutil
+from devstack.batch_emulator import errors, timeutil
 from devstack.batch_emulator.layout import NodeLayout
 from devstack.batch_emulator.store import Store
 
@@ -38,8 +39,38 @@ def touch(entity: dict) -> None:
     entity["lastModified"] = timeutil.now_iso()
 
 
-class ModelBase:
-    """Holds the state; subclasses (mixins) implement the operations."""
+def pool_key_of(job: dict) -> str:
+    """The (lower-case) id of the pool a job runs on: poolInfo.poolId, or the auto pool made for it."""
+    return ((job.get("poolInfo") or {}).get("poolId") or (job.get("executionInfo") or {}).get("poolId")
+            or "").lower()
+
+
+def run_kills(kills: list) -> None:
+    """Stop the attempts a transition cut short (called without the lock held)."""
+    for kill in kills:
+        try:
+            kill()
+        except Exception:  # noqa: BLE001 - a container that is already gone is fine
+            pass
+
+
+def _requeue_lost(task: dict, now: str) -> None:
+    """A task that was running when the emulator stopped: back to active, requeueCount + 1 (the node was lost)."""
+    info = dict(task.get("executionInfo") or {})
+    info["requeueCount"] = info.get("requeueCount", 0) + 1
+    info["lastRequeueTime"] = now
+    for k in ("startTime", "containerInfo"):
+        info.pop(k, None)
+    task["executionInfo"] = info
+    task.pop("_node", None)
+    task.pop("_container", None)
+    task["_attempt"] = task.get("_attempt", 0) + 1
+    set_state(task, "active", now)
+    touch(task)
+
+
+class State:
+    """Pools, nodes, jobs and tasks of one account, with the lock that guards them and their store."""
 
     def __init__(self, account: str, data_dir: Path, store: Store | None = None):
         self.account = account
@@ -62,7 +93,30 @@ class ModelBase:
         # Set by the service: called with (pool_key, node_id) when a node must be (re)started by the agent.
         self.on_node_created: Callable[[str, str], None] = lambda pool_key, node_id: None
         self.on_node_removed: Callable[[str, dict], None] = lambda pool_key, node: None
-        self.recovered_containers: list[str] = []
+        # Set by the agent: (job wire dict, [(pool_key, node_id)]) -> None, runs the job release tasks.
+        self.on_job_release: Callable[[dict, list], None] | None = None
+
+    # ---- lookups (404 when missing; the caller holds the lock) ----------------------------------------------
+    def pool(self, pool_id: str) -> dict:
+        pool = self.pools.get(pool_id.lower())
+        if pool is None:
+            raise errors.not_found("pool")
+        return pool
+
+    def job(self, job_id: str) -> dict:
+        job = self.jobs.get(job_id.lower())
+        if job is None:
+            raise errors.not_found("job")
+        return job
+
+    def task(self, job_id: str, task_id: str) -> tuple[str, dict]:
+        """(job key, task) of a task."""
+        job = self.job(job_id)
+        key = job["id"].lower()
+        task = self.tasks[key].get(task_id.lower())
+        if task is None:
+            raise errors.not_found("task")
+        return key, task
 
     # ---- persistence -------------------------------------------------------------------------------------
     def save_pool(self, pool: dict) -> None:
@@ -70,6 +124,9 @@ class ModelBase:
 
     def save_node(self, pool_key: str, node: dict) -> None:
         self.store.stage("node", f"{pool_key}/{node['id']}", {**node, "_pool": pool_key})
+
+    def forget_node(self, pool_key: str, node_id: str) -> None:
+        self.store.stage("node", f"{pool_key}/{node_id}", None)
 
     def save_job(self, job: dict) -> None:
         self.store.stage("job", job["id"].lower(), job)
@@ -130,8 +187,9 @@ class ModelBase:
             active.pop(task["id"].lower(), None)
 
     # ---- start-up ----------------------------------------------------------------------------------------
-    def load(self) -> None:
-        """Rebuild the state from the store; tasks that were running are requeued (the node was lost)."""
+    def load(self) -> list[str]:
+        """Rebuild the state from the store; tasks that were running are requeued (the node was lost) and every
+        node is starting again. Returns the containers of those lost attempts."""
         now = timeutil.now_iso()
         with self.lock:
             for pool in self.store.load("pool"):
@@ -146,34 +204,7 @@ class ModelBase:
                 self.jobs[key] = job
                 self.tasks[key] = {}
                 self.active[key] = {}
-            rows = self.store.load("task")
-            rows.sort(key=lambda t: t.get("_seq", 0))
-            for task in rows:
-                job_key = task.pop("_job")
-                if job_key not in self.jobs:
-                    continue
-                self.seq = max(self.seq, task.get("_seq", 0))
-                state = task.get("state", "active")
-                if state in ("running", "preparing"):
-                    info = dict(task.get("executionInfo") or {})
-                    info["requeueCount"] = info.get("requeueCount", 0) + 1
-                    info["lastRequeueTime"] = now
-                    for k in ("startTime", "containerInfo"):
-                        info.pop(k, None)
-                    task["executionInfo"] = info
-                    if task.get("_container"):
-                        self.recovered_containers.append(task["_container"])
-                    task.pop("_node", None)
-                    task.pop("_container", None)
-                    task["_attempt"] = task.get("_attempt", 0) + 1
-                    set_state(task, "active", now)
-                    touch(task)
-                    self.save_task(job_key, task)
-                    state = "active"
-                self.tasks[job_key][task["id"].lower()] = task
-                self.count_move(job_key, task, None, state)
-                if state == "active":
-                    self.active[job_key][task["id"].lower()] = None
+            containers = self._load_tasks(now)
             for pool_key, nodes in self.nodes.items():
                 for node in nodes.values():
                     node["_used"] = 0
@@ -185,3 +216,26 @@ class ModelBase:
                     set_state(node, "starting", now)
                     self.save_node(pool_key, node)
         self.store.flush()
+        return containers
+
+    def _load_tasks(self, now: str) -> list[str]:
+        containers = []
+        rows = self.store.load("task")
+        rows.sort(key=lambda t: t.get("_seq", 0))
+        for task in rows:
+            job_key = task.pop("_job")
+            if job_key not in self.jobs:
+                continue
+            self.seq = max(self.seq, task.get("_seq", 0))
+            state = task.get("state", "active")
+            if state in ("running", "preparing"):
+                if task.get("_container"):
+                    containers.append(task["_container"])
+                _requeue_lost(task, now)
+                self.save_task(job_key, task)
+                state = "active"
+            self.tasks[job_key][task["id"].lower()] = task
+            self.count_move(job_key, task, None, state)
+            if state == "active":
+                self.active[job_key][task["id"].lower()] = None
+        return containers

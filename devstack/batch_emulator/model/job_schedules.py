@@ -21,8 +21,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from devstack.batch_emulator import auto_pools, errors, timeutil, validation
-from devstack.batch_emulator.model_base import set_state, touch, wire
+from devstack.batch_emulator import errors, timeutil
+from devstack.batch_emulator.model import auto_pools, validation
+from devstack.batch_emulator.model.fields import (
+    check_duration,
+    check_id,
+    check_metadata,
+    check_object,
+    check_str,
+    require,
+)
+from devstack.batch_emulator.model.state import set_state, touch, wire
 
 KIND = "jobschedule"
 MIN_RECURRENCE = 60.0
@@ -44,7 +53,7 @@ def not_found() -> errors.BatchError:
 
 
 def check_schedule_config(schedule: dict, path: str = "schedule.") -> None:
-    validation.check_object(schedule, path.rstrip("."))
+    check_object(schedule, path.rstrip("."))
     for name in ("doNotRunUntil", "doNotRunAfter"):
         value = schedule.get(name)
         if value is not None:
@@ -52,23 +61,23 @@ def check_schedule_config(schedule: dict, path: str = "schedule.") -> None:
                 parse_time(value)
             except (TypeError, ValueError):
                 raise errors.invalid_property(f"{path}{name}", value, "Expected an ISO 8601 date-time") from None
-    validation.check_duration(schedule, "startWindow", path, minimum=MIN_RECURRENCE)
-    validation.check_duration(schedule, "recurrenceInterval", path, minimum=MIN_RECURRENCE)
+    check_duration(schedule, "startWindow", path, minimum=MIN_RECURRENCE)
+    check_duration(schedule, "recurrenceInterval", path, minimum=MIN_RECURRENCE)
 
 
 def check_job_specification(spec: dict) -> None:
     """The job rules of POST /jobs, minus the id (the schedule names its jobs)."""
-    validation.check_object(spec, "jobSpecification")
+    check_object(spec, "jobSpecification")
     validation.check_job({**spec, "id": "placeholder", "_schedule": True})
 
 
 def check_add(body: dict) -> None:
-    validation.check_object(body, "jobSchedule")
-    validation.check_id(body)
-    validation.check_str(body, "displayName", max_len=1024)
-    check_schedule_config(validation.require(body, "schedule"))
-    check_job_specification(validation.require(body, "jobSpecification"))
-    validation.check_metadata(body)
+    check_object(body, "jobSchedule")
+    check_id(body)
+    check_str(body, "displayName", max_len=1024)
+    check_schedule_config(require(body, "schedule"))
+    check_job_specification(require(body, "jobSpecification"))
+    check_metadata(body)
 
 
 class JobSchedules:
@@ -124,16 +133,16 @@ class JobSchedules:
     def update(self, schedule_id: str, body: dict, replace: bool, now: datetime | None = None) -> dict:
         """PATCH changes what it names; PUT replaces schedule, jobSpecification and metadata (the absent ones
         are reset). Either applies to jobs created from now on."""
-        validation.check_object(body, "jobSchedule")
+        check_object(body, "jobSchedule")
         if replace:
-            check_schedule_config(validation.require(body, "schedule"))
-            check_job_specification(validation.require(body, "jobSpecification"))
+            check_schedule_config(require(body, "schedule"))
+            check_job_specification(require(body, "jobSpecification"))
         else:
             if body.get("schedule") is not None:
                 check_schedule_config(body["schedule"])
             if body.get("jobSpecification") is not None:
                 check_job_specification(body["jobSpecification"])
-        validation.check_metadata(body)
+        check_metadata(body)
         now = now or timeutil.now()
         with self.model.lock:
             item = self._get(schedule_id)

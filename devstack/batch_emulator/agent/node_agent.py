@@ -14,44 +14,29 @@ import json
 import logging
 import os
 import shlex
-import shutil
 import threading
 import time
 from pathlib import Path
 
-from devstack.batch_emulator import gpu, job_prep, task_user, timeutil
+from devstack.batch_emulator import gpu, task_user, timeutil
+from devstack.batch_emulator.agent import job_prep_runs
+from devstack.batch_emulator.agent.run_specs import (
+    failure,
+    fresh_attempt_dir,
+    image_server,
+    normalize_image,
+    runtime_failure,
+    split_command_line,
+)
 from devstack.batch_emulator.layout import BIND_SOURCE_VARS, NodeLayout
-from devstack.batch_emulator.model import Assignment, BatchModel, Outcome
+from devstack.batch_emulator.model import BatchModel
+from devstack.batch_emulator.model.job_prep import task_env
+from devstack.batch_emulator.model.scheduling import Assignment, Outcome
 from devstack.batch_emulator.run_options import host_access_option
+from devstack.batch_emulator.runtimes import Mount, RunSpec, StartError
+from devstack.batch_emulator.staging import StagingError, download_resource_files, upload_output_files
 
 log = logging.getLogger("batch_emulator.agent")
-
-
-def split_command_line(command_line: str | None) -> list[str] | None:
-    """Batch runs the command line without a shell: split it into argv like a POSIX shell would tokenise it,
-    with no expansion. Empty means "the image's ENTRYPOINT"."""
-    if command_line is None or not command_line.strip():
-        return None
-    return shlex.split(command_line)
-
-
-def normalize_image(image: str) -> str:
-    last = image.rsplit("/", 1)[-1]
-    if "@" in last or ":" in last:
-        return image
-    return image + ":latest"
-
-
-def image_server(image: str) -> str:
-    first = image.split("/", 1)[0]
-    if "/" in image and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
-
-
-def _failure(code: str, message: str, category: str = "usererror") -> dict:
-    return {"category": category, "code": code, "message": message,
-            "details": [{"name": "Message", "value": message}]}
 
 
 class Agent:
@@ -72,7 +57,7 @@ class Agent:
         # One JSON line per task process/container started (container-starts.jsonl in the account's data dir):
         # what ran, counted by the one who started it, so a test can hold it against the attempts Batch reports.
         self.starts_log: Path | None = None
-        model.on_job_release = lambda job, nodes: job_prep.start_release(self, job, nodes)
+        model.on_job_release = lambda job, nodes: job_prep_runs.start_release(self, job, nodes)
 
     # ---- helpers -----------------------------------------------------------------------------------------
     def _runtime_for(self, pool: dict):
@@ -93,7 +78,7 @@ class Agent:
                                                    reg.get("username"), reg.get("password"))
         return None
 
-    def _ensure_image(self, runtime, image: str, registry: dict | None, pool: dict, force: bool = False) -> None:
+    def ensure_image(self, runtime, image: str, registry: dict | None, pool: dict, force: bool = False) -> None:
         """Pull unless present (one pull per image at a time); raises the runtime's PullError."""
         with self._pull_guard:
             lock = self._pull_locks.setdefault(image, threading.Lock())
@@ -102,7 +87,7 @@ class Agent:
                 return
             runtime.pull(image, self._registry_auth(image, registry, pool))
 
-    def _name(self, *parts: str) -> str:
+    def container_name(self, *parts: str) -> str:
         digest = hashlib.sha1("/".join(parts).encode()).hexdigest()[:10]
         tail = "-".join(parts)[-60:].strip("-_.")
         return f"batchemu-{self.instance}-{digest}-{tail}".lower()
@@ -127,54 +112,56 @@ class Agent:
         pool, node = snap["pool"], snap["node"]
         layout = self.model.layout(pool_key, node_id)
         layout.create()
-        cc = (pool.get("virtualMachineConfiguration") or {}).get("containerConfiguration")
-        if cc:
-            runtime = self.container_runtime
-            for image in cc.get("containerImageNames") or []:
-                try:
-                    self._ensure_image(runtime, normalize_image(image), None, pool, force=False)
-                except Exception as exc:  # noqa: BLE001 - PullError or a runtime failure
-                    code = getattr(exc, "code", "ContainerMiscError")
-                    message = getattr(exc, "message", str(exc))
-                    self.model.node_transition(pool_key, node_id, "unusable", errors=[
-                        {"code": code, "message": f"Failed to pull container image {image}: {message}",
-                         "errorDetails": [{"name": "ImageName", "value": image}]}])
-                    return
+        if not self._prefetch_images(pool_key, node_id, pool):
+            return
         start_task = pool.get("startTask")
         if not start_task:
             self.model.node_transition(pool_key, node_id, "idle")
             return
         wait = bool(start_task.get("waitForSuccess", True))
-        now = timeutil.now_iso()
-        info = {"state": "running", "startTime": now, "retryCount": 0}
+        info = {"state": "running", "startTime": timeutil.now_iso(), "retryCount": 0}
         self.model.node_transition(pool_key, node_id, "waitingforstarttask" if wait else "idle",
                                    startTaskInfo=info)
         retries = start_task.get("maxTaskRetryCount", 0)
         attempt = 0
         while True:
-            code, failure = self._run_start_task(pool, node, layout, start_task, pool_key)
-            if code == 0 and not failure:
+            code, fail = self._run_start_task(pool, node, layout, start_task, pool_key)
+            if code == 0 and not fail:
                 break
-            if failure is None and (retries == -1 or attempt < retries):
+            if fail is None and (retries == -1 or attempt < retries):
                 attempt += 1
                 info = {**info, "retryCount": attempt, "lastRetryTime": timeutil.now_iso()}
                 self.model.node_transition(pool_key, node_id, "waitingforstarttask" if wait else "idle",
                                            startTaskInfo=info)
                 continue
             break
-        end = timeutil.now_iso()
-        info = {**info, "state": "completed", "endTime": end}
+        info = {**info, "state": "completed", "endTime": timeutil.now_iso()}
         if code is not None:
             info["exitCode"] = code
-        if failure or code != 0:
+        if fail or code != 0:
             info["result"] = "failure"
-            info["failureInfo"] = failure or _failure("FailureExitCode", "The start task exited with an exit "
-                                                      "code representing a failure")
+            info["failureInfo"] = fail or failure("FailureExitCode", "The start task exited with an exit "
+                                                  "code representing a failure")
             state = "starttaskfailed" if wait else "idle"
         else:
             info["result"] = "success"
             state = "idle"
         self.model.node_transition(pool_key, node_id, state, startTaskInfo=info)
+
+    def _prefetch_images(self, pool_key: str, node_id: str, pool: dict) -> bool:
+        """Pull the pool's containerImageNames; a failed pull makes the node unusable (False)."""
+        cc = (pool.get("virtualMachineConfiguration") or {}).get("containerConfiguration")
+        for image in (cc or {}).get("containerImageNames") or []:
+            try:
+                self.ensure_image(self.container_runtime, normalize_image(image), None, pool, force=False)
+            except Exception as exc:  # noqa: BLE001 - PullError or a runtime failure
+                code = getattr(exc, "code", "ContainerMiscError")
+                message = getattr(exc, "message", str(exc))
+                self.model.node_transition(pool_key, node_id, "unusable", errors=[
+                    {"code": code, "message": f"Failed to pull container image {image}: {message}",
+                     "errorDetails": [{"name": "ImageName", "value": image}]}])
+                return False
+        return True
 
     def _run_start_task(self, pool, node, layout: NodeLayout, start_task: dict, pool_key: str):
         env = layout.start_task_env(layout.node_env(self.model.account, self.model.account_url, pool["id"],
@@ -184,31 +171,28 @@ class Agent:
         wd = layout.startup / "wd"
         try:
             if start_task.get("resourceFiles"):
-                from devstack.batch_emulator.staging import StagingError, download_resource_files
                 try:
                     download_resource_files(start_task["resourceFiles"], wd, self.resolver)
                 except StagingError as exc:
                     return None, exc.failure_info
             cs = start_task.get("containerSettings")
             runtime = self.container_runtime if cs else self.process_runtime
-            spec = self._spec(runtime, self._name(node["id"], "starttask"), start_task.get("commandLine"), env,
-                              wd, layout, cs, layout.startup, pool, start_task.get("userIdentity"))
+            spec = self.run_spec(runtime, self.container_name(node["id"], "starttask"), start_task.get("commandLine"),
+                                 env, wd, layout, cs, layout.startup, pool, start_task.get("userIdentity"))
             handle = runtime.start(spec)
             code = handle.wait(None)
             return code, None
         except Exception as exc:  # noqa: BLE001 - StartError / PullError from the runtime
-            return None, _failure(getattr(exc, "code", "CommandLaunchFailed"), getattr(exc, "message", str(exc)))
+            return None, failure(getattr(exc, "code", "CommandLaunchFailed"), getattr(exc, "message", str(exc)))
         finally:
             try:
-                runtime.cleanup(self._name(node["id"], "starttask"))
+                runtime.cleanup(self.container_name(node["id"], "starttask"))
             except Exception:  # noqa: BLE001
                 pass
 
     # ---- tasks -------------------------------------------------------------------------------------------
-    def _spec(self, runtime, name, command_line, env, wd: Path, layout: NodeLayout, cs: dict | None,
+    def run_spec(self, runtime, name, command_line, env, wd: Path, layout: NodeLayout, cs: dict | None,
               task_dir: Path, pool: dict, user_identity: dict | None = None):
-        from devstack.batch_emulator.runtimes import Mount, RunSpec
-
         command = split_command_line(command_line)
         image, mounts, workdir, run_options = None, [], str(wd), []
         if cs and runtime is not self.process_runtime:
@@ -216,7 +200,6 @@ class Agent:
             run_options = shlex.split(cs.get("containerRunOptions") or "")
             found = None if self.model.allow_host_access else host_access_option(cs.get("containerRunOptions"))
             if found:  # stored before a restart without --allow-host-access: still never run it
-                from devstack.batch_emulator.runtimes import StartError
                 raise StartError("ContainerInvalidSettings", f"The Batch emulator refuses the run option "
                                  f"'{found[0]}': it {found[1]} (start it with --allow-host-access)")
             # Batch's agent gives container tasks of a GPU (N-series) pool the GPU by itself: so does this one.
@@ -242,7 +225,6 @@ class Agent:
             user = task_user.resolve(user_identity, pool)  # as Batch maps the task user into the container
             task_user.give_folders(user, task_dir, wd)
         elif command is None:
-            from devstack.batch_emulator.runtimes import StartError
             raise StartError("CommandProgramNotFound", "The command line is empty and the pool has no container "
                              "configuration")
         return RunSpec(name=name, command=command, env=env, workdir=workdir, mounts=mounts, image=image,
@@ -262,7 +244,7 @@ class Agent:
                 outcome = self._attempt(a, leftovers)
             except Exception as exc:  # noqa: BLE001 - report, never lose a task in "running"
                 log.exception("task %s/%s failed in the emulator", a.job_key, a.task_key)
-                outcome = Outcome(pre_processing_failure=_failure("TaskEmulatorError", str(exc)[:500],
+                outcome = Outcome(pre_processing_failure=failure("TaskEmulatorError", str(exc)[:500],
                                                                   "servererror"))
             self.model.task_finished(a.job_key, a.task_key, a.attempt, outcome)
             if outcome.uploaded and self.on_blobs_created is not None:
@@ -272,11 +254,11 @@ class Agent:
                     log.warning("BlobCreated events for task %s/%s not sent", a.job_key, a.task_key, exc_info=True)
         finally:
             for runtime, name in leftovers:
-                self._cleanup(runtime, name)
+                self.cleanup(runtime, name)
 
     def _attempt(self, a: Assignment, leftovers: list) -> Outcome:
-        task, job, pool, node = a.task, a.job, a.pool, a.node
-        if not job_prep.before_task(self, a):  # preparation failed (waitForSuccess): back to active
+        task, job, pool = a.task, a.job, a.pool
+        if not job_prep_runs.before_task(self, a):  # preparation failed (waitForSuccess): back to active
             return Outcome()
         layout = self.model.layout(a.pool_key, a.node_id)
         task_dir = layout.task_dir(job["id"], task["id"])
@@ -284,71 +266,84 @@ class Agent:
         try:
             fresh_attempt_dir(layout.root, task_dir)
         except OSError as exc:
-            return Outcome(pre_processing_failure=_failure("ResourceDirectoryCreateFailed", str(exc)[:500]))
-        env = layout.task_env(layout.node_env(self.model.account, self.model.account_url, pool["id"], node["id"],
-                                              node.get("isDedicated", True)), job["id"], task["id"])
-        env.update(job_prep.task_env(layout, job))
+            return Outcome(pre_processing_failure=failure("ResourceDirectoryCreateFailed", str(exc)[:500]))
+        env = self._task_env(a, layout)
+        cs = task.get("containerSettings")
+        runtime = self._runtime_for(pool)
+        fail = self._prepare(a, runtime, cs, wd)
+        if fail is not None:
+            return Outcome(pre_processing_failure=fail)
+        if not self.model.attempt_current(a.job_key, a.task_key, a.attempt):
+            return Outcome()
+        name = self.container_name(a.node_id, job["id"], task["id"], str(a.attempt))
+        try:
+            spec = self.run_spec(runtime, name, task.get("commandLine"), env, wd, layout, cs, task_dir, pool,
+                                 task.get("userIdentity"))
+            handle = runtime.start(spec)
+        except Exception as exc:  # noqa: BLE001 - StartError
+            self.cleanup(runtime, name)
+            return Outcome(pre_processing_failure=runtime_failure(exc, "CommandLaunchFailed"))
+        self._note_start(a, name)
+        try:
+            return self._watch(a, handle, name, task_dir, wd, env)
+        finally:
+            leftovers.append((runtime, name))
+
+    def _task_env(self, a: Assignment, layout: NodeLayout) -> dict:
+        """AZ_BATCH_* of the node and task, the job preparation's folders, then the job's and task's settings."""
+        task, job, node = a.task, a.job, a.node
+        env = layout.task_env(layout.node_env(self.model.account, self.model.account_url, a.pool["id"],
+                                              node["id"], node.get("isDedicated", True)), job["id"], task["id"])
+        env.update(task_env(layout, job))
         for item in (job.get("commonEnvironmentSettings") or []) + (task.get("environmentSettings") or []):
             env[item["name"]] = item.get("value") or ""
-        cs = task.get("containerSettings")
+        return env
+
+    def _prepare(self, a: Assignment, runtime, cs: dict | None, wd: Path) -> dict | None:
+        """Before the command: the container rule, the GPU, the image and the resource files; a failureInfo
+        when one of them fails."""
+        task, pool = a.task, a.pool
         container_pool = bool((pool.get("virtualMachineConfiguration") or {}).get("containerConfiguration"))
         if container_pool != bool(cs):
-            return Outcome(pre_processing_failure=_failure(
-                "ContainerInvalidSettings", "A task on a container pool must specify containerSettings, and a task "
-                "on a pool without containerConfiguration must not"))
-        runtime = self._runtime_for(pool)
+            return failure("ContainerInvalidSettings", "A task on a container pool must specify containerSettings, "
+                           "and a task on a pool without containerConfiguration must not")
         if cs and runtime is not self.process_runtime:
             try:
                 # No GPU for a GPU pool: fail before pulling anything.
                 gpu.container_gpu_args(pool.get("vmSize"), getattr(runtime, "name", ""), self.gpu_detector)
-                self._ensure_image(runtime, normalize_image(cs["imageName"]), cs.get("registry"), pool)
+                self.ensure_image(runtime, normalize_image(cs["imageName"]), cs.get("registry"), pool)
             except Exception as exc:  # noqa: BLE001 - PullError
-                return Outcome(pre_processing_failure=_failure(getattr(exc, "code", "ContainerMiscError"),
-                                                               getattr(exc, "message", str(exc)),
-                                                               getattr(exc, "category", "usererror")))
+                return runtime_failure(exc, "ContainerMiscError")
         if task.get("resourceFiles"):
-            from devstack.batch_emulator.staging import StagingError, download_resource_files
             try:
                 download_resource_files(task["resourceFiles"], wd, self.resolver)
             except StagingError as exc:
-                return Outcome(pre_processing_failure=exc.failure_info)
-        if not self.model.attempt_current(a.job_key, a.task_key, a.attempt):
-            return Outcome()
-        name = self._name(node["id"], job["id"], task["id"], str(a.attempt))
-        try:
-            spec = self._spec(runtime, name, task.get("commandLine"), env, wd, layout, cs, task_dir, pool,
-                              task.get("userIdentity"))
-            handle = runtime.start(spec)
-        except Exception as exc:  # noqa: BLE001 - StartError
-            self._cleanup(runtime, name)
-            return Outcome(pre_processing_failure=_failure(getattr(exc, "code", "CommandLaunchFailed"),
-                                                           getattr(exc, "message", str(exc)),
-                                                           getattr(exc, "category", "usererror")))
-        self._note_start(a, name)
-        try:
-            if not self.model.register_kill(a.job_key, a.task_key, a.attempt, handle.kill, name):
-                handle.kill()
-            self.model.record_container(a.job_key, a.task_key, a.attempt, handle.container_id)
-            limit = timeutil.parse_duration((task.get("constraints") or {}).get("maxWallClockTime") or "")
-            timeout = None if limit is None or limit >= timeutil.UNLIMITED_SECONDS else limit
-            started = time.monotonic()
-            code = handle.wait(timeout)
-            timed_out = False
-            if code is None:
-                timed_out = True
-                handle.kill()
-                code = handle.wait(30)
-            log.debug("task %s exited %s after %.3fs", task["id"], code, time.monotonic() - started)
-            upload_failure = None
-            uploaded: list[dict] = []
-            if task.get("outputFiles") and self.model.attempt_current(a.job_key, a.task_key, a.attempt):
-                from devstack.batch_emulator.staging import upload_output_files
-                upload_failure = upload_output_files(task["outputFiles"], task_dir, wd, code == 0 and not timed_out,
-                                                     self.resolver, env=env, uploaded=uploaded)
-            return Outcome(exit_code=code, timed_out=timed_out, upload_failure=upload_failure,
-                           container_id=handle.container_id, uploaded=uploaded)
-        finally:
-            leftovers.append((runtime, name))
+                return exc.failure_info
+        return None
+
+    def _watch(self, a: Assignment, handle, name: str, task_dir: Path, wd: Path, env: dict) -> Outcome:
+        """Wait for the started attempt (killed past maxWallClockTime), then upload its output files."""
+        task = a.task
+        if not self.model.register_kill(a.job_key, a.task_key, a.attempt, handle.kill, name):
+            handle.kill()
+        self.model.record_container(a.job_key, a.task_key, a.attempt, handle.container_id)
+        limit = timeutil.parse_duration((task.get("constraints") or {}).get("maxWallClockTime") or "")
+        timeout = None if limit is None or limit >= timeutil.UNLIMITED_SECONDS else limit
+        started = time.monotonic()
+        code = handle.wait(timeout)
+        timed_out = False
+        if code is None:
+            timed_out = True
+            handle.kill()
+            code = handle.wait(30)
+        log.debug("task %s exited %s after %.3fs", task["id"], code, time.monotonic() - started)
+        upload_failure = None
+        uploaded: list[dict] = []
+        if task.get("outputFiles") and self.model.attempt_current(a.job_key, a.task_key, a.attempt):
+            upload_failure = upload_output_files(task["outputFiles"], task_dir, wd, code == 0 and not timed_out,
+                                                 self.resolver, env=env, uploaded=uploaded)
+        return Outcome(exit_code=code, timed_out=timed_out, upload_failure=upload_failure,
+                       container_id=handle.container_id, uploaded=uploaded)
 
     def _note_start(self, a: Assignment, name: str) -> None:
         """Append one line for a started attempt; a single O_APPEND write, so lines of concurrent attempts never
@@ -367,7 +362,7 @@ class Agent:
             log.warning("could not note the start of %s in %s: %s", name, self.starts_log, exc)
 
     @staticmethod
-    def _cleanup(runtime, name: str) -> None:
+    def cleanup(runtime, name: str) -> None:
         try:
             runtime.cleanup(name)
         except Exception:  # noqa: BLE001 - best effort
@@ -381,36 +376,7 @@ class Agent:
             except Exception:  # noqa: BLE001
                 leftovers = set()
             for name in leftovers | set(names):
-                self._cleanup(runtime, name)
-
-
-_AGENT_FILES = ("stdout.txt", "stderr.txt", "fileuploadout.txt", "fileuploaderr.txt")
-
-
-def fresh_attempt_dir(node_root: Path, task_dir: Path) -> None:
-    """Give an attempt an empty working dir, as a new attempt gets on Batch, and make sure nothing on the way
-    is a symlink: a previous attempt, or a sibling container with the node root mounted, may have left `wd`,
-    `wd/in` or `stdout.txt` pointing anywhere on the host, and the emulator (often root) would write there."""
-    task_dir.mkdir(parents=True, exist_ok=True)
-    root = Path(node_root).resolve()
-    expected = root / Path(task_dir).relative_to(node_root)
-    if task_dir.resolve() != expected:
-        raise OSError(f"the task folder {task_dir} leads out of the node folder through a symbolic link")
-    wd = task_dir / "wd"
-    if wd.is_symlink() or (wd.exists() and not wd.is_dir()):
-        wd.unlink()
-    elif wd.exists():
-        shutil.rmtree(wd)  # does not follow symlinks inside
-    wd.mkdir()
-    for name in _AGENT_FILES:
-        path = task_dir / name
-        if path.is_symlink() or (path.exists() and not path.is_file()):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-    for name in ("stdout.txt", "stderr.txt"):
-        (task_dir / name).touch()
+                self.cleanup(runtime, name)
 
 
 def instance_id(data_dir: Path) -> str:

@@ -1,4 +1,5 @@
-"""Request-body validation with Batch's error codes (MissingRequiredProperty, InvalidPropertyValue, ...).
+"""Request-body validation with Batch's error codes: the entity schemas (pool, job, task, start task, job
+preparation/release tasks, auto pool specification), made of the field checkers in fields.py.
 
 Each ``check_*`` function takes the decoded JSON body as the SDK sent it and raises BatchError naming the
 property (dotted path) and the reason; it returns nothing, so the stored entity is exactly what the client sent.
@@ -6,13 +7,27 @@ property (dotted path) and the reason; it returns nothing, so the stored entity 
 
 from __future__ import annotations
 
-import posixpath
 import re
+from contextlib import contextmanager
 
-from devstack.batch_emulator import errors, timeutil
+from devstack.batch_emulator import errors
+from devstack.batch_emulator.model.fields import (
+    ID_RE,
+    check_bool,
+    check_duration,
+    check_enum,
+    check_env,
+    check_id,
+    check_int,
+    check_list,
+    check_metadata,
+    check_object,
+    check_relative_path,
+    check_str,
+    require,
+)
 from devstack.batch_emulator.run_options import host_access_option
 
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CONTAINER_TYPES = {"dockerCompatible", "criCompatible"}
 WORKING_DIRS = {"taskWorkingDirectory", "containerImageDefault"}
 BIND_SOURCES = {"Shared", "Startup", "VfsMounts", "Task", "JobPrep", "Applications"}
@@ -23,114 +38,9 @@ JOB_ACTIONS = {"none", "disable", "terminate"}
 DEPENDENCY_ACTIONS = {"satisfy", "block"}
 DEALLOCATION = {"requeue", "terminate", "taskcompletion", "retaineddata"}
 NODE_FILL = {"spread", "pack"}
+LIFETIMES = ("job", "jobschedule")  # autoPoolSpecification.poolLifetimeOption
 AUTO_USER_SCOPES = {"task", "pool"}
 ELEVATION = {"nonadmin", "admin"}
-
-
-def _lower_enum(value, allowed: set[str]) -> bool:
-    return isinstance(value, str) and value.lower() in {a.lower() for a in allowed}
-
-
-def require(body: dict, name: str, path: str = ""):
-    full = f"{path}{name}"
-    if not isinstance(body, dict) or body.get(name) is None:
-        raise errors.missing_property(full)
-    return body[name]
-
-
-def check_object(value, path: str) -> dict:
-    if not isinstance(value, dict):
-        raise errors.invalid_property(path, value, "Expected a JSON object")
-    return value
-
-
-def check_list(value, path: str) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise errors.invalid_property(path, value, "Expected a JSON array")
-    return value
-
-
-def check_int(body: dict, name: str, path: str = "", lo: int | None = None, hi: int | None = None):
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise errors.invalid_property(f"{path}{name}", value, "Expected an integer")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise errors.invalid_property(f"{path}{name}", value, f"Must be between {lo} and {hi}")
-    return value
-
-
-def check_bool(body: dict, name: str, path: str = ""):
-    value = body.get(name)
-    if value is not None and not isinstance(value, bool):
-        raise errors.invalid_property(f"{path}{name}", value, "Expected true or false")
-    return value
-
-
-def check_str(body: dict, name: str, path: str = "", max_len: int | None = None):
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise errors.invalid_property(f"{path}{name}", value, "Expected a string")
-    if max_len is not None and len(value) > max_len:
-        raise errors.invalid_property(f"{path}{name}", value, f"Must be at most {max_len} characters")
-    return value
-
-
-def check_enum(body: dict, name: str, allowed: set[str], path: str = ""):
-    value = body.get(name)
-    if value is not None and not _lower_enum(value, allowed):
-        raise errors.invalid_property(f"{path}{name}", value, f"Allowed values: {', '.join(sorted(allowed))}")
-    return value
-
-
-def check_duration(body: dict, name: str, path: str = "", minimum: float | None = None,
-                   maximum: float | None = None):
-    value = body.get(name)
-    if value is None:
-        return None
-    seconds = timeutil.parse_duration(value)
-    if seconds is None:
-        raise errors.invalid_property(f"{path}{name}", value, "Expected an ISO 8601 duration such as PT1H")
-    if (minimum is not None and seconds < minimum) or (maximum is not None and seconds > maximum):
-        raise errors.invalid_property(f"{path}{name}", value, "The duration is out of the allowed range")
-    return seconds
-
-
-def check_id(body: dict, path: str = "") -> str:
-    ident = require(body, "id", path)
-    if not isinstance(ident, str) or not ID_RE.match(ident):
-        raise errors.invalid_property(f"{path}id", ident, "The ID can contain letters, digits, hyphens and "
-                                      "underscores only, and must be 1 to 64 characters long")
-    return ident
-
-
-def check_metadata(body: dict, path: str = "") -> None:
-    for i, item in enumerate(check_list(body.get("metadata"), f"{path}metadata")):
-        check_object(item, f"{path}metadata[{i}]")
-        require(item, "name", f"{path}metadata[{i}].")
-        check_str(item, "value", f"{path}metadata[{i}].")
-
-
-def check_env(settings, path: str) -> None:
-    for i, item in enumerate(check_list(settings, path)):
-        check_object(item, f"{path}[{i}]")
-        name = require(item, "name", f"{path}[{i}].")
-        if not isinstance(name, str) or not name:
-            raise errors.invalid_property(f"{path}[{i}].name", name, "Expected a non-empty string")
-        check_str(item, "value", f"{path}[{i}].")
-
-
-def check_relative_path(value: str, prop: str) -> None:
-    if value.startswith("/") or value.startswith("\\"):
-        raise errors.invalid_property(prop, value, "The path must be relative to the task working directory")
-    norm = posixpath.normpath(value.replace("\\", "/"))
-    if norm == ".." or norm.startswith("../"):
-        raise errors.invalid_property(prop, value, "The path cannot break out of the task working directory")
 
 
 def check_resource_files(files, path: str) -> None:
@@ -354,10 +264,8 @@ def check_job(body: dict) -> None:
     check_object(body, "job")
     check_id(body)
     check_str(body, "displayName", max_len=1024)
-    from devstack.batch_emulator.auto_pools import check_pool_info  # auto_pools imports this module
     check_pool_info(require(body, "poolInfo"), schedule=bool(body.get("_schedule")))
     check_job_common(body)
-    from devstack.batch_emulator.job_prep import check_job_tasks
     check_job_tasks(body)
     check_bool(body, "usesTaskDependencies")
     check_env(body.get("commonEnvironmentSettings"), "commonEnvironmentSettings")
@@ -385,3 +293,90 @@ def check_resize(body: dict) -> None:
     check_int(body, "targetLowPriorityNodes", "", 0, 1000)
     check_duration(body, "resizeTimeout", "", 300)
     check_enum(body, "nodeDeallocationOption", DEALLOCATION)
+
+
+def check_job_tasks(body: dict, allow_host_access: bool = False) -> None:
+    """400 naming the property for a bad jobPreparationTask / jobReleaseTask."""
+    if body.get("jobManagerTask") is not None:
+        raise errors.unsupported("jobManagerTask")
+    prep, rel = body.get("jobPreparationTask"), body.get("jobReleaseTask")
+    for name, spec in (("jobPreparationTask", prep), ("jobReleaseTask", rel)):
+        if spec is None:
+            continue
+        check_object(spec, name)
+        check_str(spec, "id", name + ".", max_len=64)
+        require(spec, "commandLine", name + ".")
+        check_str(spec, "commandLine", name + ".")
+        if spec.get("containerSettings") is not None:
+            check_task_container_settings(spec["containerSettings"], name + ".containerSettings",
+                                                     allow_host_access)
+        check_resource_files(spec.get("resourceFiles"), name + ".resourceFiles")
+        check_env(spec.get("environmentSettings"), name + ".environmentSettings")
+        check_user_identity(spec.get("userIdentity"), name + ".userIdentity")
+    if prep is not None:
+        check_bool(prep, "waitForSuccess", "jobPreparationTask.")
+        check_bool(prep, "rerunOnNodeRebootAfterSuccess", "jobPreparationTask.")
+        c = prep.get("constraints")
+        if c is not None:
+            check_object(c, "jobPreparationTask.constraints")
+            check_duration(c, "maxWallClockTime", "jobPreparationTask.constraints.")
+            check_duration(c, "retentionTime", "jobPreparationTask.constraints.")
+            check_int(c, "maxTaskRetryCount", "jobPreparationTask.constraints.", -1)
+    if rel is not None:
+        if prep is None:
+            raise errors.invalid_property("jobReleaseTask", "set", "A job release task requires a job "
+                                          "preparation task (jobPreparationTask)")
+        check_duration(rel, "maxWallClockTime", "jobReleaseTask.")
+        check_duration(rel, "retentionTime", "jobReleaseTask.")
+
+
+@contextmanager
+def _prefixed(prefix: str):
+    """Re-raise validation errors with the property path as the caller's body has it."""
+    try:
+        yield
+    except errors.BatchError as exc:
+        name = exc.values.get("PropertyName")
+        if name is not None:
+            exc.values["PropertyName"] = prefix + name
+        raise
+
+
+def check_pool_info(info: dict, path: str = "poolInfo", schedule: bool = False) -> None:
+    """poolInfo: exactly one of poolId and autoPoolSpecification (a clear 400 naming the property)."""
+    check_object(info, path)
+    spec = info.get("autoPoolSpecification")
+    if info.get("poolId") and spec is not None:
+        raise errors.invalid_property(f"{path}.autoPoolSpecification", "...", "Specify either poolId or "
+                                      "autoPoolSpecification, not both")
+    if info.get("poolId"):
+        return
+    if spec is None:
+        raise errors.missing_property(f"{path}.poolId")
+    p = f"{path}.autoPoolSpecification"
+    check_object(spec, p)
+    if not spec.get("poolLifetimeOption"):
+        raise errors.missing_property(f"{p}.poolLifetimeOption")
+    lifetime = str(spec["poolLifetimeOption"]).lower()
+    if lifetime not in LIFETIMES:
+        raise errors.invalid_property(f"{p}.poolLifetimeOption", spec["poolLifetimeOption"],
+                                      "Allowed values: job, jobschedule")
+    if lifetime == "jobschedule" and not schedule:
+        raise errors.invalid_property(f"{p}.poolLifetimeOption", spec["poolLifetimeOption"], "jobschedule is "
+                                      "only valid in a job schedule's jobSpecification; use job")
+    prefix = spec.get("autoPoolIdPrefix")
+    if prefix is not None and (not isinstance(prefix, str) or len(prefix) > 20
+                               or not all(c.isalnum() or c in "-_" for c in prefix)):
+        raise errors.invalid_property(f"{p}.autoPoolIdPrefix", prefix, "Up to 20 letters, digits, hyphens and "
+                                      "underscores")
+    if spec.get("keepAlive") is not None and not isinstance(spec["keepAlive"], bool):
+        raise errors.invalid_property(f"{p}.keepAlive", spec["keepAlive"], "Expected true or false")
+    pool = spec.get("pool")
+    if pool is None:
+        raise errors.missing_property(f"{p}.pool")
+    check_object(pool, f"{p}.pool")
+    if pool.get("id") is not None:
+        raise errors.invalid_property(f"{p}.pool.id", pool["id"], "A pool specification has no id; Batch "
+                                      "assigns the auto pool's id")
+    with _prefixed(f"{p}.pool."):
+        check_pool({**pool, "id": "autopool"})

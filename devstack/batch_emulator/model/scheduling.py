@@ -4,6 +4,10 @@ active -> running (claimed by a node; resource files, image pull and the command
 Batch reports it) -> completed, or back to active for a retry (non-zero exit with retries left) or a requeue
 (node lost/removed, job disabled with requeue). Every outcome is tagged with the attempt number it belongs to,
 so a late report from a killed attempt cannot overwrite what terminate/requeue already decided.
+
+A task's outcome can end its job (exitConditions' jobAction, onAllTasksComplete): those rules are the Jobs
+group's (jobs.py), which itself ends and requeues tasks through this one; :class:`Scheduling` is therefore given
+the Jobs group after both exist (``scheduling.jobs = jobs``, in facade.py), the one dependency that runs back.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from devstack.batch_emulator import timeutil
-from devstack.batch_emulator.auto_pools import pool_key_of
-from devstack.batch_emulator.model_base import set_state, touch, wire
+from devstack.batch_emulator.model.job_prep import JobPrep
+from devstack.batch_emulator.model.nodes import Nodes
+from devstack.batch_emulator.model.state import State, pool_key_of, run_kills, set_state, touch, wire
 
 USABLE_NODE_STATES = ("idle", "running")
 
@@ -65,20 +70,44 @@ def _exit_options(task: dict, code: int | None, kind: str) -> dict:
     return ec.get("default") or {}
 
 
-class ScheduleOps:
-    # ---- dependencies --------------------------------------------------------------------------------------
-    def _dependency_ids(self, task: dict):
-        deps = task.get("dependsOn") or {}
-        yield from deps.get("taskIds") or []
-        for rng in deps.get("taskIdRanges") or []:
-            for n in range(rng["start"], rng["end"] + 1):
-                yield str(n)
+_RETRY_KEPT = ("retryCount", "requeueCount", "lastRetryTime", "lastRequeueTime")
 
+
+def _failure_exit() -> dict:
+    message = "The task exited with an exit code representing a failure"
+    return {"category": "usererror", "code": "FailureExitCode", "message": message,
+            "details": [{"name": "Message", "value": message}]}
+
+
+def _timed_out() -> dict:
+    return {"category": "servererror", "code": "TaskEnded", "message": "The task exceeded its maxWallClockTime "
+            "and was terminated.", "details": [{"name": "Message", "value": "Max wall clock time exceeded"}]}
+
+
+def dependency_ids(task: dict):
+    deps = task.get("dependsOn") or {}
+    yield from deps.get("taskIds") or []
+    for rng in deps.get("taskIdRanges") or []:
+        for n in range(rng["start"], rng["end"] + 1):
+            yield str(n)
+
+
+class Scheduling:
+    """Assignments, agent callbacks and outcomes; requeue and end for the other groups (lock held by callers
+    of the methods without their own ``with lock``)."""
+
+    def __init__(self, state: State, nodes: Nodes, job_prep: JobPrep):
+        self.state = state
+        self.nodes = nodes
+        self.job_prep = job_prep
+        self.jobs = None  # the Jobs group (jobs.py): check_complete, terminate_locked; bound by the facade
+
+    # ---- dependencies --------------------------------------------------------------------------------------
     def _dependencies_met(self, job_key: str, task: dict) -> bool:
         if not task.get("dependsOn"):
             return True
-        tasks = self.tasks[job_key]
-        for dep_id in self._dependency_ids(task):
+        tasks = self.state.tasks[job_key]
+        for dep_id in dependency_ids(task):
             dep = tasks.get(dep_id.lower())
             if dep is None or dep["state"] != "completed":
                 return False
@@ -89,20 +118,21 @@ class ScheduleOps:
     # ---- placement -----------------------------------------------------------------------------------------
     def claim_assignments(self) -> list[Assignment]:
         """Assign runnable active tasks to free node slots (spread or pack); returns what to launch."""
+        s = self.state
         out: list[Assignment] = []
-        with self.lock:
-            self.schedule_needed = False
-            for pool_key, pool in self.pools.items():
+        with s.lock:
+            s.schedule_needed = False
+            for pool_key, pool in s.pools.items():
                 if pool.get("state") != "active":
                     continue
-                nodes = [n for n in self.nodes.get(pool_key, {}).values()
+                nodes = [n for n in s.nodes.get(pool_key, {}).values()
                          if n["state"] in USABLE_NODE_STATES and n.get("schedulingState") == "enabled"
                          and not n.get("_leaving")]
                 if not nodes:
                     continue
                 slots = pool.get("taskSlotsPerNode", 1)
-                jobs = [(k, j) for k, j in self.jobs.items() if j["state"] == "active"
-                        and pool_key_of(j) == pool_key and self.active.get(k)]
+                jobs = [(k, j) for k, j in s.jobs.items() if j["state"] == "active"
+                        and pool_key_of(j) == pool_key and s.active.get(k)]
                 if not jobs:
                     continue
                 jobs.sort(key=lambda kj: (-kj[1].get("priority", 0), kj[1]["creationTime"]))
@@ -119,8 +149,8 @@ class ScheduleOps:
             free_nodes.sort(key=lambda n: (slots - n["_used"]) * (1 if pack else -1))
             placed = False
             for node in free_nodes:
-                found = self._next_task_for([j for j in jobs if not self.prep_blocks(j[1], pool_key, node["id"])],
-                                            slots - node["_used"])
+                runnable = [j for j in jobs if not self.job_prep.prep_blocks(j[1], pool_key, node["id"])]
+                found = self._next_task_for(runnable, slots - node["_used"])
                 if found is None:
                     continue
                 job_key, task = found
@@ -131,77 +161,75 @@ class ScheduleOps:
                 return out
 
     def _next_task_for(self, jobs, free: int):
+        s = self.state
         for job_key, job in jobs:
             limit = job.get("maxParallelTasks", -1)
-            if limit not in (None, -1) and self.counts[job_key]["running"] >= limit:
+            if limit not in (None, -1) and s.counts[job_key]["running"] >= limit:
                 continue
-            tasks = self.tasks[job_key]
-            for task_key in self.active[job_key]:
+            tasks = s.tasks[job_key]
+            for task_key in s.active[job_key]:
                 task = tasks[task_key]
                 if task.get("requiredSlots", 1) <= free and self._dependencies_met(job_key, task):
                     return job_key, task
         return None
 
     def _assign(self, pool_key, pool, node, job_key, task) -> Assignment:
+        s = self.state
         now = timeutil.now_iso()
+        job_id = s.jobs[job_key]["id"]
         task["_attempt"] = task.get("_attempt", 0) + 1
         task["_node"] = [pool_key, node["id"]]
-        layout = self.layout(pool_key, node["id"])
-        task["_dir"] = str(layout.task_dir(self.jobs[job_key]["id"], task["id"]))
-        node["_used"] += task.get("requiredSlots", 1)
-        node["_running"].append([job_key, task["id"].lower()])
-        node["runningTasksCount"] = len(node["_running"])
-        node["runningTaskSlotsCount"] = node["_used"]
-        node["totalTasksRun"] = node.get("totalTasksRun", 0) + 1
-        if node["state"] == "idle":
-            set_state(node, "running", now)
-        info = {k: v for k, v in (task.get("executionInfo") or {}).items()
-                if k in ("retryCount", "requeueCount", "lastRetryTime", "lastRequeueTime")}
+        task["_dir"] = str(s.layout(pool_key, node["id"]).task_dir(job_id, task["id"]))
+        self.nodes.take_slot(node, job_key, task, now)
+        info = {k: v for k, v in (task.get("executionInfo") or {}).items() if k in _RETRY_KEPT}
         info["startTime"] = now
         task["executionInfo"] = info
-        task["nodeInfo"] = {
-            "affinityId": node["affinityId"], "nodeUrl": f"{self.account_url}/pools/{pool['id']}/nodes/{node['id']}",
-            "poolId": pool["id"], "nodeId": node["id"], "taskRootDirectory": f"workitems/{self.jobs[job_key]['id']}"
-            f"/job-1/{task['id']}", "taskRootDirectoryUrl": f"{self.account_url}/pools/{pool['id']}/nodes/"
-            f"{node['id']}/files/workitems/{self.jobs[job_key]['id']}/job-1/{task['id']}"}
-        prep = self.prep_on_assign(job_key, pool, node, task)  # job preparation first on this node? (job_prep)
-        self.set_task_state(job_key, task, "preparing" if prep in ("run", "wait") else "running", now)
+        node_url = f"{s.account_url}/pools/{pool['id']}/nodes/{node['id']}"
+        root = f"workitems/{job_id}/job-1/{task['id']}"
+        task["nodeInfo"] = {"affinityId": node["affinityId"], "nodeUrl": node_url, "poolId": pool["id"],
+                            "nodeId": node["id"], "taskRootDirectory": root,
+                            "taskRootDirectoryUrl": f"{node_url}/files/{root}"}
+        prep = self.job_prep.prep_on_assign(job_key, pool, node, task)  # job preparation first on this node?
+        s.set_task_state(job_key, task, "preparing" if prep in ("run", "wait") else "running", now)
         touch(task)
-        self.save_task(job_key, task)
-        self.save_node(pool_key, node)
+        s.save_task(job_key, task)
+        s.save_node(pool_key, node)
         return Assignment(job_key, task["id"].lower(), task["_attempt"], pool_key, node["id"], wire(task),
-                          wire(self.jobs[job_key]), wire(pool), dict(node), prep)
+                          wire(s.jobs[job_key]), wire(pool), dict(node), prep)
 
     # ---- agent callbacks -----------------------------------------------------------------------------------
     def attempt_current(self, job_key: str, task_key: str, attempt: int) -> bool:
-        with self.lock:
-            task = self.tasks.get(job_key, {}).get(task_key)
+        with self.state.lock:
+            task = self.state.tasks.get(job_key, {}).get(task_key)
             return bool(task and task.get("_attempt") == attempt and task["state"] == "running")
 
     def register_kill(self, job_key: str, task_key: str, attempt: int, kill, container: str | None) -> bool:
         """Remember how to stop a running attempt; False when it was already terminated/requeued."""
-        with self.lock:
-            task = self.tasks.get(job_key, {}).get(task_key)
+        s = self.state
+        with s.lock:
+            task = s.tasks.get(job_key, {}).get(task_key)
             if not task or task.get("_attempt") != attempt or task["state"] != "running":
                 return False
-            self.kill_callbacks[(job_key, task_key)] = (attempt, kill)
+            s.kill_callbacks[(job_key, task_key)] = (attempt, kill)
             if container:
                 task["_container"] = container
             return True
 
     def record_container(self, job_key: str, task_key: str, attempt: int, container_id: str | None) -> None:
-        with self.lock:
-            task = self.tasks.get(job_key, {}).get(task_key)
+        s = self.state
+        with s.lock:
+            task = s.tasks.get(job_key, {}).get(task_key)
             if task and task.get("_attempt") == attempt and container_id:
                 task["executionInfo"] = {**task["executionInfo"], "containerInfo": {"containerId": container_id,
                                                                                      "state": "running"}}
-                self.save_task(job_key, task)
+                s.save_task(job_key, task)
 
     def task_finished(self, job_key: str, task_key: str, attempt: int, outcome: Outcome) -> None:
         """Apply an attempt's outcome: success, retry, or completed with failureInfo; exit options."""
-        with self.lock:
-            task = self.tasks.get(job_key, {}).get(task_key)
-            self.kill_callbacks.pop((job_key, task_key), None)
+        s = self.state
+        with s.lock:
+            task = s.tasks.get(job_key, {}).get(task_key)
+            s.kill_callbacks.pop((job_key, task_key), None)
             if task is None or task.get("_attempt") != attempt:
                 return
             if task["state"] != "running":
@@ -209,11 +237,12 @@ class ScheduleOps:
                 if task["state"] == "completed" and outcome.exit_code is not None and (
                         "exitCode" not in task["executionInfo"]):
                     task["executionInfo"] = {**task["executionInfo"], "exitCode": outcome.exit_code}
-                    self.save_task(job_key, task)
+                    s.save_task(job_key, task)
                 return
             kills = self._apply_outcome(job_key, task, outcome)
-        self._run_kills(kills)
+        run_kills(kills)
 
+    # ---- outcomes ------------------------------------------------------------------------------------------
     def _apply_outcome(self, job_key: str, task: dict, outcome: Outcome) -> list:
         now = timeutil.now_iso()
         info = dict(task["executionInfo"])
@@ -221,41 +250,53 @@ class ScheduleOps:
         if outcome.container_id:
             info["containerInfo"] = {"containerId": outcome.container_id, "state": "exited"}
         node_ref = task.get("_node")
-        self._release_slot(task, job_key)
+        self.nodes.release_slot(task, job_key)
         task.pop("_container", None)
         failure, kind = None, "exit"
         if outcome.pre_processing_failure:
             failure, kind = outcome.pre_processing_failure, "preprocessing"
         elif outcome.timed_out:
             info["exitCode"] = outcome.exit_code if outcome.exit_code is not None else 137
-            failure = {"category": "servererror", "code": "TaskEnded", "message": "The task exceeded its "
-                       "maxWallClockTime and was terminated.",
-                       "details": [{"name": "Message", "value": "Max wall clock time exceeded"}]}
+            failure = _timed_out()
         else:
             info["exitCode"] = outcome.exit_code
             if outcome.exit_code != 0:
-                max_retry = (task.get("constraints") or {}).get("maxTaskRetryCount", 0)
-                if max_retry == -1 or info.get("retryCount", 0) < max_retry:
-                    info["retryCount"] = info.get("retryCount", 0) + 1
-                    info["lastRetryTime"] = now
-                    info.pop("startTime", None)
-                    info.pop("exitCode", None)
-                    task["executionInfo"] = info
-                    self.set_task_state(job_key, task, "active", now)
-                    self.active[job_key].pop(task["id"].lower(), None)
-                    self.active[job_key][task["id"].lower()] = None
-                    touch(task)
-                    self.save_task(job_key, task)
-                    self.wake()
+                if self._retry(job_key, task, info, now):
                     return []
-                failure = {"category": "usererror", "code": "FailureExitCode", "message": "The task exited with "
-                           "an exit code representing a failure",
-                           "details": [{"name": "Message", "value": "The task exited with an exit code "
-                                        "representing a failure"}]}
+                failure = _failure_exit()
             if outcome.upload_failure:
                 if failure is None:
                     kind = "upload"
                 failure = failure or outcome.upload_failure
+        options = self._complete(job_key, task, info, failure, kind, now)
+        if not failure:
+            self.nodes.succeeded_on(node_ref)
+        kills = self._job_action(job_key, options, now) if failure else []
+        kills += self.jobs.check_complete(job_key)
+        self.state.wake()
+        return kills
+
+    def _retry(self, job_key: str, task: dict, info: dict, now: str) -> bool:
+        """A non-zero exit with retries left (constraints.maxTaskRetryCount): back to active, retryCount + 1."""
+        max_retry = (task.get("constraints") or {}).get("maxTaskRetryCount", 0)
+        if not (max_retry == -1 or info.get("retryCount", 0) < max_retry):
+            return False
+        s = self.state
+        info["retryCount"] = info.get("retryCount", 0) + 1
+        info["lastRetryTime"] = now
+        info.pop("startTime", None)
+        info.pop("exitCode", None)
+        task["executionInfo"] = info
+        s.set_task_state(job_key, task, "active", now)
+        s.active[job_key].pop(task["id"].lower(), None)
+        s.active[job_key][task["id"].lower()] = None
+        touch(task)
+        s.save_task(job_key, task)
+        s.wake()
+        return True
+
+    def _complete(self, job_key: str, task: dict, info: dict, failure: dict | None, kind: str, now: str) -> dict:
+        """The task shows completed with its result; returns the exitConditions entry that applies."""
         info["endTime"] = now
         info["result"] = "failure" if failure else "success"
         if failure:
@@ -266,37 +307,37 @@ class ScheduleOps:
         options = _exit_options(task, info.get("exitCode"), kind)
         default_dep = "satisfy" if not failure else "block"
         task["_dependencyAction"] = (options.get("dependencyAction") or default_dep).lower()
-        self.set_task_state(job_key, task, "completed", now)
+        self.state.set_task_state(job_key, task, "completed", now)
         touch(task)
-        self.save_task(job_key, task)
-        if node_ref and not failure:
-            node = self.nodes.get(node_ref[0], {}).get(node_ref[1])
-            if node is not None:
-                node["totalTasksSucceeded"] = node.get("totalTasksSucceeded", 0) + 1
-        kills = []
-        job = self.jobs[job_key]
-        if failure and (job.get("onTaskFailure") or "").lower() == "performexitoptionsjobaction":
-            action = (options.get("jobAction") or "terminate").lower()
-            if action == "terminate" and job["state"] == "active":
-                kills += self._terminate_job_locked(job_key, "TaskFailed")
-            elif action == "disable" and job["state"] == "active":
-                set_state(job, "disabled", now)
-                touch(job)
-                self.save_job(job)
-        kills += self._check_job_complete(job_key)
-        self.wake()
-        return kills
+        self.state.save_task(job_key, task)
+        return options
 
-    # ---- forced transitions --------------------------------------------------------------------------------
+    def _job_action(self, job_key: str, options: dict, now: str) -> list:
+        """onTaskFailure=performexitoptionsjobaction: the failed task's jobAction (terminate, the default, or
+        disable) applies to its active job."""
+        job = self.state.jobs[job_key]
+        if (job.get("onTaskFailure") or "").lower() != "performexitoptionsjobaction" or job["state"] != "active":
+            return []
+        action = (options.get("jobAction") or "terminate").lower()
+        if action == "terminate":
+            return self.jobs.terminate_locked(job_key, "TaskFailed")
+        if action == "disable":
+            set_state(job, "disabled", now)
+            touch(job)
+            self.state.save_job(job)
+        return []
+
+    # ---- forced transitions (lock held) --------------------------------------------------------------------
     def _take_kill(self, job_key: str, task: dict) -> list:
-        entry = self.kill_callbacks.pop((job_key, task["id"].lower()), None)
+        entry = self.state.kill_callbacks.pop((job_key, task["id"].lower()), None)
         return [entry[1]] if entry else []
 
-    def _requeue_task(self, job_key: str, task: dict) -> list:
+    def requeue_task(self, job_key: str, task: dict) -> list:
         """Put a running task back to active (node lost/removed, job disabled): requeueCount + 1."""
+        s = self.state
         kills = self._take_kill(job_key, task)
         now = timeutil.now_iso()
-        self._release_slot(task, job_key)
+        self.nodes.release_slot(task, job_key)
         task.pop("_container", None)
         info = {k: v for k, v in task["executionInfo"].items() if k in ("retryCount", "lastRetryTime",
                                                                          "requeueCount")}
@@ -304,34 +345,28 @@ class ScheduleOps:
         info["lastRequeueTime"] = now
         task["executionInfo"] = info
         task["_attempt"] = task.get("_attempt", 0) + 1
-        self.set_task_state(job_key, task, "active", now)
+        s.set_task_state(job_key, task, "active", now)
         touch(task)
-        self.save_task(job_key, task)
-        self.wake()
+        s.save_task(job_key, task)
+        s.wake()
         return kills
 
-    def _end_task(self, job_key: str, task: dict, code: str, message: str, check_job: bool = True) -> list:
+    def end_task(self, job_key: str, task: dict, code: str, message: str, check_job: bool = True) -> list:
         """Complete a task now (terminate, job terminated/deleted): result failure with failureInfo."""
+        s = self.state
         kills = self._take_kill(job_key, task)
         now = timeutil.now_iso()
-        self._release_slot(task, job_key)
+        self.nodes.release_slot(task, job_key)
         task.pop("_container", None)
         info = dict(task["executionInfo"])
         info.update({"endTime": now, "result": "failure",
                      "failureInfo": {"category": "usererror", "code": code, "message": message}})
         task["executionInfo"] = info
         task["_dependencyAction"] = "block"
-        self.set_task_state(job_key, task, "completed", now)
+        s.set_task_state(job_key, task, "completed", now)
         touch(task)
-        self.save_task(job_key, task)
+        s.save_task(job_key, task)
         if check_job:
-            kills += self._check_job_complete(job_key)
-        self.wake()
+            kills += self.jobs.check_complete(job_key)
+        s.wake()
         return kills
-
-    def _run_kills(self, kills: list) -> None:
-        for kill in kills:
-            try:
-                kill()
-            except Exception:  # noqa: BLE001 - a container that is already gone is fine
-                pass
