@@ -17,7 +17,7 @@ from devstack.batch_emulator.staging.blob_urls import parse_storage_url
 from devstack.batch_emulator.staging.errors import redact_url
 from devstack.batch_emulator.staging.output_files import should_upload
 from devstack.batch_emulator.staging.paths import parse_file_mode, under
-from devstack.batch_emulator.validation import check_output_files, check_resource_files
+from devstack.batch_emulator.model.validation import check_output_files, check_resource_files
 
 KEY = "a2V5"  # any base64 text; never used against a service here
 
