@@ -9,7 +9,8 @@ import datetime as dt
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from tests.integration.batch_emulator.conftest import vm_config, wait_for
+from tests.helpers import wait_for
+from tests.integration.batch_emulator.conftest import vm_config
 
 m = pytest.importorskip("azure.batch.models")
 

@@ -8,21 +8,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 APPS = Path(__file__).resolve().parent / "apps"
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
 
 
 class HostProcess:
@@ -56,7 +47,7 @@ class HostProcess:
         self.proc = subprocess.Popen(self.argv, cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         if wait_running:
             wait_for(lambda: self.status().get("state") == "running" and self.status().get("pid") == self.proc.pid
-                     or self._died(), 20, what="host to report running")
+                     or self._died(), 20, "host to report running", 0.05)
             if self.proc.poll() is not None:
                 raise AssertionError(f"host exited with {self.proc.returncode}:\n{self.log()}")
         return self

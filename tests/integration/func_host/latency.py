@@ -19,7 +19,8 @@ from pathlib import Path
 from azure.storage.blob import BlobServiceClient
 
 from devstack.func_host.connections import AZURITE_CONNECTION_STRING
-from tests.integration.func_host.hostproc import HostProcess, wait_for
+from tests.helpers import wait_for
+from tests.integration.func_host.hostproc import HostProcess
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from tests.integration.func_host.hostproc import APPS, REPO, wait_for
+from tests.helpers import wait_for
+from tests.integration.func_host.hostproc import APPS, REPO
 
 
 def _run_check(app: str, *extra: str) -> subprocess.CompletedProcess:
