@@ -14,6 +14,14 @@ from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 APPS = Path(__file__).resolve().parent / "apps"
+SHARED = APPS / "_shared"
+
+
+def copy_app(app: str, dest: Path) -> Path:
+    """Copy the test app `app` to `dest` with the shared modules (record.py) beside its function_app.py."""
+    shutil.copytree(APPS / app, dest)
+    shutil.copytree(SHARED, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
 
 
 class HostProcess:
@@ -21,8 +29,7 @@ class HostProcess:
 
     def __init__(self, app: str, tmp: Path, connection_string: str, env: dict[str, str] | None = None,
                  host_json: dict | None = None, host_id: str | None = None, extra_args: list[str] | None = None):
-        self.app_dir = tmp / "app"
-        shutil.copytree(APPS / app, self.app_dir)
+        self.app_dir = copy_app(app, tmp / "app")
         if host_json is not None:
             (self.app_dir / "host.json").write_text(json.dumps(host_json))
         self.out_dir = tmp / "out"
