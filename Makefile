@@ -37,5 +37,5 @@ bench: setup
 	@$(PY) -m bench $(BENCH_ARGS)
 
 clean: down
-	@if [ -x $(PY) ]; then $(PY) -c 'from devstack.containers import remove_outside_runroot as r; r()'; fi
+	@if [ -x $(PY) ]; then $(PY) -c 'from devstack.stack.engine import remove_outside_runroot as r; r()'; fi
 	rm -rf .devstack

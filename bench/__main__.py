@@ -24,9 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(areas())}", file=sys.stderr)
         return 2
-    from devstack import stack
+    from devstack.stack import lifecycle
 
-    stack.up(with_host=False, log=lambda line: None)
+    lifecycle.up(with_host=False, log=lambda line: None)
     failed = []
     for area in wanted:
         print(f"\n=== bench: {area} ===", flush=True)

@@ -96,7 +96,7 @@ class Stack:
 
 def announce(blob, result) -> None:
     """Tell the stack's host about the upload, as Event Grid does on Azure (devstack.func_host.events)."""
-    from devstack import paths
+    from devstack.common import paths
     from devstack.func_host.events import publish_blob_created
 
     publish_blob_created(paths.state_dir() / "func_host", blob.url, blob.container_name, blob.blob_name,
@@ -230,12 +230,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from azure.batch import models
 
-    from devstack import stack as devstack
-    from devstack.app_access import AppAccess, local_settings_path, read_values
-    from devstack.demo import prepare_pools
+    from devstack.stack import lifecycle
+    from devstack.tools.access import AppAccess, local_settings_path, read_values
+    from devstack.tools.demo import prepare_pools
 
     if not args.no_up:
-        devstack.up(with_host=True, log=lambda line: None)
+        lifecycle.up(with_host=True, log=lambda line: None)
     rng = random.Random(args.seed)
     pipeline = pipeline_doc(PIPELINE)
     stack = Stack(read_values(local_settings_path()))

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from devstack.batch_emulator.launcher import EmulatorProcess
-from devstack.local_accounts import BATCH_ACCOUNT_KEY, BATCH_ACCOUNT_NAME
+from devstack.common.local_accounts import BATCH_ACCOUNT_KEY, BATCH_ACCOUNT_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,12 +25,12 @@ from tests.integration.func_host.hostproc import HostProcess
 
 
 def main(argv: list[str] | None = None) -> int:
-    from devstack import stack
+    from devstack.stack import lifecycle
 
     parser = argparse.ArgumentParser(prog="python -m bench.bench_func_host_latency")
     parser.add_argument("--uploads", type=int, default=30)
     args, host_args = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    connection_string = stack.up(with_host=False, log=lambda line: None).env["AZURE_STORAGE_CONNECTION_STRING"]
+    connection_string = lifecycle.up(with_host=False, log=lambda line: None).env["AZURE_STORAGE_CONNECTION_STRING"]
     container = f"latency-{uuid.uuid4().hex[:8]}"
     client = BlobServiceClient.from_connection_string(connection_string).get_container_client(container)
     client.create_container()

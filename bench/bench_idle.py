@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.bench_idle [--settle S] [--minutes M]      (or: make bench BENCH_ARGS=idle)
 
 A private Functions host runs the repo's function_app.py with the repo's host.json and the app settings Azure
-would have: local.settings.sample.json's values without the local timing overrides (devstack/stack.py
+would have: local.settings.sample.json's values without the local timing overrides (devstack/stack/host.py
 LOCAL_DEFAULTS is NOT applied, so every schedule and timeout is the app's default) and with infra/main.bicep's
 POOL_SCALE_MODE=autoscale and CREATE_MISSING_POOLS=false, against a private Batch emulator (no pools, no jobs)
 and the stack's Azurite (fresh, empty containers, queues and table). After ``--settle`` seconds (default 30) it
@@ -112,15 +112,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from azure.storage.blob import BlobServiceClient
 
-    from devstack import stack
     from devstack.batch_emulator.launcher import EmulatorProcess
+    from devstack.stack import lifecycle
+    from devstack.stack.emulator import batch_emulator_env
 
-    env = dict(stack.up(with_host=False, log=lambda line: None).env)
+    env = dict(lifecycle.up(with_host=False, log=lambda line: None).env)
     tag = unique_tag("idle")
     names = _names(tag)
     blob = BlobServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"])
     with (tempfile.TemporaryDirectory(prefix="bench-idle-") as tmp,
-          EmulatorProcess(Path(tmp) / "emulator", "process", stack.batch_emulator_env(env),
+          EmulatorProcess(Path(tmp) / "emulator", "process", batch_emulator_env(env),
                           account=env["BATCH_ACCOUNT_NAME"], key=env["BATCH_ACCOUNT_KEY"],
                           stop_timeout=15) as emulator):
         for container in (names["INPUT_CONTAINER"], names["OUTPUT_CONTAINER"], names["MARKER_CONTAINER"]):

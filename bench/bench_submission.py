@@ -303,12 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.files < 1 or args.rounds < 1 or args.latency_ms < 0:
         parser.error("--files and --rounds must be >= 1, --latency-ms >= 0")
 
-    from devstack import stack
     from devstack.batch_emulator.launcher import EmulatorProcess
+    from devstack.stack import lifecycle
+    from devstack.stack.emulator import batch_emulator_env
 
-    env = dict(stack.up(with_host=False, log=lambda line: None).env)
+    env = dict(lifecycle.up(with_host=False, log=lambda line: None).env)
     with (tempfile.TemporaryDirectory(prefix="bench-submission-") as tmp,
-          EmulatorProcess(Path(tmp) / "emulator", "process", stack.batch_emulator_env(env),
+          EmulatorProcess(Path(tmp) / "emulator", "process", batch_emulator_env(env),
                           account=env["BATCH_ACCOUNT_NAME"], key=env["BATCH_ACCOUNT_KEY"],
                           stop_timeout=15) as emulator):
         workdir = Path(tmp)

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from devstack import paths
+from devstack.common import paths
 
 REPO = paths.REPO_ROOT
 NAIVE_APP = REPO / "bench" / "naive_app"
@@ -55,11 +55,11 @@ def sample_values() -> dict[str, str]:
 
 def app_settings(stack_env: dict[str, str], batch_url: str, overrides: dict[str, str],
                  local_defaults: bool = True) -> dict[str, str]:
-    """The app's settings as the local stack writes them (local.settings.sample.json, plus devstack/stack.py
+    """The app's settings as the local stack writes them (local.settings.sample.json, plus devstack/stack/host.py
     LOCAL_DEFAULTS when ``local_defaults``), pointed at the stack's Azurite and at ``batch_url``, then
     ``overrides``. Without ``local_defaults`` the local timing overrides are removed, so every schedule and
     timeout is the app's own default, as on Azure."""
-    from devstack.stack import LOCAL_DEFAULTS
+    from devstack.stack.host import LOCAL_DEFAULTS
 
     values = sample_values()
     if local_defaults:

@@ -1,7 +1,8 @@
 """The `eventbatch` command: run the local stack and look at what the app did.
 
-Subcommands that belong to one part of the stack are dispatched to that part's own `main(argv)`, so each part
-keeps its options next to its code.
+Subcommands that belong to one part of the stack are dispatched to that part's own function, which takes the
+arguments after the subcommand's name, so each part keeps its options next to its code. Each part is imported only
+when its command runs (`eventbatch func-host` does not load the stack manager, nor `eventbatch status` the emulator).
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ import argparse
 import importlib
 import sys
 
-from devstack.services import StackError
+from devstack.stack.processes import StackError
 
-# name -> (module, help); each module has main(argv) -> int | None
+# name -> (module, function, help); each function takes the arguments after the name and returns int | None
 DELEGATED = {
-    "batch-emulator": ("devstack.batch_emulator.server", "run the Azure Batch emulator in the foreground"),
-    "func-host": ("devstack.func_host.__main__", "run the local Functions host in the foreground"),
-    "autoscale": ("devstack.batch_emulator.autoscale.cli", "evaluate or simulate Batch autoscale formulas"),
-    "status": ("devstack.app_cli", "table of runs: input, pipeline, state, duration, exit code, outputs"),
-    "submit": ("devstack.app_cli", "upload files or send a request to a pipeline"),
-    "logs": ("devstack.app_cli", "stdout/stderr of a run"),
-    "replay": ("devstack.app_cli", "count or move back poisoned messages and dead-lettered events (--apply)"),
-    "demo": ("devstack.demo", "run the sample work end to end and show the results"),
+    "batch-emulator": ("devstack.batch_emulator.server", "main", "run the Azure Batch emulator in the foreground"),
+    "func-host": ("devstack.func_host.cli", "main", "run the local Functions host in the foreground"),
+    "autoscale": ("devstack.batch_emulator.autoscale.cli", "main", "evaluate or simulate Batch autoscale formulas"),
+    "status": ("devstack.tools.commands", "status",
+               "table of runs: input, pipeline, state, duration, exit code, outputs"),
+    "submit": ("devstack.tools.commands", "submit", "upload files or send a request to a pipeline"),
+    "logs": ("devstack.tools.commands", "logs", "stdout/stderr of a run"),
+    "replay": ("devstack.tools.commands", "replay",
+               "count or move back poisoned messages and dead-lettered events (--apply)"),
+    "demo": ("devstack.tools.demo", "main", "run the sample work end to end and show the results"),
 }
 
 
@@ -35,37 +38,26 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("images", help="build the sample images and push them to the local registry; `images check`: "
                                   "read each pipeline image's config from its registry and check it")
     sub.add_parser("env", help="print the stack's environment (the contents of .devstack/env)")
-    for name, (_, help_text) in DELEGATED.items():
+    for name, (_, _, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
 
     if argv[:2] == ["images", "check"]:
-        from devstack import image_check
+        from devstack.tools import image_check
 
         return _run(lambda: image_check.main(argv[2:]))
     if argv and argv[0] in DELEGATED:
-        module_name, _ = DELEGATED[argv[0]]
-        module = importlib.import_module(module_name)
-        rest = argv[1:] if module_name != "devstack.app_cli" else argv
-        return _run(lambda: module.main(rest))
+        module_name, function, _ = DELEGATED[argv[0]]
+        delegate = getattr(importlib.import_module(module_name), function)
+        return _run(lambda: delegate(argv[1:]))
     args = parser.parse_args(argv)
     if args.command == "up":
-        from devstack import stack
-
-        return _run(lambda: stack.up(with_host=not args.no_host) and 0)
+        return _run(lambda: _up(with_host=not args.no_host))
     if args.command == "down":
-        from devstack import stack
-
-        return _run(lambda: stack.down() and 0)
+        return _run(_down)
     if args.command == "images":
-        from devstack import stack
-        from devstack.containers import detect_engine
-        from devstack.images import build_and_push
-
-        return _run(lambda: build_and_push(detect_engine(), stack.stack_env(stack.Ports.from_env(),
-                                                                              detect_engine())["REGISTRY_SERVER"])
-                    and 0)
+        return _run(_images)
     if args.command == "env":
-        from devstack import paths
+        from devstack.common import paths
 
         if not paths.env_file().exists():
             print("no .devstack/env yet: run `make up`", file=sys.stderr)
@@ -74,6 +66,32 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser.print_help()
     return 2
+
+
+def _up(with_host: bool) -> int:
+    from devstack.stack import lifecycle
+
+    lifecycle.up(with_host=with_host)
+    return 0
+
+
+def _down() -> int:
+    from devstack.stack import lifecycle
+
+    lifecycle.down()
+    return 0
+
+
+def _images() -> int:
+    """Build the sample images and push them to the stack's registry."""
+    from devstack.stack import lifecycle
+    from devstack.stack.engine import detect_engine
+    from devstack.stack.ports import Ports
+    from devstack.stack.sample_images import build_and_push
+
+    engine = detect_engine()
+    build_and_push(engine, lifecycle.stack_env(Ports.from_env(), engine)["REGISTRY_SERVER"])
+    return 0
 
 
 def _run(action) -> int:

@@ -26,6 +26,7 @@ import azure.functions as func
 from shared.context import get_context
 from shared.errors import RequestDeferred
 from shared.pipelines import load_config
+from shared.scheduled_run import run_occurrence
 from shared.schedules import function_name, latest_occurrence
 
 log = logging.getLogger("eventbatch.functions.scheduled")
@@ -51,8 +52,6 @@ def scheduled_pipelines(environ=None) -> dict[str, str]:
 
 def fire(pipeline: str, cron: str, now: datetime | None = None):
     """One firing of `pipeline`'s timer at `now`: its occurrence, run over the schedule's prefix."""
-    from shared.scheduled_run import run_occurrence
-
     occurrence = latest_occurrence(cron, now or datetime.now(UTC))
     try:
         return run_occurrence(get_context(), pipeline, occurrence)

@@ -4,13 +4,13 @@ short, growing delay, a bounded number of times; the safety net catches the rest
 
 from __future__ import annotations
 
-import json
 import logging
 
 import azure.functions as func
 
 from shared.completion import check_task
 from shared.context import get_context
+from shared.messages import CheckMessage
 
 bp = func.Blueprint()
 log = logging.getLogger("eventbatch.functions.check")
@@ -19,10 +19,9 @@ log = logging.getLogger("eventbatch.functions.check")
 @bp.queue_trigger(arg_name="msg", queue_name="%CHECK_QUEUE%", connection="EVENTBATCH_STORAGE")
 def task_check(msg: func.QueueMessage) -> None:
     try:
-        data = json.loads(msg.get_body())
-        job_id, task_id, attempt = str(data["jobId"]), str(data["taskId"]), int(data.get("attempt") or 2)
-    except (ValueError, KeyError, TypeError, RecursionError):
+        check = CheckMessage.from_body(msg.get_body())
+    except ValueError:
         log.error("dropping a task check message that is not ours: %.200r", msg.get_body())
         return
-    outcome = check_task(get_context(), job_id, task_id, attempt)
-    log.info("check %s/%s (look %d): %s", job_id, task_id, attempt, outcome.status)
+    outcome = check_task(get_context(), check.job_id, check.task_id, check.attempt)
+    log.info("check %s/%s (look %d): %s", check.job_id, check.task_id, check.attempt, outcome.status)

@@ -22,27 +22,39 @@ and the uploads container) stay ``{{NAME}}`` tokens that storage.bicep replaces 
 The autoscale formula ``default`` is the app's own (``shared.autoscale_formula.default_formula``), so the pools on
 Azure scale exactly as the local emulator and the simulator do.
 
-Node images: only container-capable (DockerCompatible) Ubuntu images Batch supports are accepted, with the node
-agent that matches the image. ``--check`` also warns when a pool's node agent reaches its end of support in Batch
-within a year (NODE_AGENT_END_OF_SUPPORT, from Batch's ListSupportedImages ``batchSupportEndOfLife``).
+One validator: the pools are read and checked by the app's own code (``shared.pipelines.parse_pools``, with the
+rules of ``shared/pool_rules.py``: container-capable Ubuntu images with their node agent, pool ids, required keys,
+ranges), so a pool the app accepts is one azd can deploy. Only Azure's own rules are here: the autoscale interval
+range (PT5M..PT168H), registries reached with the pool identity (never a password), and node agents past their end
+of support in Batch (refused; ``--check`` warns within a year, NODE_AGENT_END_OF_SUPPORT, from Batch's
+ListSupportedImages ``batchSupportEndOfLife``).
 
 Usage: ``python infra/generate_pools.py`` (write) or ``python infra/generate_pools.py --check`` (exit 1 on drift).
-Stdlib + PyYAML only.
+Stdlib, PyYAML and shared/ (this repository's, put on sys.path when run as a script).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script (python infra/generate_pools.py): the app's shared/ validates
+    sys.path.insert(0, str(ROOT))
+
+from shared.durations import format_duration  # noqa: E402
+from shared.errors import ConfigError  # noqa: E402
+from shared.names import CONTAINER_NAME  # noqa: E402
+from shared.pipeline_users import AutoUser  # noqa: E402
+from shared.pipelines import Pool, parse_pools, read_document  # noqa: E402
+from shared.pool_spec import autoscale_formula  # noqa: E402
+
 DEFAULT_PIPELINES = ROOT / "pipelines.yaml"
 DEFAULT_OUTPUT = ROOT / "infra" / "pools.generated.json"
 
@@ -52,10 +64,8 @@ DEPLOY_TIME_SETTINGS = ("REGISTRY_SERVER", "WORKER_IMAGE", "POOL_IDENTITY_RESOUR
 AZURE_FIXED_SETTINGS = {"POOL_SCALE_MODE": "autoscale", "REGISTRY_USERNAME": "", "REGISTRY_PASSWORD": ""}
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-POOL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-ISO_DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?$")
-AGENT_SKU = re.compile(r"^batch\.node\.ubuntu (\d{2})\.04$")
-MIN_UBUNTU = 22
+# Batch accepts autoscale evaluation intervals from 5 minutes to 168 hours (the emulator also shorter ones).
+AZURE_INTERVALS = (timedelta(minutes=5), timedelta(hours=168))
 NODE_FILL_TYPE = "Spread"
 # End of support in Batch per node agent (ListSupportedImages "batchSupportEndOfLife"; announcements
 # https://github.com/Azure/Batch/issues/174 for 20.04 and https://github.com/Azure/Batch/issues/200 for 22.04, which
@@ -65,17 +75,11 @@ NODE_AGENT_END_OF_SUPPORT: dict[str, date | None] = {
     "batch.node.ubuntu 22.04": date(2027, 6, 30),
     "batch.node.ubuntu 24.04": None,
 }
-# Container-capable (DockerCompatible) images and the node agent each needs (ListSupportedImages).
-CONTAINER_IMAGES = {
-    ("microsoft-dsvm", "ubuntu-hpc", "2204"): "batch.node.ubuntu 22.04",
-    ("microsoft-dsvm", "ubuntu-hpc", "2404"): "batch.node.ubuntu 24.04",
-}
 WARN_DAYS = 365
 # Container settings main.bicep passes to storage.bicep; poolStorageAccess names them by token.
 CONTAINER_SETTINGS = ("INPUT_CONTAINER", "OUTPUT_CONTAINER", "MARKER_CONTAINER")
 STAGING_CONTAINER = "UPLOADS_CONTAINER"  # where `eventbatch submit` stages queue requests' files
-CONTAINER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
-REQUIRED_POOL_KEYS = ("id", "vmSize", "imageReference", "nodeAgentSkuId", "taskSlotsPerNode", "container", "scale")
+GPU_SWITCH = "DEPLOY_GPU_POOLS"  # main.bicep's deployGpuPools decides GPU pools whose `enabled` names it
 
 
 class PoolSpecError(ValueError):
@@ -112,176 +116,95 @@ def resolve(value: Any, where: str) -> Any:
     return resolved
 
 
-def as_int(value: Any, where: str, low: int, high: int) -> int:
-    """An integer setting in [low, high]; placeholders resolved to digits count as integers."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise PoolSpecError(f"{where} must be an integer from {low} to {high}, got {value!r}")
-    return value
-
-
-def check_interval(value: Any, where: str) -> str:
-    """Batch accepts autoscale evaluation intervals from 5 minutes to 168 hours."""
-    match = ISO_DURATION.match(value) if isinstance(value, str) else None
-    if not match or not any(match.groups()):
-        raise PoolSpecError(f"{where} must be an ISO 8601 duration such as PT5M, got {value!r}")
-    hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if not 300 <= total <= 168 * 3600:
-        raise PoolSpecError(f"{where} must be between PT5M and PT168H (Batch's limits), got {value}")
-    return value
-
-
-def check_image(pool: dict[str, Any], where: str) -> dict[str, str]:
-    """Only current container-capable Ubuntu images: older node agents (20.04 and before) are retired by Batch."""
-    ref = pool["imageReference"]
-    if not isinstance(ref, dict) or not all(isinstance(ref.get(k), str) and ref[k] for k in
-                                            ("publisher", "offer", "sku")):
-        raise PoolSpecError(f"{where}.imageReference needs publisher, offer and sku (for example microsoft-dsvm, "
-                            f"ubuntu-hpc, 2204)")
-    agent = pool["nodeAgentSkuId"]
-    match = AGENT_SKU.match(agent) if isinstance(agent, str) else None
-    if not match or int(match.group(1)) < MIN_UBUNTU:
-        raise PoolSpecError(f"{where}.nodeAgentSkuId must be 'batch.node.ubuntu 22.04' or newer, got {agent!r}")
-    image = (ref["publisher"].lower(), ref["offer"].lower(), str(ref["sku"]).lower())
-    needed = CONTAINER_IMAGES.get(image)
-    if needed is None:
-        known = ", ".join(" ".join(k) for k in CONTAINER_IMAGES)
-        raise PoolSpecError(f"{where}.imageReference {' '.join(image)} is not a container (DockerCompatible) image "
-                            f"Batch supports for these pools; use one of: {known}")
-    if agent != needed:
-        raise PoolSpecError(f"{where}.nodeAgentSkuId must be {needed!r} for image {' '.join(image)}, got {agent!r}")
-    end = NODE_AGENT_END_OF_SUPPORT.get(agent)
-    if end is not None and end <= date.today():
-        raise PoolSpecError(f"{where}.nodeAgentSkuId {agent!r}: Batch support ended on {end.isoformat()}; move to "
-                            f"microsoft-dsvm ubuntu-hpc 2404 / batch.node.ubuntu 24.04")
-    return {"publisher": ref["publisher"], "offer": ref["offer"], "sku": str(ref["sku"]),
-            "version": str(ref.get("version") or "latest")}
-
-
 def is_gpu_size(vm_size: str) -> bool:
     """N-series sizes (Standard_NC*, ND*, NV*...) carry GPUs; those pools are deployed only when asked for."""
     return re.match(r"^standard_n[a-z]", vm_size.lower()) is not None
 
 
-def container_settings(pool: dict[str, Any], where: str) -> tuple[list[str], list[str]]:
-    """Prefetched images and registry servers; a registry must be reachable with the pool identity."""
-    container = pool["container"]
-    if not isinstance(container, dict):
-        raise PoolSpecError(f"{where}.container must be a mapping with images and registries")
-    images = container.get("images") or []
-    if not images or not all(isinstance(i, str) and i for i in images):
-        raise PoolSpecError(f"{where}.container.images must list at least one image to prefetch on the nodes")
-    servers = []
-    for i, registry in enumerate(container.get("registries") or []):
-        rwhere = f"{where}.container.registries[{i}]"
-        if not isinstance(registry, dict) or not registry.get("server"):
-            raise PoolSpecError(f"{rwhere}.server is required")
-        if registry.get("username") or registry.get("password"):
-            raise PoolSpecError(f"{rwhere}: username/password resolve to a value on Azure; registries on Azure are "
-                                f"reached with the pool's managed identity (identityResourceId), never a password")
-        if registry.get("identityResourceId") != token("POOL_IDENTITY_RESOURCE_ID"):
-            raise PoolSpecError(f"{rwhere}.identityResourceId must be ${{POOL_IDENTITY_RESOURCE_ID:-}} so the pool "
-                                f"pulls with its user-assigned identity (AcrPull), got "
-                                f"{registry.get('identityResourceId')!r}")
-        servers.append(registry["server"])
-    return list(images), servers
+def check_azure_registries(raw: Any, where: str) -> None:
+    """Registries on Azure carry no username/password (checked before the shared rules, which would only say that
+    one needs the other)."""
+    container = raw.get("container") if isinstance(raw, dict) else None
+    registries = container.get("registries") if isinstance(container, dict) else None
+    for i, registry in enumerate(registries if isinstance(registries, list) else []):
+        if isinstance(registry, dict) and (registry.get("username") or registry.get("password")):
+            raise PoolSpecError(f"{where}.container.registries[{i}]: username/password resolve to a value on Azure; "
+                                "registries on Azure are reached with the pool's managed identity "
+                                "(identityResourceId), never a password")
 
 
-def scale_settings(pool: dict[str, Any], slots: int, where: str) -> dict[str, Any]:
+def registry_servers(pool: Pool, where: str) -> list[str]:
+    """The registries' servers; each must be reached with the pool identity (AcrPull)."""
+    for i, registry in enumerate(pool.registries):
+        if registry.identity_resource_id != token("POOL_IDENTITY_RESOURCE_ID"):
+            raise PoolSpecError(f"{where}.container.registries[{i}].identityResourceId must be "
+                                "${POOL_IDENTITY_RESOURCE_ID:-} so the pool pulls with its user-assigned identity "
+                                f"(AcrPull), got {registry.identity_resource_id!r}")
+    return [r.server for r in pool.registries]
+
+
+def check_support(pool: Pool, where: str) -> None:
+    end = NODE_AGENT_END_OF_SUPPORT.get(pool.node_agent_sku_id)
+    if end is not None and end <= date.today():
+        raise PoolSpecError(f"{where}.nodeAgentSkuId {pool.node_agent_sku_id!r}: Batch support ended on "
+                            f"{end.isoformat()}; move to microsoft-dsvm ubuntu-hpc 2404 / batch.node.ubuntu 24.04")
+
+
+def scale_settings(pool: Pool, where: str) -> dict[str, Any]:
     """Autoscale with the app's formula (and a variant without spot nodes), or a fixed size."""
-    scale = pool["scale"]
-    if not isinstance(scale, dict):
-        raise PoolSpecError(f"{where}.scale must be a mapping")
-    mode = scale.get("mode")
-    max_dedicated = as_int(scale.get("maxDedicatedNodes", 0), f"{where}.scale.maxDedicatedNodes", 0, 1000)
-    max_spot = as_int(scale.get("maxSpotNodes", 0), f"{where}.scale.maxSpotNodes", 0, 1000)
+    scale = pool.scale
     # Every key is always present (one shape for both modes): ARM evaluates both branches' property reads.
-    settings: dict[str, Any] = {"mode": mode, "formula": "", "formulaWithoutSpot": "", "evaluationInterval": "PT5M",
-                                "maxDedicatedNodes": max_dedicated, "maxSpotNodes": max_spot,
-                                "dedicatedNodes": 0, "spotNodes": 0}
-    if mode == "fixed":
-        settings["dedicatedNodes"] = as_int(scale.get("dedicatedNodes", 0), f"{where}.scale.dedicatedNodes", 0, 1000)
-        settings["spotNodes"] = as_int(scale.get("spotNodes", 0), f"{where}.scale.spotNodes", 0, 1000)
+    settings: dict[str, Any] = {"mode": scale.mode, "formula": "", "formulaWithoutSpot": "",
+                                "evaluationInterval": "PT5M", "maxDedicatedNodes": scale.max_dedicated_nodes,
+                                "maxSpotNodes": scale.max_spot_nodes, "dedicatedNodes": 0, "spotNodes": 0}
+    if scale.mode == "fixed":
+        settings.update(dedicatedNodes=scale.dedicated_nodes, spotNodes=scale.spot_nodes)
         return settings
-    if mode != "autoscale":
-        raise PoolSpecError(f"{where}.scale.mode must be autoscale or fixed, got {mode!r}")
-    formula = scale.get("formula", "default")
-    if formula == "default":
-        default_formula = load_default_formula()
-        with_spot = default_formula(max_dedicated, max_spot, slots)
+    low, high = AZURE_INTERVALS
+    if not low <= scale.evaluation_interval <= high:
+        raise PoolSpecError(f"{where}.scale.evaluationInterval must be between PT5M and PT168H (Batch's limits), "
+                            f"got {format_duration(scale.evaluation_interval)}")
+    without_spot = ""
+    if scale.formula in ("default", "") and scale.max_dedicated_nodes > 0:
         # Spot can be switched off at deploy time (useSpotNodes=false): same caps for dedicated, none for spot.
-        without_spot = default_formula(max_dedicated, 0, slots) if max_dedicated > 0 else ""
-    elif isinstance(formula, str) and formula.strip():
-        with_spot, without_spot = formula, ""
-    else:
-        raise PoolSpecError(f"{where}.scale.formula must be 'default' or the formula text")
-    settings.update(formula=with_spot, formulaWithoutSpot=without_spot,
-                    evaluationInterval=check_interval(scale.get("evaluationInterval", "PT5M"),
-                                                      f"{where}.scale.evaluationInterval"))
+        without_spot = autoscale_formula(dataclasses.replace(pool, scale=dataclasses.replace(scale, max_spot_nodes=0)))
+    settings.update(formula=autoscale_formula(pool), formulaWithoutSpot=without_spot,
+                    evaluationInterval=format_duration(scale.evaluation_interval))
     return settings
 
 
-def load_default_formula():
-    """The app's formula function; a clear error (not an invented formula) when it is missing."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    try:
-        from shared.autoscale_formula import default_formula
-    except ImportError as exc:
-        raise PoolSpecError("scale.formula is 'default' but shared/autoscale_formula.py (default_formula) cannot be "
-                            f"imported ({exc}); the formula is owned by the autoscale code, not by infra: land that "
-                            "module or give the pool an inline formula in pipelines.yaml") from exc
-    return default_formula
-
-
-def start_task(pool: dict[str, Any], where: str) -> dict[str, Any] | None:
-    task = pool.get("startTask")
-    if task is None:
+def start_task(pool: Pool) -> dict[str, Any] | None:
+    """The Batch StartTask as main.bicep passes it: its auto-user (default non-admin, pool-wide; admin for a start
+    task that mounts a file server), one retry. The management API spells the enums Pool/Task, NonAdmin/Admin."""
+    if pool.start_task_command is None:
         return None
-    if not isinstance(task, dict) or not isinstance(task.get("commandLine"), str) or not task["commandLine"]:
-        raise PoolSpecError(f"{where}.startTask.commandLine is required when startTask is given")
-    # The Batch StartTask as main.bicep passes it: its auto-user (default non-admin, pool-wide; admin for a start
-    # task that mounts a file server), one retry. The management API spells the enums Pool/Task, NonAdmin/Admin.
-    auto = ((task.get("userIdentity") or {}).get("autoUser")) or {}
-    scope = {"pool": "Pool", "task": "Task"}.get(str(auto.get("scope", "pool")).lower())
-    level = {"nonadmin": "NonAdmin", "admin": "Admin"}.get(str(auto.get("elevationLevel", "nonadmin")).lower())
-    if scope is None or level is None:
-        raise PoolSpecError(f"{where}.startTask.userIdentity.autoUser: scope must be pool or task and "
-                            "elevationLevel nonadmin or admin")
-    return {"commandLine": task["commandLine"], "waitForSuccess": bool(task.get("waitForSuccess", True)),
-            "maxTaskRetryCount": 1, "userIdentity": {"autoUser": {"scope": scope, "elevationLevel": level}}}
+    user = pool.start_task_user or AutoUser()
+    return {"commandLine": pool.start_task_command, "waitForSuccess": pool.start_task_wait, "maxTaskRetryCount": 1,
+            "userIdentity": {"autoUser": {"scope": {"pool": "Pool", "task": "Task"}[user.scope],
+                                          "elevationLevel": {"nonadmin": "NonAdmin", "admin": "Admin"}[
+                                              user.elevation_level]}}}
 
 
-def pool_spec(raw: dict[str, Any], index: int) -> dict[str, Any]:
-    """One pool of pipelines.yaml, resolved and validated, in the shape main.bicep consumes."""
-    where = f"pools[{index}]"
-    if not isinstance(raw, dict):
-        raise PoolSpecError(f"{where} must be a mapping")
-    missing = [k for k in REQUIRED_POOL_KEYS if k not in raw]
-    if missing:
-        raise PoolSpecError(f"{where} is missing {', '.join(missing)}")
-    pool = resolve(raw, where)
-    if not isinstance(pool["id"], str) or not POOL_ID.match(pool["id"]):
-        raise PoolSpecError(f"{where}.id must be 1-64 letters, digits, '-' or '_', got {pool['id']!r}")
-    where = f"pool {pool['id']}"
-    slots = as_int(pool["taskSlotsPerNode"], f"{where}.taskSlotsPerNode", 1, 256)
-    images, servers = container_settings(pool, where)
+def pool_spec(pool: Pool) -> dict[str, Any]:
+    """One pool of pipelines.yaml, validated by shared/ and Azure's rules, in the shape main.bicep consumes."""
+    where = f"pool {pool.id}"
+    check_support(pool, where)
     return {
-        "id": pool["id"],
-        "vmSize": str(pool["vmSize"]),
-        "gpu": is_gpu_size(str(pool["vmSize"])),
-        "imageReference": check_image(pool, where),
-        "nodeAgentSkuId": pool["nodeAgentSkuId"],
-        "taskSlotsPerNode": slots,
+        "id": pool.id,
+        "vmSize": pool.vm_size,
+        "gpu": is_gpu_size(pool.vm_size),
+        "imageReference": {"publisher": pool.image_reference["publisher"], "offer": pool.image_reference["offer"],
+                           "sku": pool.image_reference["sku"],
+                           "version": pool.image_reference.get("version") or "latest"},
+        "nodeAgentSkuId": pool.node_agent_sku_id,
+        "taskSlotsPerNode": pool.task_slots_per_node,
         # Same policy as the pools the app creates itself (shared/pool_spec.py), so the autoscale formula tuned
         # on the emulator sees the same task placement on Azure; tests/infra compares the two.
         "taskSchedulingPolicy": {"nodeFillType": NODE_FILL_TYPE},
-        "containerImageNames": images,
-        "registryServers": servers,
-        "startTask": start_task(pool, where),
-        "scale": scale_settings(pool, slots, where),
+        "containerImageNames": list(pool.images),
+        "registryServers": registry_servers(pool, where),
+        "startTask": start_task(pool),
+        "scale": scale_settings(pool, where),
     }
 
 
@@ -327,41 +250,29 @@ def storage_access(doc: dict[str, Any]) -> dict[str, list[str]]:
     return {"read": sorted(reads - writes), "write": sorted(writes)}
 
 
-GPU_SWITCH = "DEPLOY_GPU_POOLS"  # main.bicep's deployGpuPools decides GPU pools whose `enabled` names it
-
-
-def deployable(raw: Any, index: int) -> bool:
+def deployable(raw: Any, pool: Pool) -> bool:
     """False for a pool pipelines.yaml disables (`enabled` false after resolving placeholders): it is left out, as
     the app never creates it locally. A GPU pool whose `enabled` is ${DEPLOY_GPU_POOLS...} stays in, marked gpu:
     Bicep deploys it exactly when deployGpuPools is on, and sets that same app setting."""
-    if not isinstance(raw, dict) or "enabled" not in raw:
-        return True
-    value = raw["enabled"]
-    if isinstance(value, str):
-        names = [m.group(1) for m in PLACEHOLDER.finditer(value)]
-        if GPU_SWITCH in names and is_gpu_size(str(raw.get("vmSize", ""))):
-            return True
-        value = resolve(value, f"pools[{index}].enabled")
-        value = {"true": True, "false": False}.get(value.strip().lower(), value)
-    if not isinstance(value, bool):
-        raise PoolSpecError(f"pools[{index}].enabled must be true or false after substitution, got {value!r}")
-    return value
+    enabled = raw.get("enabled") if isinstance(raw, dict) else None
+    switched = isinstance(enabled, str) and GPU_SWITCH in [m.group(1) for m in PLACEHOLDER.finditer(enabled)]
+    return pool.enabled or (switched and is_gpu_size(pool.vm_size))
 
 
 def generate(pipelines_path: Path = DEFAULT_PIPELINES) -> dict[str, Any]:
     """The document written to pools.generated.json."""
     try:
-        doc = yaml.safe_load(pipelines_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PoolSpecError(f"cannot read {pipelines_path}: {exc}") from exc
-    pools = doc.get("pools") if isinstance(doc, dict) else None
-    if not isinstance(pools, list) or not pools:
-        raise PoolSpecError(f"{pipelines_path}: 'pools' must list at least one pool")
-    specs = [pool_spec(raw, i) for i, raw in enumerate(pools) if deployable(raw, i)]
-    ids = [s["id"] for s in specs]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        raise PoolSpecError(f"{pipelines_path}: duplicate pool id(s): {', '.join(dupes)}")
+        doc = read_document(pipelines_path, "pipelines file")
+        raw_pools = doc.get("pools") if isinstance(doc, dict) else None
+        if not isinstance(raw_pools, list) or not raw_pools:
+            raise PoolSpecError(f"{pipelines_path}: 'pools' must list at least one pool")
+        resolved = [resolve(raw, f"pools[{i}]") for i, raw in enumerate(raw_pools)]
+        for i, raw in enumerate(resolved):
+            check_azure_registries(raw, f"pools[{i}]")
+        pools = list(parse_pools(resolved).values())
+        specs = [pool_spec(pool) for raw, pool in zip(raw_pools, pools, strict=True) if deployable(raw, pool)]
+    except ConfigError as exc:
+        raise PoolSpecError(str(exc)) from None
     return {
         "_comment": "GENERATED by infra/generate_pools.py from pipelines.yaml; do not edit. "
                     "Regenerate: .venv/bin/python infra/generate_pools.py",

@@ -28,15 +28,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from shared.submission import PendingRun, SubmitReport, submit_runs
+from shared.submission import PendingRun, SubmitReport
 
 log = logging.getLogger("eventbatch.batcher")
 
 
 class Batcher:
-    def __init__(self, ctx, *, hold: float = 5.0, gap: float = 1.0, lone_window: float = 0.5, max_batch: int = 100,
-                 parallel: int = 4, clock: Callable[[], float] = time.monotonic):
-        self.ctx = ctx
+    """`submit(pipeline, runs)` adds one chunk of a pipeline's runs and records what became of them
+    (shared.submission.submit_runs); `runs` is the run table, read again for a run handed over a second time."""
+
+    def __init__(self, submit: Callable[[str, list[PendingRun]], SubmitReport], runs=None, *, hold: float = 5.0,
+                 gap: float = 1.0, lone_window: float = 0.5, max_batch: int = 100, parallel: int = 4,
+                 clock: Callable[[], float] = time.monotonic):
+        self.submit, self.runs = submit, runs
         self.hold, self.gap, self.lone_window = hold, gap, lone_window
         self.max_batch, self.parallel = max_batch, parallel
         self.clock = clock
@@ -147,14 +151,14 @@ class Batcher:
         chunks = [(p, list(runs.values())[i:i + self.max_batch]) for p, runs in per_pipeline.items()
                   for i in range(0, len(runs), self.max_batch)]
         if len(chunks) == 1:
-            self.reports.append(submit_runs(self.ctx, *chunks[0]))
+            self.reports.append(self.submit(*chunks[0]))
             return
         with ThreadPoolExecutor(max_workers=min(self.parallel, len(chunks))) as pool:
-            for report in pool.map(lambda c: submit_runs(self.ctx, *c), chunks):
+            for report in pool.map(lambda c: self.submit(*c), chunks):
                 self.reports.append(report)
 
     def _recheck(self, pipeline: str, run: PendingRun) -> PendingRun | None:
-        record = self.ctx.runs.get(pipeline, run.spec.task_id)
+        record = self.runs.get(pipeline, run.spec.task_id)
         if record is None or record.get("state") != "received":
             log.info("run %s is %s already; not adding its task again", run.spec.task_id,
                      (record or {}).get("state"))

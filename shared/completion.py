@@ -28,8 +28,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
 from shared import ids
+from shared.app_context import AppContext
 from shared.batch_client import call
-from shared.context import AppContext
 from shared.manifest import (
     STDERR_TAIL_BYTES,
     build_manifest,
@@ -38,7 +38,9 @@ from shared.manifest import (
     split_outputs,
     task_outcome,
 )
+from shared.messages import CheckMessage
 from shared.notify import notify_completion
+from shared.outcomes import fail_run
 from shared.records import TERMINAL, now_iso
 from shared.task_spec import marker_name
 
@@ -94,8 +96,6 @@ class Completer:
 
     def _attempt_failed(self, job_id: str, pipeline: str, task_id: str, exc: Exception) -> dict | None:
         """Count a failed recording attempt; at the last one, fail the run and return its record."""
-        from shared.submission import fail_run
-
         entry = self.ctx.runs.inbox_entry(pipeline, task_id) or {}
         attempts = int(entry.get("recordAttempts") or 0) + 1
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()[:400]
@@ -191,8 +191,7 @@ def check_task(ctx: AppContext, job_id: str, task_id: str, attempt: int = 1) -> 
             log.warning("task %s/%s still %s after %d looks; the safety net will record it", job_id, task_id,
                         task.get("state"), attempt)
             return CheckOutcome("pending", task_id)
-        ctx.messenger.check({"jobId": job_id, "taskId": task_id, "attempt": attempt + 1},
-                            delay=check_delay(attempt))
+        ctx.messenger.check(CheckMessage(job_id, task_id, attempt + 1).to_message(), delay=check_delay(attempt))
         return CheckOutcome("pending", task_id)
     status, record = completer.finish(job_id, pipeline, task, record=record)
     if status in ("recorded", "known") and _deletable(ctx, task, record):

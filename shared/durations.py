@@ -1,27 +1,31 @@
-"""ISO 8601 durations (PT10M, P1D, PT0S) as used by Batch and by our settings.
+"""ISO 8601 durations (PT10M, P1D, PT0S) as used by Batch and by our settings, parsed with `isodate`.
 
 Batch speaks ISO 8601 durations on the wire; parsing them once here lets settings and pipelines be validated at
-start-up instead of failing on the first submitted task.
+start-up instead of failing on the first submitted task. Only days, hours, minutes and seconds are taken, never
+negative: years and months (P1M has no length in seconds), weeks, decimal commas and signs are refused, and so is
+a designator with no number after it (P, PT, P1DT). The .NET TimeSpan form of host.json ("00:05:00") is another
+format: shared.dotnet_timespan.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
-_DURATION = re.compile(
-    r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
-    r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
-)
+import isodate
 
 
 def parse_duration(text: str) -> timedelta:
     """ValueError (with the accepted shape) when `text` is not a days/hours/minutes/seconds ISO 8601 duration."""
-    m = _DURATION.match(text.strip()) if isinstance(text, str) else None
-    if not m or text.strip() in ("P", "PT") or text.strip().endswith("T"):
+    value = text.strip() if isinstance(text, str) else ""
+    try:
+        if not value.startswith("P") or value.endswith(("P", "T")) or "W" in value or "," in value:
+            raise ValueError(value)
+        parsed = isodate.parse_duration(value)
+    except (ValueError, isodate.ISO8601Error):
+        parsed = None
+    if not isinstance(parsed, timedelta) or parsed < timedelta(0):
         raise ValueError(f"{text!r} is not an ISO 8601 duration such as PT10M, PT1H30M or P1D")
-    parts = {k: float(v) for k, v in m.groupdict().items() if v}
-    return timedelta(**parts)
+    return parsed
 
 
 def format_duration(value: timedelta) -> str:

@@ -35,16 +35,16 @@ def blob_task_id(pipeline: str, container: str, name: str, etag: str) -> str:
     return f"{pipeline}-{digest('blob', pipeline, container, name, etag_of(etag))}"
 
 
-def request_task_id(pipeline: str, request_id: str, container: str, name: str, etag: str) -> str:
-    return f"{pipeline}-{digest('request', pipeline, request_id, container, name, etag_of(etag))}"
+def request_task_id(pipeline: str, request: str, container: str, name: str, etag: str) -> str:
+    return f"{pipeline}-{digest('request', pipeline, request, container, name, etag_of(etag))}"
 
 
-def merge_task_id(pipeline: str, request_id: str) -> str:
-    return f"{pipeline}-m{digest('merge', pipeline, request_id, length=25)}"
+def merge_task_id(pipeline: str, request: str) -> str:
+    return f"{pipeline}-m{digest('merge', pipeline, request, length=25)}"
 
 
-def barrier_task_id(pipeline: str, request_id: str, index: int) -> str:
-    return f"{pipeline}-b{digest('barrier', pipeline, request_id, str(index), length=25)}"
+def barrier_task_id(pipeline: str, request: str, index: int) -> str:
+    return f"{pipeline}-b{digest('barrier', pipeline, request, str(index), length=25)}"
 
 
 def request_id(idempotency_key: str | None, message_id: str | None, body: str) -> str:

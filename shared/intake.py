@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from dataclasses import dataclass
 from datetime import datetime
 
 from azure.core.exceptions import (
@@ -31,17 +30,16 @@ from azure.core.exceptions import (
 )
 
 from shared import ids
-from shared.context import AppContext
+from shared.app_context import AppContext
 from shared.deliveries import is_last_delivery
 from shared.errors import Rejection, RequestDeferred
-from shared.notify import notify_rejection
-from shared.records import RequestConflict, now_iso
+from shared.outcomes import UNROUTED, IntakeResult, fail_run, reject
+from shared.records import RequestConflict
 from shared.redaction import redact_overrides, redact_request_text
-from shared.submission import PendingRun, fail_run, submit_runs
+from shared.storage import blob_info
+from shared.submission import PendingRun, submit_runs
 from shared.task_spec import build_task, plan_merge
 from shared.work_items import (
-    BlobInfo,
-    BlobRef,
     WorkItem,
     blob_matches,
     check_size,
@@ -53,70 +51,6 @@ from shared.work_items import (
 )
 
 log = logging.getLogger("eventbatch.intake")
-UNROUTED = "unrouted"
-
-
-@dataclass(frozen=True)
-class IntakeResult:
-    status: str  # queued | duplicate | submitted | rejected | failed
-    run_ids: tuple[str, ...] = ()
-    reason: str | None = None
-    job_id: str | None = None
-    batch_calls: int = 0
-
-
-def blob_info(props, container: str, name: str) -> BlobInfo:
-    settings = getattr(props, "content_settings", None)
-    return BlobInfo(container=container, name=name, etag=str(props.etag), size=int(props.size or 0),
-                    content_type=getattr(settings, "content_type", None))
-
-
-def lookup_blob(ctx: AppContext, ref: BlobRef) -> BlobInfo | None:
-    """HEAD the blob (properties only, never the content)."""
-    try:
-        props = ctx.storage.blob.get_blob_client(ref.container, ref.name).get_blob_properties()
-    except ResourceNotFoundError:
-        return None
-    return blob_info(props, ref.container, ref.name)
-
-
-def list_prefix(ctx: AppContext, ref, cap: int, keep=None) -> list[BlobInfo]:
-    """The blobs under a prefix that `keep` accepts, with their properties (a listing, never the content); at most
-    `cap` of them (the listing stops there)."""
-    out = []
-    container = ctx.storage.blob.get_container_client(ref.container)
-    try:
-        for b in container.list_blobs(name_starts_with=ref.prefix):
-            info = BlobInfo(ref.container, b.name, str(b.etag), int(b.size or 0),
-                            getattr(b.content_settings, "content_type", None))
-            if keep is not None and not keep(info):
-                continue
-            out.append(info)
-            if len(out) >= cap:
-                break
-    except ResourceNotFoundError:
-        return []
-    return out
-
-
-# ---- rejections ------------------------------------------------------------------------------------------
-def reject(ctx: AppContext, *, partition: str, run_id: str, rejection: Rejection, source: str, payload: str,
-           fields: dict | None = None) -> IntakeResult:
-    """Record the rejection and announce it once; safe to call again for the same input."""
-    stamp = now_iso()
-    record_fields = {"source": source, "reason": rejection.reason, "rejectionCode": rejection.code,
-                     "payload": payload[:4000], "notified": False, "notifyClaimedAt": stamp, **(fields or {})}
-    created, record = ctx.runs.create(partition, run_id, "rejected", record_fields)
-    if not created:
-        # Rejected before (its creator sent the message; the safety net repairs a claim whose sender died), or an
-        # earlier delivery got further (e.g. submitted) before this one failed: keep the better record.
-        return IntakeResult("duplicate", (run_id,), record.get("reason"))
-    message = {"runId": run_id, "state": "rejected", "code": rejection.code, "reason": rejection.reason,
-               "source": source, "pipeline": None if partition == UNROUTED else partition, "payload": payload,
-               "rejectedAt": record.get("rejectedAt") or stamp, **(fields or {})}
-    notify_rejection(ctx, record, message)
-    log.warning("rejected %s: %s", run_id, rejection.reason)
-    return IntakeResult("rejected", (run_id,), rejection.reason)
 
 
 # ---- blob events -----------------------------------------------------------------------------------------
@@ -132,7 +66,7 @@ def handle_blob(ctx: AppContext, container: str, name: str, props_loader=None) -
         pipeline = route_blob(ctx.config, container, name)
         pipeline_name = pipeline.name
         if props_loader is None:
-            info = lookup_blob(ctx, BlobRef(container, name))
+            info = ctx.storage.lookup_blob(container, name)
         else:
             try:
                 info = blob_info(props_loader(), container, name)
@@ -143,7 +77,7 @@ def handle_blob(ctx: AppContext, container: str, name: str, props_loader=None) -
         etag = info.etag
         check_size(pipeline, info)
         item = WorkItem(pipeline=pipeline.name, blob=info, source="blob")
-        spec = build_task(item, pipeline, ctx.access)  # validates the output path
+        spec = build_task(item, pipeline, ctx.task_access)  # validates the output path
     except Rejection as exc:
         run_id = ids.rejection_id("blob", container, name, etag)
         return reject(ctx, partition=pipeline_name, run_id=run_id, rejection=exc, source="blob", payload=payload,
@@ -235,15 +169,15 @@ def handle_request(ctx: AppContext, body: bytes | str, message_id: str | None = 
         if bound is not None and bound.get("digest") != digest:
             extra = {"idempotencyKey": key, "conflictsWith": bound.get("requestId")}
             raise _conflict(key, pipeline.name, bound)
-        infos = resolve_inputs(request, lambda ref: lookup_blob(ctx, ref),
-                               lambda ref, cap, keep: list_prefix(ctx, ref, cap, keep))
+        infos = resolve_inputs(request, lambda ref: ctx.storage.lookup_blob(ref.container, ref.name),
+                               lambda ref, cap, keep: ctx.storage.list_blobs(ref.container, ref.prefix, cap, keep))
         request_id = ids.request_id(key, message_id, text)
         items = [WorkItem(pipeline=pipeline.name, blob=info, source="queue", request_id=request_id,
                           idempotency_key=key, overrides=request.overrides) for info in infos]
-        specs = [build_task(item, pipeline, ctx.access, now=now, merge_follows=pipeline.merge is not None)
+        specs = [build_task(item, pipeline, ctx.task_access, now=now, merge_follows=pipeline.merge is not None)
                  for item in items]
         if pipeline.merge is not None:
-            specs = plan_merge(pipeline, request_id, specs, ctx.access, now=now)
+            specs = plan_merge(pipeline, request_id, specs, ctx.task_access, now=now)
         row = None
         if key and bound is None:
             row = {"idempotencyKey": key, "digest": digest, "requestId": request_id, "runCount": len(specs),

@@ -2,10 +2,10 @@
 messageEncoding "none", so `az storage message put --content '{...}'` works for requests).
 
     requests     in:  {pipeline, inputs, overrides?, idempotencyKey?}            (queue trigger)
-    submit       internal: {v: 2, pipeline, runIds, attempt, lastError}: runs Batch could not take yet, sent
-                 invisible for a back-off (shared.submission) and taken by the queue-triggered drain
-    taskcheck    internal: {jobId, taskId, attempt}: a delayed look at a task whose completion marker arrived
-                 before Batch showed it completed (shared.completion)
+    submit       internal: {v: 2, pipeline, runIds, attempt, lastError} (RetryMessage): runs Batch could not take
+                 yet, sent invisible for a back-off (shared.submission) and taken by the queue-triggered drain
+    taskcheck    internal: {jobId, taskId, attempt} (CheckMessage): a delayed look at a task whose completion
+                 marker arrived before Batch showed it completed (shared.completion)
     rejected     out: {runId, reason, code, source, pipeline?, payload, rejectedAt}
     completions  out: {runId, pipeline, state: succeeded, jobId, taskId, input, manifest, outputs, outputCount,
                  outputsTruncated?, ...}: bounded by construction (shared.manifest.completion_message)
@@ -15,6 +15,7 @@ messageEncoding "none", so `az storage message put --content '{...}'` works for 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueServiceClient
@@ -22,6 +23,8 @@ from azure.storage.queue import QueueServiceClient
 from shared.settings import QueueNames
 
 MAX_MESSAGE_BYTES = 64 * 1024
+RETRY_MESSAGE_VERSION = 2
+_NOT_OURS = (ValueError, KeyError, TypeError, RecursionError)
 
 
 def encode(message: dict) -> str:
@@ -36,6 +39,52 @@ def fit(message: dict, big_field: str) -> dict:
     value = str(message.get(big_field, ""))
     keep = max(0, len(value) - (len(text.encode("utf-8")) - MAX_MESSAGE_BYTES + 2048))
     return {**message, big_field: value[:keep], f"{big_field}Truncated": True}
+
+
+@dataclass(frozen=True)
+class RetryMessage:
+    """A submit-queue message: runs of one pipeline that Batch could not take yet, to try again."""
+
+    pipeline: str
+    run_ids: tuple[str, ...]
+    attempt: int = 1
+    last_error: str = ""
+
+    def to_message(self) -> dict:
+        return {"v": RETRY_MESSAGE_VERSION, "pipeline": self.pipeline, "runIds": list(self.run_ids),
+                "attempt": self.attempt, "lastError": self.last_error[:500]}
+
+    @classmethod
+    def from_body(cls, body: str | bytes) -> RetryMessage:
+        """ValueError when the body is not a retry message."""
+        try:
+            data = json.loads(body)
+            return cls(data["pipeline"], tuple(str(r) for r in data["runIds"]), int(data.get("attempt") or 1),
+                       str(data.get("lastError") or ""))
+        except _NOT_OURS as exc:
+            raise ValueError("not a retry message") from exc
+
+
+@dataclass(frozen=True)
+class CheckMessage:
+    """A check-queue message: look again at a task whose completion marker came before Batch showed it completed;
+    `attempt` is the number of that look (the first, from the marker, is 1)."""
+
+    job_id: str
+    task_id: str
+    attempt: int = 2
+
+    def to_message(self) -> dict:
+        return {"jobId": self.job_id, "taskId": self.task_id, "attempt": self.attempt}
+
+    @classmethod
+    def from_body(cls, body: str | bytes) -> CheckMessage:
+        """ValueError when the body is not a check message."""
+        try:
+            data = json.loads(body)
+            return cls(str(data["jobId"]), str(data["taskId"]), int(data.get("attempt") or 2))
+        except _NOT_OURS as exc:
+            raise ValueError("not a check message") from exc
 
 
 class Messenger:

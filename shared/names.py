@@ -17,6 +17,8 @@ import unicodedata
 from shared.errors import Rejection
 
 MAX_BLOB_NAME = 1024
+# A blob container name (Azure Storage and Azurite): 3-63 lower-case letters, digits and single hyphens.
+CONTAINER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SAFE_EXT = re.compile(r"\.[A-Za-z0-9]{1,10}$")
 

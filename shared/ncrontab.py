@@ -10,8 +10,8 @@ A TimeSpan schedule ("hh:mm:ss", App Service plans) is accepted as a fixed inter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from shared.dotnet_timespan import parse_timespan
 from shared.errors import ConfigError
-from shared.timespan import parse_timespan
 
 _MONTHS = {n: i + 1 for i, n in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
 _DAYS = {n: i for i, n in enumerate("sun mon tue wed thu fri sat".split())}

@@ -10,8 +10,8 @@ the marking's retries): consumers that must never see a repeat dedupe on
 
 from __future__ import annotations
 
+from shared.app_context import AppContext
 from shared.batch_client import call
-from shared.context import AppContext
 
 
 def message_id(run_id: str, state: str) -> str:

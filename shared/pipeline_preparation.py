@@ -29,7 +29,7 @@ class Preparation:
 
 
 def parse_preparation(r) -> Preparation | None:
-    """From the pipeline's `preparation` reader (shared.pipelines._Reader) or None; ConfigError names the field."""
+    """From the pipeline's `preparation` reader (shared.config_reader.Reader) or None; ConfigError names the field."""
     if r is None:
         return None
     r.known("commandLine", "image", "resourceFiles", "waitForSuccess", "retries", "environment")

@@ -12,11 +12,29 @@ task that mounts a file server needs admin. Omitted, Batch runs a task as a non-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from shared.config_reader import Reader
 
 SCOPES = ("pool", "task")
 ELEVATIONS = ("nonadmin", "admin")
 BIND_SOURCES = ("Shared", "Startup", "VfsMounts", "Task", "JobPrep", "Applications")
+
+
+@dataclass(frozen=True)
+class Registry:
+    server: str
+    username: str | None = None
+    password: str | None = None
+    identity_resource_id: str | None = None
+
+    def wire(self) -> dict:
+        """The registry as Batch takes it (a pool's containerRegistries[i], a task's containerSettings.registry)."""
+        out = {"registryServer": self.server}
+        if self.username:
+            out.update(username=self.username, password=self.password)
+        elif self.identity_resource_id:
+            out["identityReference"] = {"resourceId": self.identity_resource_id}
+        return out
 
 
 @dataclass(frozen=True)
@@ -32,7 +50,7 @@ class AutoUser:
 class TaskUserOptions:
     user: AutoUser | None = None
     bind_mounts: tuple[tuple[str, bool], ...] | None = None  # None: Batch's default (the whole node folder)
-    registry: Any = None  # shared.pipelines.Registry
+    registry: Registry | None = None
 
 
 def _fold(value: str, choices: tuple[str, ...]) -> str | None:
@@ -40,7 +58,7 @@ def _fold(value: str, choices: tuple[str, ...]) -> str | None:
 
 
 def auto_user(r) -> AutoUser | None:
-    """userIdentity of a pipeline or start task, from its _Reader (r.sub)."""
+    """userIdentity of a pipeline or start task, from its Reader (r.sub)."""
     ui = r.sub("userIdentity")
     if ui is None:
         return None
@@ -57,8 +75,6 @@ def auto_user(r) -> AutoUser | None:
 
 
 def task_user_options(r) -> TaskUserOptions | None:
-    from shared.pipelines import _Reader, parse_registry
-
     user = auto_user(r)
     binds = None
     raw = r.data.get("containerHostBatchBindMounts")
@@ -67,7 +83,7 @@ def task_user_options(r) -> TaskUserOptions | None:
             raise r.fail("containerHostBatchBindMounts", "must be a list of {source, isReadOnly}")
         entries = []
         for i, item in enumerate(raw):
-            br = _Reader(item, f"{r.where}.containerHostBatchBindMounts[{i}]")
+            br = Reader(item, f"{r.where}.containerHostBatchBindMounts[{i}]")
             br.known("source", "isReadOnly")
             source = _fold(br.str("source", required=True), BIND_SOURCES)
             if source is None:
@@ -83,6 +99,16 @@ def task_user_options(r) -> TaskUserOptions | None:
     return TaskUserOptions(user, binds, registry)
 
 
+def parse_registry(rr: Reader) -> Registry:
+    """A container registry entry (a pool's `container.registries[i]`, a pipeline's per-task `registry`)."""
+    rr.known("server", "username", "password", "identityResourceId")
+    reg = Registry(server=rr.str("server", required=True), username=rr.str("username") or None,
+                   password=rr.str("password") or None, identity_resource_id=rr.str("identityResourceId") or None)
+    if bool(reg.username) != bool(reg.password):
+        raise rr.fail("username", "username and password go together (or use identityResourceId)")
+    return reg
+
+
 def identity(options: TaskUserOptions | None) -> dict:
     """{"userIdentity": ...} for a task body, or {} (Batch's default: a non-admin auto-user)."""
     return {"userIdentity": options.user.wire()} if options and options.user else {}
@@ -95,10 +121,4 @@ def apply_to_container_settings(options: TaskUserOptions | None, settings: dict)
     if options.bind_mounts is not None:
         settings["containerHostBatchBindMounts"] = [{"source": s, "isReadOnly": ro} for s, ro in options.bind_mounts]
     if options.registry is not None:
-        reg = options.registry
-        out = {"registryServer": reg.server}
-        if reg.username:
-            out.update(username=reg.username, password=reg.password)
-        elif reg.identity_resource_id:
-            out["identityReference"] = {"resourceId": reg.identity_resource_id}
-        settings["registry"] = out
+        settings["registry"] = options.registry.wire()

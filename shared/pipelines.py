@@ -16,18 +16,16 @@ from typing import Any
 
 import yaml
 
-from shared import pipeline_users
+from shared import pipeline_users, pool_rules
 from shared.code_env import loads_code
-from shared.durations import parse_duration
+from shared.config_reader import Reader, check_env_name
 from shared.errors import ConfigError
+from shared.names import CONTAINER_NAME
 from shared.pipeline_preparation import Preparation, parse_preparation
 from shared.schedules import Schedule, parse_schedule_section
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
-POOL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-RESERVED_ENV_PREFIXES = ("AZ_BATCH_", "INPUT_", "EVENTBATCH_")
 OVERRIDABLE = ("environment", "retries", "maxWallClockTime")
 TEMPLATE_FIELDS = ("pipeline", "input", "inputKey", "request", "task", "date")
 UPLOAD_CONDITIONS = ("tasksuccess", "taskfailure", "taskcompletion")
@@ -89,14 +87,6 @@ class Pipeline:
 
 
 @dataclass(frozen=True)
-class Registry:
-    server: str
-    username: str | None = None
-    password: str | None = None
-    identity_resource_id: str | None = None
-
-
-@dataclass(frozen=True)
 class Scale:
     mode: str  # autoscale | fixed
     formula: str = "default"
@@ -115,7 +105,7 @@ class Pool:
     node_agent_sku_id: str
     task_slots_per_node: int
     images: tuple[str, ...]
-    registries: tuple[Registry, ...]
+    registries: tuple[pipeline_users.Registry, ...]
     scale: Scale
     start_task_command: str | None = None
     start_task_wait: bool = True
@@ -160,102 +150,6 @@ def substitute(node: Any, settings: Mapping[str, str], where: str = "") -> Any:
 
 
 # ---- validation helpers -----------------------------------------------------------------------------------
-class _Reader:
-    """Typed access to one mapping of the file, with errors that carry the path."""
-
-    def __init__(self, data: Any, where: str):
-        if not isinstance(data, dict):
-            raise ConfigError(f"pipelines.yaml {where}: expected a mapping, got {type(data).__name__}")
-        self.data, self.where = data, where
-
-    def fail(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"pipelines.yaml {self.where}.{key}: {message}")
-
-    def known(self, *keys: str) -> None:
-        unknown = sorted(set(self.data) - set(keys))
-        if unknown:
-            raise ConfigError(f"pipelines.yaml {self.where}: unknown key(s) {', '.join(map(str, unknown))}; "
-                              f"allowed: {', '.join(keys)}")
-
-    def str(self, key: str, default: str | None = None, *, required: bool = False, pattern: re.Pattern | None = None
-            ) -> str | None:
-        value = self.data.get(key, default)
-        if value is None or value == "":
-            if required:
-                raise self.fail(key, "is required")
-            return default if value is None else value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected text, got {type(value).__name__}")
-        if pattern and not pattern.match(value):
-            raise self.fail(key, f"{value!r} does not match {pattern.pattern}")
-        return value
-
-    def int(self, key: str, default: int, low: int, high: int) -> int:
-        value = self.data.get(key, default)
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            number = int(str(value).strip())
-        except ValueError:
-            raise self.fail(key, f"{value!r} is not a whole number") from None
-        if not low <= number <= high:
-            raise self.fail(key, f"{number} is out of range {low}..{high}")
-        return number
-
-    def bool(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise self.fail(key, f"{value!r} is not true or false")
-
-    def duration(self, key: str, default: str) -> timedelta:
-        try:
-            return parse_duration(str(self.data.get(key, default)))
-        except ValueError as exc:
-            raise self.fail(key, str(exc)) from None
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(key, default)
-        if value not in choices:
-            raise self.fail(key, f"{value!r} is not one of {', '.join(choices)}")
-        return value
-
-    def sub(self, key: str, required: bool = False) -> _Reader | None:
-        if key not in self.data or self.data[key] is None:
-            if required:
-                raise self.fail(key, "is required")
-            return None
-        return _Reader(self.data[key], f"{self.where}.{key}")
-
-    def str_list(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-        value = self.data.get(key, list(default))
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.fail(key, "expected a list of non-empty strings")
-        return tuple(value)
-
-    def env(self, key: str) -> dict[str, str]:
-        value = self.data.get(key) or {}
-        if not isinstance(value, dict):
-            raise self.fail(key, "expected a mapping of NAME: value")
-        out = {}
-        for name, val in value.items():
-            check_env_name(str(name), f"{self.where}.{key}")
-            out[str(name)] = "" if val is None else str(val)
-        return out
-
-
-def check_env_name(name: str, where: str) -> None:
-    if not ENV_NAME.match(name):
-        raise ConfigError(f"pipelines.yaml {where}: {name!r} is not a valid environment variable name")
-    if name.upper().startswith(RESERVED_ENV_PREFIXES):
-        raise ConfigError(f"pipelines.yaml {where}: {name!r} is reserved (names starting with "
-                          f"{', '.join(RESERVED_ENV_PREFIXES)} are set by eventbatch or Batch)")
-
-
 def check_template(template: str, where: str) -> None:
     for name in re.findall(r"\{([^{}]*)\}", template):
         if name not in TEMPLATE_FIELDS:
@@ -265,27 +159,18 @@ def check_template(template: str, where: str) -> None:
 
 
 # ---- pools -----------------------------------------------------------------------------------------------
-def parse_registry(rr: _Reader) -> Registry:
-    """A container registry entry (a pool's `container.registries[i]`, a pipeline's per-task `registry`)."""
-    rr.known("server", "username", "password", "identityResourceId")
-    reg = Registry(server=rr.str("server", required=True), username=rr.str("username") or None,
-                   password=rr.str("password") or None, identity_resource_id=rr.str("identityResourceId") or None)
-    if bool(reg.username) != bool(reg.password):
-        raise rr.fail("username", "username and password go together (or use identityResourceId)")
-    return reg
-
-
 def _pool(data: Any, where: str) -> Pool:
-    r = _Reader(data, where)
+    r = Reader(data, where)
     r.known("id", "vmSize", "imageReference", "nodeAgentSkuId", "taskSlotsPerNode", "container", "startTask", "scale",
             "description", "enabled")
+    pool_rules.check_pool(r.data, where)
     image_ref = r.sub("imageReference", required=True)
     image_ref.known("publisher", "offer", "sku", "version", "virtualMachineImageId")
     container = r.sub("container", required=True)
     container.known("images", "registries")
     registries = []
     for i, item in enumerate(container.data.get("registries") or []):
-        registries.append(parse_registry(_Reader(item, f"{where}.container.registries[{i}]")))
+        registries.append(pipeline_users.parse_registry(Reader(item, f"{where}.container.registries[{i}]")))
     scale = r.sub("scale", required=True)
     scale.known("mode", "formula", "evaluationInterval", "maxDedicatedNodes", "maxSpotNodes", "dedicatedNodes",
                 "spotNodes")
@@ -297,7 +182,7 @@ def _pool(data: Any, where: str) -> Pool:
         # Azure accepts PT5M..PT168H; the local emulator also accepts shorter intervals for quick demos.
         raise scale.fail("evaluationInterval", "must be at least PT1S (Azure: PT5M..PT168H)")
     return Pool(
-        id=r.str("id", required=True, pattern=POOL_ID),
+        id=r.str("id", required=True),
         vm_size=r.str("vmSize", required=True),
         image_reference={k: str(v) for k, v in image_ref.data.items()},
         node_agent_sku_id=r.str("nodeAgentSkuId", required=True),
@@ -310,24 +195,51 @@ def _pool(data: Any, where: str) -> Pool:
                     max_spot_nodes=scale.int("maxSpotNodes", 0, 0, 10000),
                     dedicated_nodes=scale.int("dedicatedNodes", 1, 0, 10000),
                     spot_nodes=scale.int("spotNodes", 0, 0, 10000)),
-        start_task_command=start.str("commandLine") if start else None,
+        start_task_command=start.str("commandLine", required=True) if start else None,
         start_task_wait=start.bool("waitForSuccess", True) if start else True,
         enabled=r.bool("enabled", True), start_task_user=pipeline_users.auto_user(start) if start else None)
 
 
 # ---- pipelines -------------------------------------------------------------------------------------------
-def _outputs(r: _Reader, where: str) -> Outputs:
+def _outputs(r: Reader, where: str) -> Outputs:
     r.known("container", "path", "patterns", "uploadCondition", "logs")
     path = r.str("path", "{pipeline}/{inputKey}")
     check_template(path, f"{where}.path")
-    return Outputs(container=r.str("container", required=True), path=path,
+    return Outputs(container=r.str("container", required=True, pattern=CONTAINER_NAME), path=path,
                    patterns=r.str_list("patterns", ("out/**",)),
                    upload_condition=r.choice("uploadCondition", "tasksuccess", UPLOAD_CONDITIONS),
                    logs=r.bool("logs", True))
 
 
+def _inputs(inputs: Reader) -> tuple[BlobInputPolicy | None, bool]:
+    """`inputs: {blob: {container, prefix, glob}, queue: bool}`: the blob policy (or None) and whether requests
+    are taken."""
+    inputs.known("blob", "queue")
+    blob = inputs.sub("blob")
+    blob_policy = None
+    if blob:
+        blob.known("container", "prefix", "glob")
+        blob_policy = BlobInputPolicy(container=blob.str("container", required=True, pattern=CONTAINER_NAME),
+                                      prefix=blob.str("prefix", ""), glob=blob.str("glob", "*"))
+    queue = inputs.bool("queue", False)
+    if not blob_policy and not queue:
+        raise inputs.fail("blob", "a pipeline needs inputs.blob, inputs.queue: true, or both")
+    return blob_policy, queue
+
+
+def _merge(merge_r: Reader, where: str) -> MergeStep:
+    merge_r.known("commandLine", "image", "outputs", "fanIn", "barrierCommandLine")
+    merge_out = merge_r.sub("outputs", required=True)
+    merge_out.known("path")
+    path = merge_out.str("path", required=True)
+    check_template(path, f"{where}.merge.outputs.path")
+    return MergeStep(command_line=merge_r.str("commandLine", ""), path=path, image=merge_r.str("image"),
+                     fan_in=merge_r.int("fanIn", 1000, 2, 1000),
+                     barrier_command_line=merge_r.str("barrierCommandLine", "/bin/sh -c 'exit 0'"))
+
+
 def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
-    r = _Reader(data, where)
+    r = Reader(data, where)
     r.known("name", "description", "pool", "image", "commandLine", "containerRunOptions", "workingDirectory",
             "inputs", "maxInputBytes", "maxInputs", "environment", "overridable", "outputs", "merge", "retries",
             "maxWallClockTime", "requiredSlots", "enabled", "schedule", "preparation", "userIdentity",
@@ -336,28 +248,10 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
     pool = r.str("pool", required=True)
     if pool not in pools:
         raise r.fail("pool", f"{pool!r} is not a pool declared under pools: ({', '.join(pools) or 'none'})")
-    inputs = r.sub("inputs", required=True)
-    inputs.known("blob", "queue")
-    blob = inputs.sub("blob")
-    blob_policy = None
-    if blob:
-        blob.known("container", "prefix", "glob")
-        blob_policy = BlobInputPolicy(container=blob.str("container", required=True), prefix=blob.str("prefix", ""),
-                                      glob=blob.str("glob", "*"))
-    queue = inputs.bool("queue", False)
-    if not blob_policy and not queue:
-        raise inputs.fail("blob", "a pipeline needs inputs.blob, inputs.queue: true, or both")
+    blob_policy, queue = _inputs(r.sub("inputs", required=True))
     overridable, overridable_env = _overridable(r)
-    merge, merge_r = None, r.sub("merge")
-    if merge_r:
-        merge_r.known("commandLine", "image", "outputs", "fanIn", "barrierCommandLine")
-        merge_out = merge_r.sub("outputs", required=True)
-        merge_out.known("path")
-        path = merge_out.str("path", required=True)
-        check_template(path, f"{where}.merge.outputs.path")
-        merge = MergeStep(command_line=merge_r.str("commandLine", ""), path=path, image=merge_r.str("image"),
-                          fan_in=merge_r.int("fanIn", 1000, 2, 1000),
-                          barrier_command_line=merge_r.str("barrierCommandLine", "/bin/sh -c 'exit 0'"))
+    merge_r = r.sub("merge")
+    merge = _merge(merge_r, where) if merge_r else None
     max_bytes = r.data.get("maxInputBytes")
     slots = r.int("requiredSlots", 1, 1, 256)
     if slots > pools[pool].task_slots_per_node:
@@ -379,19 +273,27 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
     )
 
 
-def parse_config(data: Any, settings: Mapping[str, str]) -> PipelineConfig:
-    """Validate an already-parsed document (after substitution); ConfigError on the first problem."""
-    root = _Reader(substitute(data, settings), "")
-    root.where = "(root)"
-    root.known("version", "pools", "pipelines")
-    if root.data.get("version", 1) not in (1, "1"):
-        raise root.fail("version", "only version 1 is supported")
+def parse_pools(items: Any) -> dict[str, Pool]:
+    """The `pools:` list (after substitution) by id; what infra/generate_pools.py deploys, validated as the app does."""
+    if not isinstance(items, list) or not items:
+        raise ConfigError("pipelines.yaml pools: declare at least one pool (a list)")
     pools: dict[str, Pool] = {}
-    for i, item in enumerate(root.data.get("pools") or []):
+    for i, item in enumerate(items):
         pool = _pool(item, f"pools[{i}]")
         if pool.id in pools:
             raise ConfigError(f"pipelines.yaml pools[{i}].id: duplicate pool id {pool.id!r}")
         pools[pool.id] = pool
+    return pools
+
+
+def parse_config(data: Any, settings: Mapping[str, str]) -> PipelineConfig:
+    """Validate an already-parsed document (after substitution); ConfigError on the first problem."""
+    root = Reader(substitute(data, settings), "")
+    root.where = "(root)"
+    root.known("version", "pools", "pipelines")
+    if root.data.get("version", 1) not in (1, "1"):
+        raise root.fail("version", "only version 1 is supported")
+    pools = parse_pools(root.data.get("pools"))
     pipelines: dict[str, Pipeline] = {}
     raw = root.data.get("pipelines") or []
     if not isinstance(raw, list) or not raw:
@@ -402,6 +304,23 @@ def parse_config(data: Any, settings: Mapping[str, str]) -> PipelineConfig:
             raise ConfigError(f"pipelines.yaml pipelines[{i}].name: duplicate pipeline name {pipeline.name!r}")
         pipelines[pipeline.name] = pipeline
     return PipelineConfig(pools=pools, pipelines=pipelines)
+
+
+def check_containers(config: PipelineConfig, input_container: str, marker_container: str) -> None:
+    """The start-up rules between the file and the app settings: every blob input is the container the blob trigger
+    watches (INPUT_CONTAINER), no pipeline writes into its own input, and completion markers (MARKER_CONTAINER)
+    have a container of their own."""
+    for p in config.pipelines.values():
+        if p.blob_input and p.blob_input.container != input_container:
+            raise ConfigError(f"pipelines.yaml pipeline {p.name}: inputs.blob.container is "
+                              f"{p.blob_input.container!r} but the blob trigger watches INPUT_CONTAINER="
+                              f"{input_container!r}; make them the same")
+        if p.blob_input and p.outputs.container == p.blob_input.container:
+            raise ConfigError(f"pipelines.yaml pipeline {p.name}: outputs.container must differ from the input "
+                              "container, or every output would trigger the pipeline again")
+        if marker_container in (p.outputs.container, p.blob_input and p.blob_input.container):
+            raise ConfigError(f"setting MARKER_CONTAINER: {marker_container!r} is a container of "
+                              f"pipeline {p.name}; completion markers need a container of their own")
 
 
 def _overridable(r) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -437,11 +356,15 @@ def _overridable(r) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return keys, tuple(names)
 
 
-def load_config(path: Path, settings: Mapping[str, str]) -> PipelineConfig:
+def read_document(path: Path, what: str = "setting PIPELINES_FILE") -> Any:
+    """The parsed YAML, before substitution and validation (infra/generate_pools.py substitutes for Azure)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"setting PIPELINES_FILE: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"{what}: cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"pipelines.yaml is not valid YAML: {exc}") from None
-    return parse_config(data, settings)
+
+
+def load_config(path: Path, settings: Mapping[str, str]) -> PipelineConfig:
+    return parse_config(read_document(path), settings)

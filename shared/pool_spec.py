@@ -7,37 +7,23 @@ shared.autoscale_formula.default_formula unless the file gives a formula of its 
 
 from __future__ import annotations
 
+from shared.autoscale_formula import default_formula
 from shared.durations import format_duration
-from shared.errors import ConfigError
 from shared.pipeline_users import AutoUser
 from shared.pipelines import Pool
 
 
-def autoscale_formula(pool: Pool) -> str:
+def formula_of(pool: Pool) -> str:
+    """The pool's autoscale formula: its own, or the default one for its node limits."""
     if pool.scale.formula and pool.scale.formula != "default":
         return pool.scale.formula
-    try:
-        from shared.autoscale_formula import default_formula
-    except ImportError as exc:
-        raise ConfigError(f"pipelines.yaml pool {pool.id}: scale.formula is 'default' but "
-                          f"shared/autoscale_formula.py cannot be imported ({exc}); write the formula inline or "
-                          "use scale.mode: fixed") from None
     return default_formula(pool.scale.max_dedicated_nodes, pool.scale.max_spot_nodes, pool.task_slots_per_node)
-
-
-def _registry(reg) -> dict:
-    out = {"registryServer": reg.server}
-    if reg.username:
-        out.update(username=reg.username, password=reg.password)
-    elif reg.identity_resource_id:
-        out["identityReference"] = {"resourceId": reg.identity_resource_id}
-    return out
 
 
 def build_pool(pool: Pool) -> dict:
     container = {"type": "dockerCompatible", "containerImageNames": list(pool.images)}
     if pool.registries:
-        container["containerRegistries"] = [_registry(r) for r in pool.registries]
+        container["containerRegistries"] = [r.wire() for r in pool.registries]
     body = {
         "id": pool.id,
         "vmSize": pool.vm_size,
@@ -53,7 +39,7 @@ def build_pool(pool: Pool) -> dict:
         body["startTask"] = {"commandLine": pool.start_task_command, "waitForSuccess": pool.start_task_wait,
                              "userIdentity": (pool.start_task_user or AutoUser()).wire()}
     if pool.scale.mode == "autoscale":
-        body.update(enableAutoScale=True, autoScaleFormula=autoscale_formula(pool),
+        body.update(enableAutoScale=True, autoScaleFormula=formula_of(pool),
                     autoScaleEvaluationInterval=format_duration(pool.scale.evaluation_interval))
     else:
         body.update(enableAutoScale=False, targetDedicatedNodes=pool.scale.dedicated_nodes,

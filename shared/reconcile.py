@@ -25,13 +25,14 @@ from datetime import UTC, datetime, timedelta
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from shared import ids
+from shared.app_context import AppContext
 from shared.batch_client import call
 from shared.completion import TASK_FIELDS, Completer, delete_marker, pipeline_of_job
-from shared.context import AppContext
 from shared.manifest import completion_message
 from shared.notify import notify_completion, notify_failure, notify_rejection
+from shared.outcomes import fail_run
 from shared.records import INBOX_PREFIX, TERMINAL
-from shared.submission import fail_unsubmitted, rebuild, submit_runs
+from shared.submission import rebuild, submit_runs
 
 log = logging.getLogger("eventbatch.reconcile")
 WORKERS = 8
@@ -271,7 +272,7 @@ class Reconciler:
 
     def _fail(self, pipeline: str, run_id: str, reason: str, result: ReconcileResult,
               code: str = "NotSubmitted") -> None:
-        if fail_unsubmitted(self.ctx, pipeline, run_id, reason, code):
+        if fail_run(self.ctx, pipeline, run_id, reason, code):
             result.failed.append(run_id)
 
     def _renotify(self, pipeline: str, run_id: str, result: ReconcileResult) -> None:

@@ -18,18 +18,16 @@ import json
 import logging
 from datetime import datetime
 
-from azure.core.exceptions import ResourceNotFoundError
-
 from shared import ids
-from shared.context import AppContext
+from shared.app_context import AppContext
 from shared.errors import Rejection
-from shared.intake import IntakeResult, reject, submit_request
+from shared.intake import submit_request
 from shared.names import check_blob_name
+from shared.outcomes import IntakeResult, reject
 from shared.pipelines import Pipeline
 from shared.schedules import occurrence_key, occurrence_time
 from shared.task_spec import build_task, plan_merge
 from shared.work_items import (
-    BlobInfo,
     Overrides,
     PrefixRef,
     Request,
@@ -50,23 +48,6 @@ def _selected(pipeline: Pipeline, name: str) -> bool:
     if schedule.glob is None:
         return blob_matches(pipeline, pipeline.blob_input.container, name)
     return name.startswith(schedule.prefix) and fnmatch.fnmatchcase(name[len(schedule.prefix):], schedule.glob)
-
-
-def list_scheduled(ctx: AppContext, pipeline: Pipeline, cap: int):
-    """The blobs the schedule selects, page by page; at most `cap` of them."""
-    container = ctx.storage.blob.get_container_client(pipeline.blob_input.container)
-    count = 0
-    try:
-        for b in container.list_blobs(name_starts_with=pipeline.schedule.prefix):
-            if not _selected(pipeline, b.name):
-                continue
-            yield BlobInfo(pipeline.blob_input.container, b.name, str(b.etag), int(b.size or 0),
-                           getattr(b.content_settings, "content_type", None))
-            count += 1
-            if count >= cap:
-                return
-    except ResourceNotFoundError:
-        return
 
 
 def run_occurrence(ctx: AppContext, pipeline_name: str, occurrence: datetime,
@@ -90,7 +71,7 @@ def run_occurrence(ctx: AppContext, pipeline_name: str, occurrence: datetime,
     except Rejection as exc:
         return reject(ctx, partition=pipeline.name, run_id=ids.rejection_id(SOURCE, request_id), rejection=exc,
                       source=SOURCE, payload=payload, fields={"requestId": request_id, "idempotencyKey": key})
-    infos = list(list_scheduled(ctx, pipeline, pipeline.max_inputs + 1))
+    infos = ctx.storage.list_blobs(container, prefix, pipeline.max_inputs + 1, lambda b: _selected(pipeline, b.name))
     if len(infos) > pipeline.max_inputs:
         rejection = Rejection("outside-policy", f"schedule occurrence {when.isoformat()} of pipeline {pipeline.name}:"
                                                 f" more than {pipeline.max_inputs} blobs under {container}/{prefix};"
@@ -103,7 +84,7 @@ def run_occurrence(ctx: AppContext, pipeline_name: str, occurrence: datetime,
         try:
             check_blob_name(info.name)
             check_size(pipeline, info)
-            specs.append(build_task(item, pipeline, ctx.access, now=now, merge_follows=pipeline.merge is not None))
+            specs.append(build_task(item, pipeline, ctx.task_access, now=now, merge_follows=pipeline.merge is not None))
         except Rejection as exc:
             run_id = ids.rejection_id(SOURCE, request_id, container, info.name, ids.etag_of(info.etag))
             reject(ctx, partition=pipeline.name, run_id=run_id, rejection=exc, source=SOURCE, payload=payload,
@@ -115,7 +96,7 @@ def run_occurrence(ctx: AppContext, pipeline_name: str, occurrence: datetime,
                  container, prefix, len(rejected))
         return IntakeResult("rejected" if rejected else "duplicate" if bound else "empty", tuple(rejected))
     if pipeline.merge is not None:
-        specs = plan_merge(pipeline, request_id, specs, ctx.access, now=now)
+        specs = plan_merge(pipeline, request_id, specs, ctx.task_access, now=now)
     row = None
     if bound is None:
         row = {"idempotencyKey": key, "digest": digest, "requestId": request_id, "runCount": len(specs),

@@ -26,6 +26,7 @@ from pathlib import Path
 from shared.durations import parse_duration
 from shared.errors import ConfigError
 
+# Azurite's published key, kept here on purpose: shared/ is deployed and may not import devstack/.
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 AZURITE_CONNECTION_STRING = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"

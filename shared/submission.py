@@ -3,7 +3,7 @@
 `submit_runs` is the one place where created runs become Batch tasks. It adds the completion marker to every
 task (the only thing that depends on the job id), adds the tasks in bulk (shared.submitter: up to 100 per call,
 TaskExists = success, 413 split, 400 bisected), then moves the accepted runs to `submitted` in table
-transactions, and turns Batch's refusals into recorded rejections with one message each.
+transactions, and turns Batch's refusals into recorded rejections with one message each (shared.outcomes).
 
 What Batch could not take yet (it is unavailable, throttling past the retry budget, the pool is missing, the job
 cannot be created) is not retried in a loop: the runs stay `received` and one retry message per chunk goes to the
@@ -15,21 +15,20 @@ waiting for a queue's time-to-live to drop them silently.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from shared import ids
-from shared.context import AppContext
-from shared.errors import Rejection, cap_reason
-from shared.notify import notify_failure, notify_rejection
+from shared.app_context import AppContext
+from shared.errors import Rejection
+from shared.messages import RetryMessage
+from shared.outcomes import fail_run, reject_refused
 from shared.task_spec import TaskSpec, build_task, with_completion_marker
 from shared.work_items import BlobInfo, WorkItem, check_enabled
 
 log = logging.getLogger("eventbatch.submission")
-RETRY_MESSAGE_VERSION = 2
 MAX_RUNS_PER_RETRY_MESSAGE = 400  # ~60 bytes per run id: well under the 64 KiB message limit
 
 
@@ -61,7 +60,7 @@ def submit_runs(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], *, n
     unique = list({r.spec.task_id: r for r in runs}.values())
     if not unique:
         return report
-    identity = ctx.access.identity_reference()
+    identity = ctx.task_access.identity_reference()
     try:
         ctx.submitter.ensure_job(report.job_id, pipeline)
     except Exception as exc:  # noqa: BLE001 - pool missing, job quota, Batch down: every run waits for a retry
@@ -75,7 +74,7 @@ def submit_runs(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], *, n
 
     def marker_url(spec: TaskSpec) -> str:
         if spec.sas_lifetime not in marker_urls:
-            marker_urls[spec.sas_lifetime] = ctx.access.write_container_url(ctx.settings.marker_container,
+            marker_urls[spec.sas_lifetime] = ctx.task_access.write_container_url(ctx.settings.marker_container,
                                                                             report.job_id, spec.sas_lifetime)
         return marker_urls[spec.sas_lifetime]
 
@@ -87,26 +86,11 @@ def submit_runs(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], *, n
     report.submitted = accepted
     ctx.runs.advance_many(pipeline, {t: by_id[t].etag for t in accepted}, "submitted", {"jobId": report.job_id})
     for task_id, reason in outcome.rejected.items():
-        run = by_id[task_id]
-        reason = cap_reason(reason)
-        moved = ctx.runs.advance(pipeline, task_id, "rejected", {"reason": reason, "jobId": report.job_id,
-                                                                "rejectionCode": "batch-client-error"})
-        report.rejected[task_id] = reason
-        if moved is not None:  # the winner of the move sends the one rejection message
-            notify_rejection(ctx, moved, _rejection_message(run.spec, task_id, reason, pipeline))
+        report.rejected[task_id] = reject_refused(ctx, pipeline, by_id[task_id].spec, reason, report.job_id)
     report.deferred = dict(outcome.unsubmitted)
     if report.deferred and defer:
         _defer(ctx, pipeline, [by_id[t] for t in report.deferred], report)
     return report
-
-
-def _rejection_message(spec: TaskSpec, task_id: str, reason: str, pipeline: str) -> dict:
-    message = {"runId": task_id, "state": "rejected", "code": "batch-client-error", "reason": reason,
-               "source": spec.work_item.source if spec.work_item else "queue", "pipeline": pipeline}
-    if spec.work_item is not None:
-        message.update(container=spec.work_item.blob.container, name=spec.work_item.blob.name,
-                       requestId=spec.work_item.request_id)
-    return message
 
 
 def _reason(exc: Exception) -> str:
@@ -127,47 +111,16 @@ def _defer(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], report: S
         for r in runs:
             why = (f"not submitted to Batch after {attempt} attempt(s); last error: "
                    f"{report.deferred.get(r.spec.task_id) or reason}")
-            fail_unsubmitted(ctx, pipeline, r.spec.task_id, why)
+            fail_run(ctx, pipeline, r.spec.task_id, why, "NotSubmitted")
             report.failed[r.spec.task_id] = why
         return
     ids_ = [r.spec.task_id for r in runs]
     for i in range(0, len(ids_), MAX_RUNS_PER_RETRY_MESSAGE):
         chunk = ids_[i:i + MAX_RUNS_PER_RETRY_MESSAGE]
-        message = {"v": RETRY_MESSAGE_VERSION, "pipeline": pipeline, "runIds": chunk, "attempt": attempt + 1,
-                   "lastError": reason[:500]}
-        ctx.messenger.submit(message, delay=retry_delay(attempt))
+        message = RetryMessage(pipeline, tuple(chunk), attempt + 1, reason)
+        ctx.messenger.submit(message.to_message(), delay=retry_delay(attempt))
     for run_id in ids_:
         ctx.runs.touch_inbox(pipeline, run_id, {"attempts": attempt, "lastError": reason[:500]})
-
-
-def fail_unsubmitted(ctx: AppContext, pipeline: str, run_id: str, reason: str, code: str = "NotSubmitted") -> bool:
-    """A run Batch will not finish (never submitted, its task gone, or stuck) ends as `failed` with the reason
-    and one failure message; `code` says which (NotSubmitted | TaskGone | Stuck)."""
-    return fail_run(ctx, pipeline, run_id, reason, code)
-
-
-def fail_run(ctx: AppContext, pipeline: str, run_id: str, reason: str, code: str, job_id: str | None = None) -> bool:
-    """Move a run that will not end on its own to `failed` (reason, failureCode) and send its one failure message;
-    False when it was terminal already (someone else finished it)."""
-    moved = ctx.runs.advance(pipeline, run_id, "failed", {"reason": reason, "failureCode": code,
-                                                          "failureMessage": reason})
-    if moved is None:
-        return False
-    notify_failure(ctx, moved, {"runId": run_id, "state": "failed", "pipeline": pipeline,
-                                "jobId": job_id or moved.get("jobId"),
-                                "taskId": run_id, "requestId": moved.get("requestId"),
-                                "input": _input_of(moved), "exitCode": None, "result": "failure",
-                                "failure": {"code": code, "message": reason}})
-    log.warning("run %s failed (%s): %s", run_id, code, reason)
-    return True
-
-
-def _input_of(record: dict) -> dict | None:
-    if not record.get("inputName"):
-        return None
-    return {"container": record.get("inputContainer"), "name": record.get("inputName"),
-            "etag": record.get("inputEtag"), "size": record.get("inputSize"),
-            "contentType": record.get("inputContentType")}
 
 
 def work_item_of(record: dict) -> WorkItem:
@@ -188,13 +141,13 @@ def rebuild(ctx: AppContext, record: dict, attempt: int, now: datetime | None = 
         check_enabled(ctx.config, pipeline)
         if record.get("requestId") or not record.get("inputName"):
             raise Rejection("not-resubmittable", "the run belongs to a queue request, which is retried as a whole")
-        spec = build_task(work_item_of(record), pipeline, ctx.access, now=now)
+        spec = build_task(work_item_of(record), pipeline, ctx.task_access, now=now)
     except Rejection as exc:
-        fail_unsubmitted(ctx, pipeline_name, record["RowKey"], f"cannot be submitted again: {exc.reason}")
+        fail_run(ctx, pipeline_name, record["RowKey"], f"cannot be submitted again: {exc.reason}", "NotSubmitted")
         return None
     if spec.task_id != record["RowKey"]:
-        fail_unsubmitted(ctx, pipeline_name, record["RowKey"], "cannot be submitted again: its task id changed "
-                                                                 "(the pipeline's configuration changed)")
+        fail_run(ctx, pipeline_name, record["RowKey"], "cannot be submitted again: its task id changed (the "
+                 "pipeline's configuration changed)", "NotSubmitted")
         return None
     return PendingRun(spec=spec, etag=record.get("_etag"), attempt=attempt)
 
@@ -202,19 +155,17 @@ def rebuild(ctx: AppContext, record: dict, attempt: int, now: datetime | None = 
 def retry_from_message(ctx: AppContext, body: str | bytes, now: datetime | None = None) -> SubmitReport | None:
     """A retry message from the submit queue: resubmit its runs that are still `received`."""
     try:
-        data = json.loads(body)
-        pipeline = data["pipeline"]
-        run_ids = [str(r) for r in data["runIds"]]
-        attempt = int(data.get("attempt") or 1)
-    except (ValueError, KeyError, TypeError, RecursionError):
+        message = RetryMessage.from_body(body)
+    except ValueError:
         log.error("dropping a submit message that is not ours: %.200r", body)
         return None
+    pipeline = message.pipeline
     pending = []
-    for run_id in run_ids:
+    for run_id in message.run_ids:
         record = ctx.runs.get(pipeline, run_id)
         if record is None or record.get("state") != "received":
             continue  # submitted meanwhile (the safety net, or a redelivery), or finished: nothing to do
-        run = rebuild(ctx, record, attempt, now)
+        run = rebuild(ctx, record, message.attempt, now)
         if run is not None:
             pending.append(run)
     if not pending:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from azure.batch import models
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from shared.batch_client import backoff, call, error_code
@@ -97,8 +98,6 @@ class Submitter:
     def ensure_pool(self, pool_id: str) -> None:
         if pool_id in self._pools:
             return
-        from azure.batch import models
-
         if not self._pool_exists(pool_id):
             if not self.config.pools[pool_id].enabled:
                 raise RuntimeError(f"pool {pool_id} has enabled: false in pipelines.yaml: it is not created")
@@ -124,8 +123,6 @@ class Submitter:
     def ensure_job(self, job_id: str, pipeline_name: str) -> None:
         if job_id in self._jobs:
             return
-        from azure.batch import models
-
         pipeline = self.config.pipelines[pipeline_name]
         self.ensure_pool(pipeline.pool)
         body = {"id": job_id, "poolInfo": {"poolId": pipeline.pool}, "usesTaskDependencies": pipeline.merge is not None,

@@ -88,8 +88,12 @@ def task_id_for(item: WorkItem) -> str:
     return ids.blob_task_id(item.pipeline, b.container, b.name, b.etag)
 
 
-def _output_files(pipeline: Pipeline, url: str, identity: dict | None, prefix: str, patterns: Sequence[str],
-                  condition: str) -> list[dict]:
+def _output_files(pipeline: Pipeline, access: BlobAccess, prefix: str, lifetime: timedelta | None,
+                  identity: dict | None) -> list[dict]:
+    """The pipeline's outputs (and logs) uploaded under `prefix` of its output container."""
+    url = access.write_container_url(pipeline.outputs.container, prefix, lifetime)
+    condition = pipeline.outputs.upload_condition
+
     def dest(path: str) -> dict:
         container = {"containerUrl": url, "path": path}
         if identity:
@@ -97,7 +101,7 @@ def _output_files(pipeline: Pipeline, url: str, identity: dict | None, prefix: s
         return {"container": container}
 
     files = [{"filePattern": p, "destination": dest(prefix), "uploadOptions": {"uploadCondition": condition}}
-             for p in patterns]
+             for p in pipeline.outputs.patterns]
     if pipeline.outputs.logs:
         for log in ("stdout.txt", "stderr.txt"):
             files.append({"filePattern": f"../{log}", "destination": dest(f"{prefix}/logs/{log}"),
@@ -143,6 +147,21 @@ def _container_settings(pipeline: Pipeline, image: str | None = None) -> dict:
     return settings
 
 
+def _task_body(pipeline: Pipeline, task_id: str, display_name: str, command_line: str, image: str | None,
+               files: dict, env: dict[str, str], constraints: dict, required_slots: int, **after) -> dict:
+    """The TaskAddParameter every task of a pipeline shares (fan-out, merge, barrier), in Batch's field order;
+    `files`: its resourceFiles/outputFiles (a barrier has none); `after`: dependsOn, exitConditions."""
+    return {"id": task_id, "displayName": display_name, "commandLine": command_line,
+            "containerSettings": _container_settings(pipeline, image), **pipeline_users.identity(pipeline.task_user),
+            **files, "environmentSettings": _env(env), "constraints": constraints, "requiredSlots": required_slots,
+            **after}
+
+
+def _merge_prefix(pipeline: Pipeline, request_id: str, task_id: str, now: datetime) -> str:
+    return render_path(pipeline.merge.path, {"pipeline": pipeline.name, "request": request_id, "task": task_id,
+                                             "date": now.strftime("%Y-%m-%d")})
+
+
 def build_task(item: WorkItem, pipeline: Pipeline, access: BlobAccess, *, now: datetime | None = None,
                merge_follows: bool = False) -> TaskSpec:
     """The Batch task for one input; Rejection when the name makes the output path too long."""
@@ -174,18 +193,9 @@ def build_task(item: WorkItem, pipeline: Pipeline, access: BlobAccess, *, now: d
         "EVENTBATCH_REQUEST_ID": item.request_id or "",
     })
     command = INPUT_PATH_WRAPPER + pipeline.command_line if pipeline.command_line.strip() else ""
-    body = {
-        "id": task_id,
-        "displayName": f"{pipeline.name} {values['inputKey']}",
-        "commandLine": command,
-        "containerSettings": _container_settings(pipeline), **pipeline_users.identity(pipeline.task_user),
-        "resourceFiles": [resource],
-        "outputFiles": _output_files(pipeline, access.write_container_url(pipeline.outputs.container, prefix, lifetime),
-                                     identity, prefix, pipeline.outputs.patterns, pipeline.outputs.upload_condition),
-        "environmentSettings": _env(env),
-        "constraints": constraints,
-        "requiredSlots": pipeline.required_slots,
-    }
+    files = {"resourceFiles": [resource], "outputFiles": _output_files(pipeline, access, prefix, lifetime, identity)}
+    body = _task_body(pipeline, task_id, f"{pipeline.name} {values['inputKey']}", command, None, files, env,
+                      constraints, pipeline.required_slots)
     if merge_follows:
         # A failed fan-out task must not block the merge forever: it runs after all of them, with what succeeded.
         body["exitConditions"] = {"default": {"dependencyAction": "satisfy"}}
@@ -228,8 +238,7 @@ def build_merge_task(pipeline: Pipeline, request_id: str, depends_on: Sequence[s
         raise ValueError(f"pipeline {pipeline.name} has no merge step")
     now = now or datetime.now(UTC)
     task_id = ids.merge_task_id(pipeline.name, request_id)
-    prefix = render_path(pipeline.merge.path, {"pipeline": pipeline.name, "request": request_id, "task": task_id,
-                                                "date": now.strftime("%Y-%m-%d")})
+    prefix = _merge_prefix(pipeline, request_id, task_id, now)
     identity = access.identity_reference()
     constraints = _constraints(pipeline, None)
     lifetime = _lifetime(constraints)
@@ -240,20 +249,9 @@ def build_merge_task(pipeline: Pipeline, request_id: str, depends_on: Sequence[s
     env = dict(pipeline.environment)
     env.update({"EVENTBATCH_PIPELINE": pipeline.name, "EVENTBATCH_RUN_ID": task_id,
                 "EVENTBATCH_REQUEST_ID": request_id, "EVENTBATCH_INPUT_COUNT": str(len(depends_on))})
-    body = {
-        "id": task_id,
-        "displayName": f"{pipeline.name} merge",
-        "commandLine": pipeline.merge.command_line,
-        "containerSettings": _container_settings(pipeline, pipeline.merge.image),
-        **pipeline_users.identity(pipeline.task_user),
-        "resourceFiles": [source],
-        "outputFiles": _output_files(pipeline, access.write_container_url(pipeline.outputs.container, prefix, lifetime),
-                                     identity, prefix, pipeline.outputs.patterns, pipeline.outputs.upload_condition),
-        "environmentSettings": _env(env),
-        "constraints": constraints,
-        "requiredSlots": pipeline.required_slots,
-        "dependsOn": {"taskIds": list(depends_on)},
-    }
+    files = {"resourceFiles": [source], "outputFiles": _output_files(pipeline, access, prefix, lifetime, identity)}
+    body = _task_body(pipeline, task_id, f"{pipeline.name} merge", pipeline.merge.command_line, pipeline.merge.image,
+                      files, env, constraints, pipeline.required_slots, dependsOn={"taskIds": list(depends_on)})
     if len(json.dumps(body["dependsOn"])) > 64000:
         raise Rejection("outside-policy", f"{len(depends_on)} dependencies are too many for one task (Batch limits a "
                                           "task's dependency list to 64000 characters); lower merge.fanIn")
@@ -268,21 +266,12 @@ def build_barrier_task(pipeline: Pipeline, request_id: str, index: int, depends_
     (trivial) command fails."""
     now = now or datetime.now(UTC)
     task_id = ids.barrier_task_id(pipeline.name, request_id, index)
-    prefix = render_path(pipeline.merge.path, {"pipeline": pipeline.name, "request": request_id, "task": task_id,
-                                                "date": now.strftime("%Y-%m-%d")}) + f"/_barriers/{index}"
-    body = {
-        "id": task_id,
-        "displayName": f"{pipeline.name} barrier {index}",
-        "commandLine": pipeline.merge.barrier_command_line,
-        "containerSettings": _container_settings(pipeline, pipeline.merge.image),
-        **pipeline_users.identity(pipeline.task_user),
-        "environmentSettings": _env({"EVENTBATCH_PIPELINE": pipeline.name, "EVENTBATCH_RUN_ID": task_id,
-                                     "EVENTBATCH_REQUEST_ID": request_id}),
-        "constraints": {"maxWallClockTime": "PT5M", "maxTaskRetryCount": 1},
-        "requiredSlots": 1,
-        "dependsOn": {"taskIds": list(depends_on)},
-        "exitConditions": {"default": {"dependencyAction": "satisfy"}},
-    }
+    prefix = _merge_prefix(pipeline, request_id, task_id, now) + f"/_barriers/{index}"
+    env = {"EVENTBATCH_PIPELINE": pipeline.name, "EVENTBATCH_RUN_ID": task_id, "EVENTBATCH_REQUEST_ID": request_id}
+    body = _task_body(pipeline, task_id, f"{pipeline.name} barrier {index}", pipeline.merge.barrier_command_line,
+                      pipeline.merge.image, {}, env, {"maxWallClockTime": "PT5M", "maxTaskRetryCount": 1}, 1,
+                      dependsOn={"taskIds": list(depends_on)},
+                      exitConditions={"default": {"dependencyAction": "satisfy"}})
     return TaskSpec(task_id=task_id, pipeline=pipeline.name, body=body, output_container=pipeline.outputs.container,
                     output_prefix=prefix, kind="barrier", merge_task_id=merge_id,
                     sas_lifetime=_lifetime(body["constraints"]))  # its completion marker's SAS

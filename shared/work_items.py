@@ -13,16 +13,18 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from shared import ids
 from shared.code_env import loads_code
+from shared.config_reader import ENV_NAME, RESERVED_ENV_PREFIXES
 from shared.durations import format_duration, parse_duration
 from shared.errors import Rejection
 from shared.names import check_blob_name
-from shared.pipelines import ENV_NAME, RESERVED_ENV_PREFIXES, Pipeline, PipelineConfig
+from shared.pipelines import Pipeline, PipelineConfig
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 _CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$|^\$root$")
@@ -229,8 +231,8 @@ def parse_overrides(pipeline: Pipeline, data: Any) -> Overrides:
     for name, value in raw_env.items():
         if (not isinstance(name, str) or not ENV_NAME.match(name) or name.upper().startswith(RESERVED_ENV_PREFIXES)
                 or loads_code(name) or name not in allowed_env):
-            shown = name[:64] if isinstance(name, str) else type(name).__name__
-            raise Rejection("outside-policy", f"overrides.environment: {shown!r} may not be set by a request; "
+            quoted = name[:64] if isinstance(name, str) else type(name).__name__
+            raise Rejection("outside-policy", f"overrides.environment: {quoted!r} may not be set by a request; "
                                               f"pipeline {pipeline.name} allows {', '.join(allowed_env) or 'none'}")
         if not isinstance(value, (str, int, float)) or isinstance(value, bool) or len(str(value)) > 4096:
             raise Rejection("schema", f"overrides.environment.{name} must be a string of at most 4096 characters "
@@ -320,8 +322,6 @@ def resolve_inputs(request: Request, lookup: Callable[[BlobRef], BlobInfo | None
                    lister: Callable[..., list[BlobInfo]] | None = None, workers: int = 8) -> list[BlobInfo]:
     """Look every input up (HEAD, `workers` at a time; prefixes are listed, which also gives the properties);
     Rejection('missing-blob') naming what is missing, and the pipeline's rules for every blob found."""
-    from concurrent.futures import ThreadPoolExecutor
-
     pipeline = request.pipeline
     names = [r for r in request.inputs if isinstance(r, BlobRef)]
     if len(names) > 1 and workers > 1:

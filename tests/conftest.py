@@ -64,17 +64,17 @@ class StackHandle:
 
     def batch_emulator_env(self) -> dict[str, str]:
         """What a private Batch emulator needs on top of os.environ to run the stack's containers and staging."""
-        from devstack.stack import batch_emulator_env
+        from devstack.stack.emulator import batch_emulator_env
 
         return batch_emulator_env(self.env)
 
 
 @pytest.fixture(scope="session")
 def stack():
-    from devstack import stack as devstack_stack
-    from devstack.services import Service, stop
+    from devstack.stack import lifecycle
+    from devstack.stack.processes import Service, stop
 
-    info = devstack_stack.up(with_host=False, log=lambda line: None)
+    info = lifecycle.up(with_host=False, log=lambda line: None)
     yield StackHandle(dict(info.env))
     if os.environ.get("EVENTBATCH_KEEP_STACK") == "1":
         return

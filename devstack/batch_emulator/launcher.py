@@ -1,6 +1,6 @@
 """A private Batch emulator process for tests and benchmarks: free port, own data dir, own log file.
 
-The stack's shared emulator is a managed service (``devstack.stack``); this is the throw-away kind that a test
+The stack's shared emulator is a managed service (``devstack.stack.emulator``); this is the throw-away kind that a test
 module or a benchmark starts for itself, so it can stop, kill and restart it without disturbing anyone. Only the
 standard library is used here, so the azure-batch 14.2 env (tests/compat14) can import it too; building a Batch
 client is left to the caller, who knows which SDK it has.
@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from devstack.local_accounts import BATCH_ACCOUNT_KEY, BATCH_ACCOUNT_NAME
-from devstack.paths import REPO_ROOT
+from devstack.common.local_accounts import BATCH_ACCOUNT_KEY, BATCH_ACCOUNT_NAME
+from devstack.common.paths import REPO_ROOT
 
 LOG_TAIL_CHARS = 2000
 

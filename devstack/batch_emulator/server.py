@@ -29,12 +29,12 @@ from devstack.batch_emulator.http_server import (
 )
 from devstack.batch_emulator.preemption import DEFAULT_DURATION, PreemptionSettings
 from devstack.batch_emulator.service import AccountService, UnavailableRuntime
+from devstack.common.local_accounts import BATCH_ACCOUNT_KEY, BATCH_ACCOUNT_NAME
 
 log = logging.getLogger("batch_emulator")
 
-DEFAULT_ACCOUNT = "eventbatchlocal"
-# Well-known local key (base64, not a secret; like Azurite's devstoreaccount1 key).
-DEFAULT_KEY = "ZXZlbnRiYXRjaC1sb2NhbC1lbXVsYXRvci13ZWxsLWtub3duLWtleS1ub3QtYS1zZWNyZXQ="
+# The well-known local account (not a secret; like Azurite's devstoreaccount1 key).
+DEFAULT_ACCOUNT, DEFAULT_KEY = BATCH_ACCOUNT_NAME, BATCH_ACCOUNT_KEY
 
 
 class ConfigError(ValueError):

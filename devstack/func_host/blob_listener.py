@@ -31,12 +31,11 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from devstack.func_host import bindings
 from devstack.func_host.blob_path import BlobPath
 from devstack.func_host.blob_receipts import Claim, ReceiptStore
-from devstack.func_host.clients import blob_service, queue_client
+from devstack.func_host.clients import blob_service, encode_body, queue_client
 from devstack.func_host.connections import ResolvedConnection
 from devstack.func_host.host_config import HostConfig
 from devstack.func_host.invoker import Invoker, Outcome
 from devstack.func_host.loader import LoadedFunction
-from devstack.func_host.queue_listener import encode_body
 from devstack.func_host.renewer import Renewer
 
 log = logging.getLogger("func_host")

@@ -10,15 +10,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from devstack.common.local_accounts import azurite_connection_string
 from devstack.func_host.errors import ConfigError, UnsupportedFeatureError
 
-AZURITE_CONNECTION_STRING = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
-    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
-    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
-)
+# What UseDevelopmentStorage=true means: Azurite on its default loopback ports.
+AZURITE_CONNECTION_STRING = azurite_connection_string("127.0.0.1", 10000, 10001, 10002)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ class HostError(Exception):
 
 class ConfigError(HostError, SharedConfigError):
     """host.json, local.settings.json or an app setting is missing or invalid. A shared.errors.ConfigError too: the
-    NCRONTAB and TimeSpan parsers the app also uses (shared/ncrontab.py, shared/timespan.py) raise that one, and the
-    host reports both alike (HOST_ERRORS)."""
+    NCRONTAB and TimeSpan parsers the app also uses (shared/ncrontab.py, shared/dotnet_timespan.py) raise that one,
+    and the host reports both alike (HOST_ERRORS)."""
 
 
 class AppLoadError(HostError):

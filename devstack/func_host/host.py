@@ -21,6 +21,7 @@ from pathlib import Path
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
 
+from devstack.common.procs import pid_alive
 from devstack.func_host import bindings
 from devstack.func_host.app_settings import apply_settings, read_settings_file, resolve_percent_settings
 from devstack.func_host.blob_listener import BlobListener, Slots
@@ -44,7 +45,6 @@ from devstack.func_host.renewer import Renewer
 from devstack.func_host.status import StatusFile, now_iso
 from devstack.func_host.timer_listener import TimerListener
 from devstack.func_host.webhook import WebhookServer
-from devstack.services import pid_alive
 from shared.ncrontab import parse_schedule
 
 log = logging.getLogger("func_host")

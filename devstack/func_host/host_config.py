@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.func_host.errors import ConfigError
-from shared.timespan import parse_timespan
+from shared.dotnet_timespan import parse_timespan
 
 log = logging.getLogger("func_host")
 

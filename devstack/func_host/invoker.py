@@ -22,9 +22,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from devstack.func_host.context import InvocationContext
-from devstack.func_host.errors import FunctionTimeoutError
+from devstack.func_host.errors import ConfigError, FunctionTimeoutError
 from devstack.func_host.loader import LoadedFunction
-from shared.timespan import format_timespan
+from shared.dotnet_timespan import format_timespan
 
 log = logging.getLogger("func_host")
 
@@ -56,7 +56,6 @@ def default_thread_count(environ=None) -> int:
     raw = env.get("PYTHON_THREADPOOL_THREAD_COUNT", "").strip()
     if raw:
         if not raw.isdigit() or not 1 <= int(raw) <= 32:
-            from devstack.func_host.errors import ConfigError
             raise ConfigError(f"PYTHON_THREADPOOL_THREAD_COUNT={raw!r}: must be an integer from 1 to 32")
         return int(raw)
     return min(32, (os.cpu_count() or 1) + 4)

@@ -13,8 +13,6 @@
   the message stays invisible for the rest of its 10 minute lease, which a user sees as a request with no result.
 """
 
-import base64
-import binascii
 import logging
 import os
 import threading
@@ -26,7 +24,7 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsE
 
 from devstack.func_host import bindings
 from devstack.func_host.backoff import Backoff
-from devstack.func_host.clients import queue_client
+from devstack.func_host.clients import decode_body, queue_client
 from devstack.func_host.host_config import QueuesOptions
 from devstack.func_host.invoker import Invoker, Outcome
 from devstack.func_host.journal import InflightJournal
@@ -85,16 +83,6 @@ class _InFlight:
         self.pop_receipt = message.pop_receipt
         self.lock = threading.Lock()
         self.settled = False  # deleted, released or poisoned: the host no longer owns it
-
-
-def decode_body(raw: str, encoding: str) -> bytes | None:
-    """Return the body the function sees, or None when a base64 queue holds a body that is not base64."""
-    if encoding == "none":
-        return raw.encode("utf-8")
-    try:
-        return base64.b64decode("".join(raw.split()), validate=True)
-    except (binascii.Error, ValueError):
-        return None
 
 
 class QueueListener:
@@ -296,13 +284,6 @@ class QueueListener:
         for item in items:
             self._release(item)
             self._forget(item)
-
-
-def encode_body(body: bytes, encoding: str) -> str:
-    """The raw text to put on a queue so a listener with ``encoding`` decodes it back to ``body``."""
-    if encoding == "none":
-        return body.decode("utf-8")
-    return base64.b64encode(body).decode("ascii")
 
 
 def _submit(pool: ThreadPoolExecutor, fn, *args) -> None:

@@ -1,6 +1,6 @@
 """The host's status file, ``<state-dir>/host.json``: what the stack health-checks and what a restart reads.
 
-The same document is also written as ``<state-dir>/status.json`` (the name devstack/stack.py checks).
+The same document is also written as ``<state-dir>/status.json`` (the name devstack/stack/host.py checks).
 
 Holds pid, state (starting/running/stopping/stopped), start time, host id, the instance's lease id (so a
 successor can release receipt leases of a host that was killed) and the indexed functions. Written atomically.
@@ -11,8 +11,8 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from devstack.common.procs import pid_alive
 from devstack.func_host.errors import HostError
-from devstack.services import pid_alive
 
 
 def now_iso() -> str:

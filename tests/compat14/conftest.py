@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from devstack.batch_emulator.launcher import EmulatorProcess
-from devstack.local_accounts import BATCH_ACCOUNT_KEY as KEY
-from devstack.local_accounts import BATCH_ACCOUNT_NAME as ACCOUNT
+from devstack.common.local_accounts import BATCH_ACCOUNT_KEY as KEY
+from devstack.common.local_accounts import BATCH_ACCOUNT_NAME as ACCOUNT
 
 try:  # only the track-1 env has BatchServiceClient; the main suite runs these through test_compat14.py
     from azure.batch import BatchServiceClient  # noqa: F401

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from devstack import paths
+from devstack.common import paths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -53,10 +53,10 @@ MESSAGE_LEASE_SECONDS = "60"
 class FaultyStack:
     env: dict[str, str]
     state: Path
-    azurite: object  # devstack.services.Service
+    azurite: object  # devstack.stack.processes.Service
     emulator: object
     host: object
-    access: object  # devstack.app_access.AppAccess
+    access: object  # devstack.tools.access.AppAccess
     events: list[str] = field(default_factory=list)
     host_kills: list[datetime] = field(default_factory=list)  # when the Functions host was killed -9
 
@@ -68,7 +68,7 @@ class FaultyStack:
         self.events.append(f"{time.strftime('%H:%M:%S')} {what}")
 
     def kill(self, service) -> None:
-        from devstack.services import read_pid
+        from devstack.stack.processes import read_pid
 
         pid = read_pid(service)
         assert pid, f"{service.name} is not running"
@@ -79,13 +79,13 @@ class FaultyStack:
         self.note(f"killed -9 {service.name} (pid {pid})")
 
     def start(self, service) -> None:
-        from devstack.services import ensure_running
+        from devstack.stack.processes import ensure_running
 
         action = ensure_running(service, log=lambda line: None)
         self.note(f"{service.name} {action}")
 
     def restart(self, service) -> None:
-        from devstack.services import stop
+        from devstack.stack.processes import stop
 
         stop(service)
         self.note(f"stopped {service.name}")
@@ -108,28 +108,31 @@ def _patient(fn, what: str, timeout: float = 60.0):
 
 @pytest.fixture(scope="module")
 def faulty_stack(stack, tmp_path_factory):
-    from devstack import local_accounts
-    from devstack import stack as devstack_stack
-    from devstack.app_access import AppAccess
     from devstack.batch_emulator.launcher import free_port
-    from devstack.demo import prepare_pools
-    from devstack.services import stop
+    from devstack.common import local_accounts
+    from devstack.stack.azurite import azurite_service, provision_storage
+    from devstack.stack.emulator import batch_emulator_service
+    from devstack.stack.host import func_host_service
+    from devstack.stack.ports import Ports
+    from devstack.stack.processes import stop
+    from devstack.tools.access import AppAccess
+    from devstack.tools.demo import prepare_pools
 
     state = tmp_path_factory.mktemp("faulty-stack")
     mp = pytest.MonkeyPatch()
     mp.setenv("EVENTBATCH_STATE_DIR", str(state))  # paths.state_dir(): logs, pids, host state, event webhook
     services = []
     try:
-        ports = devstack_stack.Ports(blob=free_port(), queue=free_port(), table=free_port(),
-                                     registry=int(stack.registry_server.rsplit(":", 1)[1]), batch=free_port())
+        ports = Ports(blob=free_port(), queue=free_port(), table=free_port(),
+                      registry=int(stack.registry_server.rsplit(":", 1)[1]), batch=free_port())
         env = {**stack.env,
                "AZURE_STORAGE_CONNECTION_STRING": local_accounts.azurite_connection_string(
                    "127.0.0.1", ports.blob, ports.queue, ports.table),
                "BATCH_ACCOUNT_URL": f"http://127.0.0.1:{ports.batch}"}
-        azurite = devstack_stack.azurite_service(ports)
-        emulator = devstack_stack.batch_emulator_service(ports, env)
+        azurite = azurite_service(ports)
+        emulator = batch_emulator_service(ports, env)
         emulator.command = [*emulator.command, *FAULT_ARGS]
-        host = devstack_stack.func_host_service(env)  # writes <state>/local.settings.json
+        host = func_host_service(env)  # writes <state>/local.settings.json
         host.env = {**host.env, "EVENTBATCH_FUNC_HOST_MESSAGE_LEASE_SECONDS": MESSAGE_LEASE_SECONDS}
         settings_file = state / "local.settings.json"
         settings = json.loads(settings_file.read_text())
@@ -139,7 +142,7 @@ def faulty_stack(stack, tmp_path_factory):
         for service in (azurite, emulator):
             services.append(service)
             faulty.start(service)
-        devstack_stack.provision_storage(env)
+        provision_storage(env)
         faulty.access = AppAccess.open(settings_file=settings_file)
         # The test's own Batch calls meet the injected faults too, past the SDK's few retries now and then.
         enabled = [p for p, pool in faulty.access.config.pools.items() if pool.enabled]
@@ -164,7 +167,7 @@ class Sent:
 
 
 def _upload_blob(access, pipeline, path: Path, tag: str, sent: Sent, lock: threading.Lock) -> None:
-    from devstack.app_submit import upload_inputs
+    from devstack.tools.submit import upload_inputs
 
     (u,) = _patient(lambda: upload_inputs(access, pipeline, [path], tag), f"uploading {path.name}")
     with lock:
@@ -173,7 +176,7 @@ def _upload_blob(access, pipeline, path: Path, tag: str, sent: Sent, lock: threa
 
 
 def _send_request(access, index: int, tag: str, sent: Sent, lock: threading.Lock) -> None:
-    from devstack.app_submit import send_request, upload
+    from devstack.tools.submit import send_request, upload
 
     wordcount = access.config.pipeline("wordcount")
     if index == REQUESTS - 1:  # a request naming a blob that does not exist
@@ -389,8 +392,8 @@ def test_every_input_ends_exactly_once_under_faults_and_crashes(faulty_stack, tm
 def _leftover_containers(faulty: FaultyStack) -> list[str]:
     import subprocess
 
-    from devstack import image_copy
     from devstack.batch_emulator.agent import instance_id
+    from devstack.common import image_copy
 
     prefix = f"batchemu-{instance_id(faulty.emulator_data)}-"
     engine_env = {k: faulty.env[k] for k in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF") if k in faulty.env}

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from devstack.app_submit import upload_inputs
+from devstack.tools.submit import upload_inputs
 from shared import ids
 from tests.helpers import gone, wait_for
 
@@ -108,7 +108,7 @@ def test_killed_host_loses_nothing_and_duplicates_nothing(app_stack, tmp_path, p
 
 
 def test_new_content_runs_again_but_a_restart_does_not_rerun_handled_blobs(app_stack, tmp_path):
-    from devstack.services import stop
+    from devstack.stack.processes import stop
 
     access = app_stack.access
     transform = access.config.pipeline("transform")

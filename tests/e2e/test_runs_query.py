@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from devstack import runs_view
+from devstack.tools import runs_view
 from shared.records import RunStore
 
 pytestmark = [pytest.mark.integration]

@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from bicep_model import ROOT
+from tests.infra.bicep_model import ROOT
 
 FLAG_REQUIRED, FLAG_READ_ONLY = 1, 2
 # Keys of a resource declaration that are Bicep's own, not properties of the resource type.

@@ -11,8 +11,23 @@ import re
 
 import pytest
 import yaml
-from bicep_model import INFRA, ROOT, bicep_files, module_params, of_type, parsed, render, resources, variable
-from test_access import expected_container_roles, scopes
+
+from tests.infra.bicep_model import (
+    INFRA,
+    ROOT,
+    app_settings,
+    bicep_files,
+    expected_container_roles,
+    module_params,
+    of_type,
+    one,
+    parsed,
+    props,
+    render,
+    resources,
+    scopes,
+    variable,
+)
 
 # Built-in role definition ids (the same in every Azure cloud).
 BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
@@ -44,16 +59,6 @@ EXPECTED_ROLES = {
 } | {("modules/storage.bicep", *role) for role in expected_container_roles()}
 
 ROLE_ID = re.compile(r"^subscription_resource_id\(Microsoft\.Authorization/roleDefinitions, ([0-9a-f-]{36})\)$")
-
-
-def one(rtype: str):
-    found = of_type(rtype)
-    assert len(found) == 1, f"expected one {rtype}, found {[(r.file, r.symbol) for r in found]}"
-    return found[0]
-
-
-def props(resource) -> dict:
-    return resource.body["properties"]
 
 
 def test_every_template_parses():
@@ -158,21 +163,6 @@ def test_function_app_is_flex_consumption_python_311_with_its_identity():
     assert fa["identityClientId"] == "identities.outputs.functionIdentityClientId"
 
 
-def app_settings() -> dict[str, str]:
-    """Every app setting the templates create: the module's identity settings + main.bicep's app settings."""
-    site = one("Microsoft.Web/sites")
-    loop = props(site)["siteConfig"]["appSettings"]
-    assert render(loop["loop_type"]["detail"]["array_name"]) == "items(union(identitySettings, appSettings))", \
-        "app settings must come only from identitySettings and the appSettings parameter"
-    assert not of_type("Microsoft.Web/sites/config"), "no other app-settings resource may exist"
-    settings = {k: render(v) for k, v in variable("modules/functionapp.bicep", "identitySettings").items()}
-    main_settings = parsed("main.bicep")["modules"]["functionApp"]["config"]["params"]["appSettings"]
-    overlap = set(settings) & set(main_settings)
-    assert not overlap, f"settings defined twice: {overlap}"
-    settings.update({k: render(v) for k, v in main_settings.items()})
-    return settings
-
-
 SECRET_MARKERS = ("listkeys", "list_func", "listaccountsas", "listservicesas", "accountkey", "sharedaccesssignature",
                   "sig=", "primarykey", "password", "secret")
 
@@ -228,6 +218,7 @@ def test_app_gets_the_settings_it_reads():
 
 
 def test_no_template_reads_a_key():
+    assert bicep_files(), f"no template under {INFRA}"
     for name in bicep_files():
         text = (INFRA / name).read_text()
         assert "listAccountSas" not in text and "listServiceSas" not in text, name
@@ -312,6 +303,7 @@ def test_task_markers_reach_the_task_marker_trigger():
 def test_every_subscription_takes_only_complete_blobs():
     """BlobCreated can fire more than once per upload; only these APIs mean the blob is fully committed."""
     doc = parsed("modules/blob-events-subscription.bicep")
+    assert subscriptions(), "no Event Grid subscription found"
     for symbol, sub in subscriptions().items():
         filters = sub["filter"]["advancedFilters"]
         resolved = [doc["variables"][f]["value"] if isinstance(f, str) else f for f in filters]

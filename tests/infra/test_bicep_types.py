@@ -10,8 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from azure_types import Report, check_deployment, parse, type_index, types_dir
-from bicep_model import INFRA, bicep_files, parsed
+
+from tests.infra.azure_types import Report, check_deployment, parse, type_index, types_dir
+from tests.infra.bicep_model import INFRA, bicep_files, parsed
 
 MIN_CHECKED = 300
 

@@ -10,7 +10,7 @@ pivot flex-consumption-plan); the project's summary of both in ../shared/referen
 
 from __future__ import annotations
 
-from test_bicep_security import app_settings, one, props
+from tests.infra.bicep_model import app_settings, one, props
 
 
 def flex_site() -> dict:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from bicep_model import INFRA, ROOT
+
+from tests.infra.bicep_model import INFRA, ROOT
 
 HOOKS = sorted(p.name for p in (INFRA / "hooks").glob("*.sh"))
 # Constructs bash 3.2 or POSIX sh lack (bash 4+: mapfile/readarray, declare -A, case modification, |&, &>>,
@@ -179,6 +180,7 @@ def test_the_worker_image_runs_the_scripts_the_pipelines_call():
 def test_pools_start_at_zero_nodes_so_the_image_can_follow_provisioning():
     """postprovision builds the image after the pools exist: safe only while no pool starts nodes on creation."""
     pools = json.loads((INFRA / "pools.generated.json").read_text())["pools"]
+    assert pools, "pools.generated.json has no pool"
     for pool in pools:
         assert pool["scale"]["mode"] == "autoscale", pool["id"]
         assert "$PendingTasks" in pool["scale"]["formula"] or "$ActiveTasks" in pool["scale"]["formula"], pool["id"]

@@ -37,7 +37,7 @@ import time
 from base64 import b64encode
 from pathlib import Path
 
-from devstack import image_copy
+from devstack.common import image_copy
 
 from .base import Mount, PullError, RegistryAuth, RunSpec, StartError
 from .errors import brief, classify_create_error, classify_pull_error

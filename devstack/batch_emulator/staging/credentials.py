@@ -89,7 +89,7 @@ def _parse_connection_string(conn: str) -> tuple[str, str, str | None]:
             raise ConfigError(f"{STORAGE_SETTING}: '{key}' is not a Key=Value pair; use a storage connection string")
         parts[key.strip().lower()] = value.strip()
     if parts.get("usedevelopmentstorage", "").lower() == "true":
-        from devstack.local_accounts import AZURITE_ACCOUNT, AZURITE_KEY
+        from devstack.common.local_accounts import AZURITE_ACCOUNT, AZURITE_KEY
 
         return AZURITE_ACCOUNT, AZURITE_KEY, f"http://127.0.0.1:10000/{AZURITE_ACCOUNT}"
     account, key = parts.get("accountname"), parts.get("accountkey")

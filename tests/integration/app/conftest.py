@@ -224,7 +224,7 @@ class App:
 @pytest.fixture(scope="session")
 def app(stack, batch_emulator, tmp_path_factory):
     import function_app
-    from shared.context import AppContext, set_context
+    from shared.context import create_context, set_context
     from shared.settings import load_settings
 
     tag = secrets.token_hex(3)
@@ -247,7 +247,7 @@ def app(stack, batch_emulator, tmp_path_factory):
         # long; a claimed message only after 30 s: a live but slow sender (a loaded machine) must not be repeated.
         "RESUBMIT_AFTER": "PT5S", "NOTIFY_REPAIR_AFTER": "PT30S",
     }
-    ctx = AppContext.create(load_settings(env))
+    ctx = create_context(load_settings(env))
     for container in (env["INPUT_CONTAINER"], f"data-{tag}"):  # the app creates its output containers itself
         ctx.storage.blob.create_container(container)
     assert ctx.storage.blob.get_container_client(env["OUTPUT_CONTAINER"]).exists()

@@ -145,12 +145,12 @@ def test_a_run_batch_never_takes_fails_with_the_reason_after_the_last_attempt(ap
     from azure.functions.queue import QueueMessage
 
     from shared import submission
-    from shared.context import AppContext, set_context
+    from shared.context import create_context, set_context
     from shared.settings import load_settings
     from shared.submitter import Submitter
 
     monkeypatch.setattr(submission, "retry_delay", lambda attempt: 1)
-    ctx = AppContext.create(load_settings({**app.settings_env, "SUBMIT_MAX_ATTEMPTS": "2"}),
+    ctx = create_context(load_settings({**app.settings_env, "SUBMIT_MAX_ATTEMPTS": "2"}),
                             batch_client=app.ctx.batch)
     ctx.submitter = Submitter(_BatchDown(app.ctx.batch), ctx.config, retry_budget=0.3)
     set_context(ctx)

@@ -14,12 +14,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_identity_reference_mode_runs_without_any_sas(app):
-    from shared.context import AppContext, set_context
+    from shared.context import create_context, set_context
     from shared.settings import load_settings
 
     env = {**app.settings_env, "BATCH_NODE_IDENTITY_RESOURCE_ID":
            "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/pool"}
-    ctx = AppContext.create(load_settings(env), batch_client=app.ctx.batch)
+    ctx = create_context(load_settings(env), batch_client=app.ctx.batch)
     set_context(ctx)
     try:
         name = "transform/by identity.txt"
@@ -40,7 +40,8 @@ def test_identity_reference_mode_runs_without_any_sas(app):
 
 
 def test_a_past_periods_job_is_deleted_once_its_tasks_are_recorded(app):
-    from shared.intake import blob_info, record_fields
+    from shared.intake import record_fields
+    from shared.storage import blob_info
     from shared.submission import PendingRun, submit_runs
     from shared.task_spec import build_task
     from shared.work_items import WorkItem
@@ -51,7 +52,7 @@ def test_a_past_periods_job_is_deleted_once_its_tasks_are_recorded(app):
     # A run submitted three days ago: its record and task made as intake and the Batcher would have then.
     props = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties()
     item = WorkItem(pipeline="transform", blob=blob_info(props, app.input_container, name), source="blob")
-    spec = build_task(item, app.ctx.config.pipeline("transform"), app.ctx.access, now=past)
+    spec = build_task(item, app.ctx.config.pipeline("transform"), app.ctx.task_access, now=past)
     _, record = app.ctx.runs.create("transform", spec.task_id, "received", record_fields(item, spec))
     assert submit_runs(app.ctx, "transform", [PendingRun(spec, record["_etag"])], now=past).submitted
     app.upload("transform/current period.txt", b"now\n")  # and one for today's job, which must stay
@@ -77,8 +78,9 @@ def test_a_past_periods_job_is_deleted_once_its_tasks_are_recorded(app):
 def test_a_past_periods_job_stays_while_a_completed_task_waits_for_its_marker_event(app):
     """A task that completed moments ago is its marker event's to record; the safety net ticking in between must
     not clean up its (past period's) job with it, or the run would be lost with its task."""
-    from shared.intake import blob_info, record_fields
+    from shared.intake import record_fields
     from shared.reconcile import Reconciler
+    from shared.storage import blob_info
     from shared.submission import PendingRun, submit_runs
     from shared.task_spec import build_task
     from shared.work_items import WorkItem
@@ -88,7 +90,7 @@ def test_a_past_periods_job_stays_while_a_completed_task_waits_for_its_marker_ev
     app.upload(name, b"fresh\n")
     props = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties()
     item = WorkItem(pipeline="transform", blob=blob_info(props, app.input_container, name), source="blob")
-    spec = build_task(item, app.ctx.config.pipeline("transform"), app.ctx.access, now=past)
+    spec = build_task(item, app.ctx.config.pipeline("transform"), app.ctx.task_access, now=past)
     _, record = app.ctx.runs.create("transform", spec.task_id, "received", record_fields(item, spec))
     assert submit_runs(app.ctx, "transform", [PendingRun(spec, record["_etag"])], now=past).submitted
     old_job = ids.job_id(app.ctx.settings.job_prefix, "transform", "day", past)
@@ -106,11 +108,11 @@ def test_a_past_periods_job_stays_while_a_completed_task_waits_for_its_marker_ev
 def test_task_retention_keeps_recorded_tasks_until_it_has_passed(app):
     """TASK_RETENTION=PT1H: the task stays in Batch after it was recorded; an hour later (the clock is the fake
     here) the reconciler deletes it, and it is never recorded twice."""
-    from shared.context import AppContext, set_context
+    from shared.context import create_context, set_context
     from shared.reconcile import Reconciler
     from shared.settings import load_settings
 
-    ctx = AppContext.create(load_settings({**app.settings_env, "TASK_RETENTION": "PT1H"}), batch_client=app.ctx.batch)
+    ctx = create_context(load_settings({**app.settings_env, "TASK_RETENTION": "PT1H"}), batch_client=app.ctx.batch)
     set_context(ctx)
     try:
         name = "transform/kept for an hour.txt"

@@ -35,11 +35,11 @@ def test_a_request_batch_cannot_take_is_failed_with_the_reason_on_its_last_deliv
     """Batch unreachable, maxDequeueCount 3 (the host setting): deliveries 1 and 2 raise RequestDeferred (the host
     delivers again) with the run `received`; delivery 3 fails the run NotSubmitted with the connection error as the
     reason and one failure message, and returns, so the host never poisons the message."""
-    from shared.context import AppContext, set_context
+    from shared.context import create_context, set_context
     from shared.errors import RequestDeferred
     from shared.settings import load_settings
 
-    ctx = AppContext.create(load_settings({**app.settings_env, "BATCH_ACCOUNT_URL": _dead_endpoint(),
+    ctx = create_context(load_settings({**app.settings_env, "BATCH_ACCOUNT_URL": _dead_endpoint(),
                                            "BATCH_RETRY_BUDGET": "PT1S", MAX_DEQUEUE: "3"}))
     set_context(ctx)
     try:

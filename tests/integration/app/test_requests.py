@@ -114,7 +114,7 @@ def test_a_reused_idempotency_key_with_another_request_is_rejected_and_mixes_not
     """Issue 17.4: the key is bound to the first request (a digest in its request row). Another request with that
     key is rejected once (`idempotency-conflict`, its override value redacted) and makes no run; the first request
     sent again is a duplicate and adds nothing; the request row is never shown as a run."""
-    from devstack.runs_view import query_runs
+    from devstack.tools.runs_view import query_runs
 
     rejected = app.ctx.settings.queues.rejected
     app.drain_queue(rejected)
@@ -171,7 +171,7 @@ def test_two_requests_racing_for_one_key_leave_one_owner(app):
                             request={**row, "digest": "a" * 64})  # the same request racing: goes on
     assert set(same) == {"race-winner-2"}
     assert runs.get_request("transform", "race-key")["digest"] == "a" * 64
-    from devstack.runs_view import query_runs
+    from devstack.tools.runs_view import query_runs
 
     shown = {r.run_id for r in query_runs(runs, pipeline="transform", request_id="krace")}
     assert shown == {"race-winner", "race-winner-2"}  # not the request row, which carries the request id too

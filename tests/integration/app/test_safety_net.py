@@ -77,8 +77,9 @@ def test_marker_events_and_safety_nets_racing_on_one_task_send_one_message(app):
 def test_a_run_whose_worker_died_before_submitting_is_submitted_by_the_safety_net(app):
     """The record (and its inbox entry) exist, but no worker holds the task any more: after RESUBMIT_AFTER the
     safety net builds the task again from the record and submits it."""
-    from shared.intake import blob_info, record_fields
+    from shared.intake import record_fields
     from shared.reconcile import Reconciler
+    from shared.storage import blob_info
     from shared.task_spec import build_task
     from shared.work_items import WorkItem
 
@@ -86,7 +87,7 @@ def test_a_run_whose_worker_died_before_submitting_is_submitted_by_the_safety_ne
     app.upload(name, b"orphan\n")
     props = app.ctx.storage.blob.get_blob_client(app.input_container, name).get_blob_properties()
     item = WorkItem(pipeline="transform", blob=blob_info(props, app.input_container, name), source="blob")
-    spec = build_task(item, app.ctx.config.pipeline("transform"), app.ctx.access)
+    spec = build_task(item, app.ctx.config.pipeline("transform"), app.ctx.task_access)
     created, _ = app.ctx.runs.create("transform", spec.task_id, "received", record_fields(item, spec))
     assert created  # ... and the worker died here, before handing the task to its Batcher
     result = Reconciler(app.ctx).tick()

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from devstack.batch_emulator.launcher import EmulatorProcess
-from devstack.local_accounts import BATCH_ACCOUNT_KEY as KEY
-from devstack.local_accounts import BATCH_ACCOUNT_NAME as ACCOUNT
+from devstack.common.local_accounts import BATCH_ACCOUNT_KEY as KEY
+from devstack.common.local_accounts import BATCH_ACCOUNT_NAME as ACCOUNT
 from tests.helpers import wait_for
 
 

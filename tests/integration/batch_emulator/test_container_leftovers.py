@@ -9,8 +9,8 @@ import uuid
 import pytest
 from azure.batch import models as m
 
-from devstack import image_copy
-from devstack import stack as devstack_stack
+from devstack.common import image_copy
+from devstack.stack import lifecycle
 from tests.helpers import wait_for
 
 from .conftest import Emulator, vm_config, wait_nodes, wait_task
@@ -52,7 +52,7 @@ def test_make_down_removes_the_labelled_containers_of_a_killed_emulator(stack, t
         start_sleeper(emu, stack, job)
         emu.kill()
         assert labelled(stack, job), "the container should outlive the killed emulator"
-        devstack_stack._remove_emulator_containers(stack.env)  # what `make down` runs after stopping services
+        lifecycle._remove_emulator_containers(stack.env)  # what `make down` runs after stopping services
         assert labelled(stack, job) == []
     finally:
         emu.stop()

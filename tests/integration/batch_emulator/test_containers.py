@@ -10,7 +10,7 @@ import pytest
 from azure.batch import models as m
 from azure.storage.blob import BlobServiceClient
 
-from devstack import image_copy
+from devstack.common import image_copy
 from tests.helpers import wait_for
 
 from .conftest import read_file, vm_config, wait_nodes, wait_task

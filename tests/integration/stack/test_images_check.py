@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devstack.registry_client import RegistryAuth, RegistryClient, RegistryError, read_facts
+from devstack.common.registry_client import RegistryAuth, RegistryClient, RegistryError, read_facts
 from shared.image_rules import parse_reference
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,7 @@ def test_empty_command_line_on_an_image_without_entrypoint_fails_naming_the_rule
 
 
 def _push_rootfs(stack, ref: str, files: dict[str, bytes], entrypoint: str | None = None) -> None:
-    from devstack import containers
+    from devstack.stack.engine import Engine
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -72,7 +72,7 @@ def _push_rootfs(stack, ref: str, files: dict[str, bytes], entrypoint: str | Non
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o755
             tar.addfile(info, io.BytesIO(data))
-    engine = containers.Engine(stack.runtime, stack.container_env())
+    engine = Engine(stack.runtime, stack.container_env())
     changes = ["--change", "WORKDIR /srv"] + (["--change", f'ENTRYPOINT ["{entrypoint}"]'] if entrypoint else [])
     engine.run("import", *changes, "-", ref, input_=buf.getvalue())
     tls = ["--tls-verify=false"] if stack.runtime == "podman" else []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import image_copy
+from devstack.common import image_copy
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +79,7 @@ def _anonymous_pull(stack, ref):
 
 
 def test_registry_push_with_credentials_and_catalog(stack):
-    from devstack.images import registry_catalog
+    from devstack.stack.sample_images import registry_catalog
 
     assert {"eventbatch/worker", "eventbatch/hello"} <= set(registry_catalog(stack.registry_server))
     ref = f"{stack.registry_server}/eventbatch/pushtest:{uuid.uuid4().hex[:8]}"
@@ -126,14 +126,14 @@ def test_image_push_and_pull_write_nothing_outside_the_repository(stack):
     """Root's podman keeps a blob-info cache in /var/lib/containers/cache on every pull, push and import unless
     told otherwise, and makes a temp file in /var/tmp on every run; the stack's image build, the emulator's pulls
     and a container run leave both folders exactly as they were."""
-    from devstack import containers
     from devstack.batch_emulator.runtimes import ContainerCliRuntime, RegistryAuth
+    from devstack.stack.engine import Engine
 
     if stack.runtime != "podman" or not image_copy.namespace_available():
         pytest.skip("needs rootful podman and permission to make a mount namespace")
     watched = [image_copy.BLOB_INFO_CACHE_DIR.parent, Path("/var/tmp")]  # noqa: S108 - watched, not written
     before = [_tree(w) for w in watched]
-    engine = containers.Engine("podman", stack.container_env())
+    engine = Engine("podman", stack.container_env())
     ref = f"{stack.registry_server}/eventbatch/copytest:{uuid.uuid4().hex[:8]}"
     engine.run("import", "-", ref, input_=_tiny_rootfs())
     engine.run("run", "--rm", "--pull", "never", stack.worker_image, "true")

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from devstack.batch_emulator.launcher import free_port as _free_port
-from devstack.containers import remove_outside_runroot
+from devstack.stack.engine import remove_outside_runroot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from devstack import paths, stack
-from devstack.services import Service, read_pid
+from devstack.common import paths
+from devstack.stack.azurite import azurite_service
+from devstack.stack.ports import Ports
+from devstack.stack.processes import Service, read_pid
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +30,7 @@ OUTBOUND = re.compile(r"ENOTFOUND|EAI_AGAIN|getaddrinfo|applicationinsights|visu
 
 
 def test_azurite_is_started_without_telemetry():
-    command = stack.azurite_service(stack.Ports.from_env()).command
+    command = azurite_service(Ports.from_env()).command
     assert "--disableTelemetry" in command
 
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from bench import bench_idle, hosting
-from devstack.stack import LOCAL_DEFAULTS
+from devstack.stack.host import LOCAL_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[3]
 STACK_ENV = {"AZURE_STORAGE_CONNECTION_STRING": "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"

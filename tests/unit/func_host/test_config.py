@@ -9,8 +9,8 @@ from devstack.func_host.app_settings import apply_settings, read_settings_file, 
 from devstack.func_host.connections import AZURITE_CONNECTION_STRING, resolve_connection
 from devstack.func_host.errors import UnsupportedFeatureError
 from devstack.func_host.host_config import parse_host_json
+from shared.dotnet_timespan import parse_timespan
 from shared.errors import ConfigError
-from shared.timespan import parse_timespan
 
 
 def test_host_json_defaults_follow_the_docs():

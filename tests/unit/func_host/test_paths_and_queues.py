@@ -7,8 +7,8 @@ import pytest
 
 from devstack.func_host.backoff import Backoff
 from devstack.func_host.blob_path import parse_blob_path
+from devstack.func_host.clients import decode_body, encode_body
 from devstack.func_host.errors import ConfigError
-from devstack.func_host.queue_listener import decode_body, encode_body
 
 
 def test_name_is_greedy_and_spans_slashes():

@@ -178,8 +178,8 @@ def test_facts_file_setting_must_exist_and_be_readable(tmp_path):
 
 
 def test_the_app_refuses_to_start_a_pipeline_that_failed_the_image_check(tmp_path):
-    """AppContext.create (what every function's get_context() runs first) stops before any client is made."""
-    from shared.context import AppContext
+    """create_context (what every function's get_context() runs first) stops before any client is made."""
+    from shared.context import create_context
     from shared.settings import load_settings
     from tests.unit.shared.test_settings import BATCH
 
@@ -191,7 +191,7 @@ def test_the_app_refuses_to_start_a_pipeline_that_failed_the_image_check(tmp_pat
     env = {"EVENTBATCH_STORAGE": "UseDevelopmentStorage=true", **BATCH, **LOCAL,
            "PIPELINES_FILE": str(tmp_path / "pipelines.yaml"), "IMAGE_CHECK_FILE": str(facts_file)}
     with pytest.raises(ConfigError, match=r"pipeline transform: rule entrypoint-missing: .*no ENTRYPOINT"):
-        AppContext.create(load_settings(env), batch_client=object(), ensure_resources=False)
+        create_context(load_settings(env), batch_client=object(), ensure_resources=False)
 
 
 def test_disabled_pipelines_are_not_checked():

@@ -74,6 +74,7 @@ def test_start_task_elevation_reaches_the_pool():
 
 def test_generate_pools_carries_start_task_elevation():
     from infra.generate_pools import start_task
-    out = start_task({"startTask": {"commandLine": "mount.sh", "userIdentity": {"autoUser": {"elevationLevel":
-                                                                                             "admin"}}}}, "p")
+    doc = _doc()
+    doc["pools"][0]["startTask"] = {"commandLine": "mount.sh", "userIdentity": {"autoUser": {"elevationLevel": "admin"}}}
+    out = start_task(parse_config(doc, LOCAL).pools["eventbatch-standard"])
     assert out["userIdentity"] == {"autoUser": {"scope": "Pool", "elevationLevel": "Admin"}}

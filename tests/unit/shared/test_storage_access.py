@@ -11,7 +11,8 @@ from azure.storage.blob import UserDelegationKey
 
 from shared.errors import ConfigError
 from shared.settings import AZURITE_KEY, load_settings
-from shared.storage import KeySasAccess, UserDelegationSasAccess, blob_url
+from shared.storage import blob_url
+from shared.task_access import KeySasAccess, UserDelegationSasAccess
 from shared.task_spec import (
     build_barrier_task,
     build_merge_task,

@@ -71,7 +71,7 @@ def test_overrides_change_env_retries_and_time(config, access):
 
 
 def test_identity_reference_replaces_sas(config):
-    from shared.storage import IdentityAccess
+    from shared.task_access import IdentityAccess
 
     access = IdentityAccess("https://acct.blob.core.windows.net", "/subscriptions/s/rg/id")
     spec = build_task(_item(), config.pipeline("transform"), access)

@@ -120,7 +120,7 @@ def test_too_many_blobs_under_a_prefix(config):
 
 
 def _lister(blobs):
-    """A listing as the app's list_prefix does it: the filter first, then the cap counts what it kept."""
+    """A listing as the app's StorageClients.list_blobs does it: the filter first, then the cap counts what it kept."""
     def lister(ref, cap, keep):
         kept = [b for b in blobs if keep(b)]
         return kept[:cap]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from devstack import paths, stack
+from devstack.common import paths
+from devstack.stack import host
 
 
 def make_app(root):
@@ -20,11 +21,11 @@ def make_app(root):
 def test_fingerprint_follows_code_pipelines_and_settings_only(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "REPO_ROOT", tmp_path)
     settings = make_app(tmp_path)
-    first = stack.app_fingerprint(settings)
-    assert stack.app_fingerprint(settings) == first
+    first = host.app_fingerprint(settings)
+    assert host.app_fingerprint(settings) == first
     (tmp_path / "README.md").write_text("docs do not matter\n")
     (tmp_path / "shared" / "notes.txt").write_text("neither do non-Python files\n")
-    assert stack.app_fingerprint(settings) == first
+    assert host.app_fingerprint(settings) == first
     changes = [
         lambda: (tmp_path / "pipelines.yaml").write_text("version: 1\npipelines: []\n"),
         lambda: (tmp_path / "shared" / "b.py").write_text("y = 2\n"),
@@ -34,7 +35,7 @@ def test_fingerprint_follows_code_pipelines_and_settings_only(tmp_path, monkeypa
     seen = {first}
     for change in changes:
         change()
-        now = stack.app_fingerprint(settings)
+        now = host.app_fingerprint(settings)
         assert now not in seen
         seen.add(now)
 
@@ -47,7 +48,7 @@ def test_local_defaults_fill_gaps_but_never_override_the_sample(tmp_path, monkey
         '{"Values": {"EVENTBATCH_STORAGE": "UseDevelopmentStorage=true", "POOL_SCALE_MODE": "autoscale"}}')
     import json
 
-    out = json.loads(stack.write_local_settings({"AZURE_STORAGE_CONNECTION_STRING": "AccountName=x;"}).read_text())
+    out = json.loads(host.write_local_settings({"AZURE_STORAGE_CONNECTION_STRING": "AccountName=x;"}).read_text())
     values = out["Values"]
     assert values["POOL_SCALE_MODE"] == "autoscale"  # the sample wins
     assert values["RECONCILE_SCHEDULE"] == "*/10 * * * * *"

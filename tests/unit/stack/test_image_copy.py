@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from devstack import image_copy
+from devstack.common import image_copy
 
 
 @pytest.mark.parametrize(("args", "copies"), [

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack import containers
-from devstack.containers import RUNROOT_MAX_CHARS, podman_config, remove_outside_runroot, runroot_for
+from devstack.stack import engine
+from devstack.stack.engine import RUNROOT_MAX_CHARS, podman_config, remove_outside_runroot, runroot_for
 
 
 def _storage(env: dict[str, str]) -> dict:
@@ -39,7 +39,7 @@ def test_a_deep_state_folder_gets_a_short_private_runroot(tmp_path):
 
 def test_clean_never_removes_a_runroot_inside_the_state_folder(tmp_path, monkeypatch):
     state = tmp_path / "s"
-    monkeypatch.setattr(containers, "runroot_for", lambda _s: state / "containers" / "run")
+    monkeypatch.setattr(engine, "runroot_for", lambda _s: state / "containers" / "run")
     (state / "containers" / "run").mkdir(parents=True)
     remove_outside_runroot(state)
     assert (state / "containers" / "run").is_dir()
@@ -47,13 +47,13 @@ def test_clean_never_removes_a_runroot_inside_the_state_folder(tmp_path, monkeyp
 
 @pytest.mark.parametrize("length", [10, RUNROOT_MAX_CHARS])
 def test_runroot_never_exceeds_the_limit_when_the_temp_folder_is_short(length, monkeypatch, tmp_path):
-    monkeypatch.setattr(containers.tempfile, "gettempdir", lambda: "/tmp")
+    monkeypatch.setattr(engine.tempfile, "gettempdir", lambda: "/tmp")
     state = Path("/" + "x" * length) / ".devstack"
     assert len(str(runroot_for(state))) <= RUNROOT_MAX_CHARS
 
 
 def test_a_long_temp_folder_falls_back_to_tmp(monkeypatch):
-    monkeypatch.setattr(containers.tempfile, "gettempdir", lambda: "/var/" + "t" * 60)
+    monkeypatch.setattr(engine.tempfile, "gettempdir", lambda: "/var/" + "t" * 60)
     runroot = runroot_for(Path("/" + "x" * 60) / ".devstack")
     assert runroot.parent.parent == Path("/tmp") and runroot.parent.name.startswith("eventbatch-")
     assert len(str(runroot)) <= RUNROOT_MAX_CHARS

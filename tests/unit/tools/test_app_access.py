@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from devstack.app_access import AccessError, resolve_environ
+from devstack.tools.access import AccessError, resolve_environ
 
 
 def write_settings(path, values: dict) -> None:
@@ -43,7 +43,7 @@ def test_a_file_that_is_not_the_local_settings_layout_is_named(tmp_path):
 
 
 def test_azure_identity_settings_give_identity_clients_without_any_key():
-    from devstack.app_access import AppAccess
+    from devstack.tools.access import AppAccess
 
     env = {"EVENTBATCH_STORAGE__accountName": "prodaccount", "BATCH_ACCOUNT_URL": "https://b.westeurope.batch.azure.com",
            "WORKER_IMAGE": "acr.azurecr.io/worker:1", "REGISTRY_SERVER": "acr.azurecr.io"}

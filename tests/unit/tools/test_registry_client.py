@@ -1,4 +1,4 @@
-"""devstack/registry_client.py without a registry: layer file lists (whiteouts, symlinks), index resolution, and the
+"""devstack/common/registry_client.py without a registry: layer file lists (whiteouts, symlinks), index resolution, and the
 authentication flows a loopback stand-in can answer: Bearer tokens with basic auth, and the ACR token exchange
 (Entra ID token -> /oauth2/exchange -> /oauth2/token), which cannot be reached offline. The local registry's Basic
 flow is covered for real in tests/integration/stack/test_images_check.py."""
@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from devstack.registry_client import (
+from devstack.common.registry_client import (
     OCI_INDEX,
     RegistryAuth,
     RegistryClient,

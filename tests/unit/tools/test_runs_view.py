@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from devstack import runs_view
+from devstack.tools import runs_view
 
 
 def record(**fields) -> dict:

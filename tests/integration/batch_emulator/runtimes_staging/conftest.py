@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import bcrypt
 import pytest
 
-from devstack import image_copy
 from devstack.batch_emulator.launcher import free_port
-from devstack.containers import podman_config, remove_outside_runroot
+from devstack.common import image_copy
+from devstack.stack.engine import podman_config, remove_outside_runroot
 
 BUSYBOX_APPLETS = ("sh", "cat", "echo", "sleep", "env", "pwd", "ls", "true", "false", "id", "wc")
 
@@ -59,7 +59,7 @@ def stop(proc: subprocess.Popen) -> None:
 def podman_env(tmp_path_factory) -> dict[str, str]:
     if not shutil.which("podman"):
         pytest.fail("podman is not installed: run `make setup` (bash devstack/setup.sh installs it)", pytrace=False)
-    # The stack's own podman settings (devstack/containers.py), written under a private temp folder.
+    # The stack's own podman settings (devstack/stack/engine.py), written under a private temp folder.
     # pytest's temp paths are deep, so this also exercises the short outside runroot (see runroot_for).
     state = tmp_path_factory.mktemp("podman")
     env = podman_config(state)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from devstack import image_copy
 from devstack.batch_emulator.runtimes import (
     Mount,
     PullError,
@@ -23,6 +22,7 @@ from devstack.batch_emulator.runtimes import (
     StartError,
     detect_runtime,
 )
+from devstack.common import image_copy
 
 pytestmark = pytest.mark.integration
 

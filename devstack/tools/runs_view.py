@@ -10,9 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from shared.records import RunStore, is_hidden
+from shared.records import STATES, RunStore, is_hidden
 
-STATE_ORDER = ("received", "submitted", "running", "succeeded", "failed", "rejected")
 _STAMPS = ("receivedAt", "rejectedAt", "submittedAt", "runningAt", "succeededAt", "failedAt")
 
 
@@ -116,7 +115,7 @@ def find_run(runs: RunStore, run_id: str) -> list[dict]:
 
 
 def counts(rows: Sequence[RunRow]) -> dict[str, int]:
-    result = {s: 0 for s in STATE_ORDER}
+    result = {s: 0 for s in STATES}
     for r in rows:
         result[r.state] = result.get(r.state, 0) + 1
     return result
@@ -175,5 +174,5 @@ def table(rows: Sequence[RunRow], now: datetime | None = None, wide: bool = Fals
 
 def summary(rows: Sequence[RunRow]) -> str:
     c = counts(rows)
-    return "  ".join(f"{state} {c[state]}" for state in STATE_ORDER if c.get(state) or state in
+    return "  ".join(f"{state} {c[state]}" for state in STATES if c.get(state) or state in
                      ("running", "succeeded", "failed"))

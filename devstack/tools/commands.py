@@ -6,9 +6,9 @@
     eventbatch logs RUN [--stdout | --stderr]
     eventbatch replay [--apply] [--dead-letter-container NAME]   (poison queues, Event Grid dead letters)
 
-Every command reads the app's own settings (see devstack.app_access): the local stack by default,
+Every command reads the app's own settings (see devstack.tools.access): the local stack by default,
 `--settings FILE` for another local.settings.json, `--env` for the environment (Azure: the identity settings and
-DefaultAzureCredential). `devstack.cli` calls `main(argv)` with the subcommand name as argv[0].
+DefaultAzureCredential). `devstack.cli` calls the command's own function (`status(argv)`, ...) with its arguments.
 """
 
 from __future__ import annotations
@@ -25,9 +25,13 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 
-from devstack import runs_view
-from devstack.app_access import AccessError, AppAccess
-from devstack.app_submit import SubmitError, send_request, upload_inputs
+from devstack.tools import runs_view
+from devstack.tools.access import AccessError, AppAccess
+from devstack.tools.submit import SubmitError, send_request, upload_inputs
+from shared.context import create_context
+from shared.intake import handle_blob
+from shared.records import STATES
+from shared.replay import Replayer
 
 COMMANDS = ("status", "submit", "logs", "replay")
 
@@ -46,7 +50,7 @@ def _status_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eventbatch status",
                                 description="Table of runs: input, pipeline, state, duration, exit code, outputs.")
     p.add_argument("--pipeline", help="only runs of this pipeline")
-    p.add_argument("--state", choices=runs_view.STATE_ORDER, help="only runs in this state")
+    p.add_argument("--state", choices=STATES, help="only runs in this state")
     p.add_argument("--request", help="only runs of this request id")
     p.add_argument("--limit", type=int, default=30, help="newest N runs (default 30; 0 = all)")
     p.add_argument("--json", action="store_true", help="print the runs as JSON (all fields, nothing cut)")
@@ -107,12 +111,34 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`main(["status", ...])`: the subcommand name first."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
         print(f"usage: eventbatch {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
         return 2
-    args = build_parser(argv[0]).parse_intermixed_args(argv[1:])
-    args.command = argv[0]
+    return run(argv[0], argv[1:])
+
+
+def status(argv: list[str]) -> int:
+    return run("status", argv)
+
+
+def submit(argv: list[str]) -> int:
+    return run("submit", argv)
+
+
+def logs(argv: list[str]) -> int:
+    return run("logs", argv)
+
+
+def replay(argv: list[str]) -> int:
+    return run("replay", argv)
+
+
+def run(command: str, argv: list[str]) -> int:
+    """One command with its own arguments (`eventbatch <command> ARGS`)."""
+    args = build_parser(command).parse_intermixed_args(argv)
+    args.command = command
     try:
         access = AppAccess.open(args.settings, args.env)
         commands = {"status": cmd_status, "submit": cmd_submit, "logs": cmd_logs, "replay": cmd_replay}
@@ -250,16 +276,11 @@ def log_locations(access: AppAccess, record: dict) -> dict[str, tuple[str, str]]
 
 # ---- replay ------------------------------------------------------------------------------------------------
 def cmd_replay(access: AppAccess, args) -> int:
-    from shared.replay import Replayer
-
     contexts = []
 
     def blob_intake():
         """The app's own blob intake, run here: it records and submits the events as the function would."""
-        from shared.context import AppContext
-        from shared.intake import handle_blob
-
-        ctx = AppContext.create(access.settings)
+        ctx = create_context(access.settings)
         contexts.append(ctx)
         return lambda container, name: handle_blob(ctx, container, name).status
 

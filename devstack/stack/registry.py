@@ -7,8 +7,8 @@ from pathlib import Path
 
 import bcrypt
 
-from devstack import local_accounts, paths
-from devstack.services import Service, http_status
+from devstack.common import local_accounts, paths
+from devstack.stack.processes import Service, http_status
 
 
 def registry_service(port: int) -> Service:
@@ -40,7 +40,7 @@ def _write_config(root: Path, port: int) -> Path:
         secret_file.write_text(secrets.token_hex(16))
     config = root / "config.yml"
     config.write_text(
-        "# Written by eventbatch (devstack/registry.py).\n"
+        "# Written by eventbatch (devstack/stack/registry.py).\n"
         "version: 0.1\n"
         "log:\n  level: warn\n"
         "storage:\n"

@@ -31,9 +31,13 @@ from pathlib import Path
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 
-from devstack import paths, runs_view
-from devstack.app_access import AccessError, AppAccess, batch_client, ensure_pool
-from devstack.app_submit import SentRequest, SubmitError, Uploaded, send_request, upload_inputs
+from devstack.common import paths
+from devstack.stack import lifecycle
+from devstack.tools import runs_view
+from devstack.tools.access import AccessError, AppAccess, batch_client, ensure_pool
+from devstack.tools.image_check import check_for_demo
+from devstack.tools.submit import SentRequest, SubmitError, Uploaded, send_request, upload_inputs
+from shared.records import STATES, TERMINAL
 
 SAMPLES = paths.REPO_ROOT / "samples" / "inputs"
 TRANSFORM, WORDCOUNT, GREET = "transform", "wordcount", "greet"
@@ -86,16 +90,12 @@ def _printer() -> Callable[[str], None]:
 
 def run_demo(args, started: float, say) -> int:
     if not args.no_up:
-        from devstack import stack
-
         say("== 1. local stack (Azurite, registry, Batch emulator, Functions host)")
-        stack.up(with_host=True, log=say)
+        lifecycle.up(with_host=True, log=say)
     access = AppAccess.open()
     tag = args.tag or f"demo-{datetime.now(UTC):%Y%m%dt%H%M%S}-{secrets.token_hex(2)}"
 
     say("\n== 2. image check (eventbatch images check)")
-    from devstack.image_check import check_for_demo
-
     if not check_for_demo(access.settings.environ, access.settings.pipelines_file, say):
         say("\ndemo FAILED: an image check failed (above); no work was submitted. Fix pipelines.yaml or the image "
             "and run `eventbatch images check` again.")
@@ -207,7 +207,7 @@ def fetch(access: AppAccess, demo: DemoRuns) -> list[runs_view.RunRow]:
 def progress_line(rows: list[runs_view.RunRow], expected: int, elapsed: float) -> str:
     c = runs_view.counts(rows)
     pending = expected - len(rows)
-    parts = [f"{s} {c[s]}" for s in runs_view.STATE_ORDER if c[s] or s in ("running", "succeeded")]
+    parts = [f"{s} {c[s]}" for s in STATES if c[s] or s in ("running", "succeeded")]
     if pending:
         parts.insert(0, f"not yet seen {pending}")
     return f"[{elapsed:5.1f}s] " + "  ".join(parts)
@@ -222,7 +222,7 @@ def watch(access: AppAccess, demo: DemoRuns, timeout: float, say, interval: floa
     while True:
         rows = fetch(access, demo)
         elapsed = time.monotonic() - t0
-        done = len(rows) == len(demo.runs) and all(r.state in ("succeeded", "failed", "rejected") for r in rows)
+        done = len(rows) == len(demo.runs) and all(r.state in TERMINAL for r in rows)
         line = progress_line(rows, len(demo.runs), elapsed)
         state_part = line.split("] ", 1)[1]
         if tty:

@@ -17,9 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import paths
+from azure.batch import models
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+from devstack.common import paths
+from shared.batch_client import make_batch_client
 from shared.errors import ConfigError
 from shared.pipelines import PipelineConfig, load_config
+from shared.pool_spec import build_pool
 from shared.records import RunStore
 from shared.settings import Settings, load_settings
 from shared.storage import StorageClients
@@ -89,8 +94,6 @@ class AppAccess:
 
 
 def batch_client(access: AppAccess):
-    from shared.batch_client import make_batch_client
-
     return make_batch_client(access.settings.batch)
 
 
@@ -99,11 +102,6 @@ def ensure_pool(access: AppAccess, pool_id: str, client=None) -> str:
 
     Returns 'exists' or 'created'. (The app creates missing pools itself on first submission; doing it up front
     lets the nodes start and prefetch the image while inputs are uploaded.)"""
-    from azure.batch import models
-    from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-
-    from shared.pool_spec import build_pool
-
     client = client or batch_client(access)
     try:
         client.get_pool(pool_id, select=["id"])

@@ -17,9 +17,9 @@ from pathlib import Path
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContentSettings
 
-from devstack import paths
-from devstack.app_access import AppAccess
+from devstack.common import paths
 from devstack.func_host.events import publish_blob_created
+from devstack.tools.access import AppAccess
 from shared import ids
 from shared.errors import Rejection
 from shared.names import check_blob_name

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack import paths
+from devstack.common import paths
+from devstack.common.procs import pid_alive, session_members
 
 
 class StackError(RuntimeError):
@@ -37,6 +39,12 @@ class Service:
     cwd: Path = paths.REPO_ROOT
     start_timeout: float = 30.0
     hint: str = ""
+    # What `up()` does around ensuring the service runs (started or reused): build what it needs first, provision
+    # it after. Each is called with up()'s log.
+    before_up: Callable[[Callable[[str], None]], None] | None = None
+    after_up: Callable[[Callable[[str], None]], None] | None = None
+    # How `up()` ensures it runs, when not plainly `ensure_running` (the host restarts when its app changed).
+    ensure: Callable[[Service, Callable[[str], None]], str] | None = None
 
     @property
     def log_path(self) -> Path:
@@ -45,6 +53,15 @@ class Service:
     @property
     def pid_path(self) -> Path:
         return paths.pids_dir() / f"{self.name}.pid"
+
+    def bring_up(self, log: Callable[[str], None] = print) -> str:
+        """What `up()` does for this service: its hooks around ensuring it runs. Returns the action taken."""
+        if self.before_up:
+            self.before_up(log)
+        action = (self.ensure or ensure_running)(self, log)
+        if self.after_up:
+            self.after_up(log)
+        return action
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
@@ -72,21 +89,6 @@ def read_pid(service: Service) -> int | None:
     return pid if pid_alive(pid) else None
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is not alive for our purposes.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
 def ensure_running(service: Service, log: Callable[[str], None] = print) -> str:
     """Start `service` unless it is already healthy. Returns 'reused' or 'started'."""
     if service.healthy():
@@ -99,7 +101,7 @@ def ensure_running(service: Service, log: Callable[[str], None] = print) -> str:
             f"{service.hint}".rstrip()
         )
     exe = service.command[0]
-    if not (Path(exe).exists() or _which(exe)):
+    if not (Path(exe).exists() or shutil.which(exe)):
         raise StackError(f"{service.name}: {exe} not found. Run `make setup` first.")
     service.log_path.parent.mkdir(parents=True, exist_ok=True)
     service.pid_path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,22 +152,10 @@ def stop(service: Service, timeout: float = 15.0) -> bool:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
     # Children that left the group still hold the session id; stop them too.
-    for other in _session_members(pid):
+    for other in session_members(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(other, signal.SIGKILL)
     return True
-
-
-def _session_members(sid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[3]) == sid and int(entry.name) != sid:
-                members.append(int(entry.name))
-    return members
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -173,12 +163,6 @@ def tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def _which(exe: str) -> bool:
-    from shutil import which
-
-    return which(exe) is not None
 
 
 def _rel(path: Path) -> str:

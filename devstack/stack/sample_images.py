@@ -18,9 +18,9 @@ from base64 import b64encode
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import local_accounts, paths
-from devstack.containers import Engine
-from devstack.services import StackError
+from devstack.common import local_accounts, paths
+from devstack.stack.engine import Engine
+from devstack.stack.processes import StackError
 
 IMAGES_DIR = paths.REPO_ROOT / "samples" / "images"
 

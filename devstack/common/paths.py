@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def state_dir() -> Path:
@@ -23,3 +23,8 @@ def logs_dir() -> Path:
 
 def pids_dir() -> Path:
     return state_dir() / "pids"
+
+
+def image_facts_file() -> Path:
+    """The image facts `up` reads from the registry, which the local host's IMAGE_CHECK_FILE names."""
+    return state_dir() / "image-check.json"

@@ -8,7 +8,7 @@ the file's folder it keeps the cache in memory for that one command, which costs
 
 So the verbs that copy images run in a private mount namespace in which the nearest existing ancestor of that
 folder is read-only. Nothing else changes for them: storage, run state and temp files are where
-devstack/containers.py puts them, and a namespace made with `unshare --mount` ends with the command.
+devstack/stack/engine.py puts them, and a namespace made with `unshare --mount` ends with the command.
 Where that is not possible (not root, no `unshare`, no permission to make mount namespaces, docker) the
 command runs as it is, and podman writes its cache where it always does.
 

@@ -1,4 +1,5 @@
-"""Parse .NET TimeSpan strings as host.json writes them ("00:00:02", "1.02:00:00", "00:00:00.250")."""
+"""Parse .NET TimeSpan strings as host.json writes them ("00:00:02", "1.02:00:00", "00:00:00.250"); not ISO 8601
+(that is shared.durations)."""
 
 import re
 

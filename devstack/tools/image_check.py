@@ -18,31 +18,16 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 
-from devstack import paths
-from devstack.app_access import AccessError, resolve_environ
-from devstack.registry_client import (
-    DEFAULT_MAX_LAYER_BYTES,
-    RegistryError,
-    clients_for,
-    default_credential,
-    read_facts,
-)
+from devstack.common import paths
+from devstack.common.env_file import read_env_file
+from devstack.common.registry_client import DEFAULT_MAX_LAYER_BYTES, default_credential
+from devstack.stack.image_facts import CheckResult, run_check
+from devstack.tools.access import AccessError, resolve_environ
 from shared.errors import ConfigError
-from shared.image_rules import (
-    PASS,
-    RULES,
-    ImageFacts,
-    StepReport,
-    all_steps,
-    check_config,
-    disabled,
-    dump_facts,
-    parse_reference,
-)
+from shared.image_rules import RULES, dump_facts
 from shared.pipelines import PipelineConfig, load_config
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
@@ -69,19 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@dataclass
-class CheckResult:
-    reports: list[StepReport]
-    facts: dict[str, ImageFacts] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)  # image -> why its facts could not be read
-    unreachable: set[str] = field(default_factory=set)
-    skipped: list[str] = field(default_factory=list)  # disabled pipelines: not checked
-
-    @property
-    def failed(self) -> bool:
-        return any(r.failed for r in self.reports) or bool(set(self.errors) - self.unreachable)
-
-
 def load_pipelines(args) -> tuple[PipelineConfig, Path]:
     try:
         environ = resolve_environ(args.settings, args.env)
@@ -90,36 +62,11 @@ def load_pipelines(args) -> tuple[PipelineConfig, Path]:
             raise
         # No local.settings.json (the stack was started without the host): the stack's .devstack/env, under the
         # environment.
-        from devstack.stack import read_env_file
-
         environ = {**(read_env_file() or {}), **os.environ}
     path = args.pipelines or Path(environ.get("PIPELINES_FILE") or "pipelines.yaml")
     if not path.is_absolute() and not path.exists():
         path = paths.REPO_ROOT / path
     return load_config(path, environ), path
-
-
-def run_check(config: PipelineConfig, *, layers: bool = True, max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES,
-              credential_factory: Callable[[], object] | None = default_credential) -> CheckResult:
-    """Read the facts of every image the pipelines use (once each), then apply the rules."""
-    registries = [r for pool in config.pools.values() for r in pool.registries]
-    client_for = clients_for(registries, credential_factory)
-    facts: dict[str, ImageFacts] = {}
-    errors: dict[str, str] = {}
-    unreachable: set[str] = set()
-    images = dict.fromkeys(s.image for s in all_steps(config))
-    for image in images:
-        try:
-            ref = parse_reference(image)
-            facts[image] = read_facts(client_for(ref.registry), ref, image, layers=layers,
-                                      max_layer_bytes=max_layer_bytes)
-        except ValueError as exc:
-            errors[image] = str(exc)
-        except RegistryError as exc:
-            errors[image] = str(exc)
-            if exc.unreachable:
-                unreachable.add(image)
-    return CheckResult(check_config(config, facts), facts, errors, unreachable, skipped=disabled(config))
 
 
 def report_json(result: CheckResult) -> dict:
@@ -232,4 +179,3 @@ def report_brief(result: CheckResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["PASS", "CheckResult", "main", "run_check"]

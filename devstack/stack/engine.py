@@ -22,8 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import image_copy, paths
-from devstack.services import StackError
+from devstack.common import image_copy, paths
+from devstack.stack.processes import StackError
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def podman_config(state: Path | None = None) -> dict[str, str]:
     conf = state / "containers.conf"
     storage = state / "storage.conf"
     _write_if_changed(conf, (
-        "# Written by eventbatch (devstack/containers.py); used through CONTAINERS_CONF.\n"
+        "# Written by eventbatch (devstack/stack/engine.py); used through CONTAINERS_CONF.\n"
         "[containers]\n"
         "default_ulimits = []\n"
         "[engine]\n"
@@ -97,7 +97,7 @@ def podman_config(state: Path | None = None) -> dict[str, str]:
         f'network_config_dir = "{root}/networks"\n'
     ))
     _write_if_changed(storage, (
-        "# Written by eventbatch (devstack/containers.py); used through CONTAINERS_STORAGE_CONF.\n"
+        "# Written by eventbatch (devstack/stack/engine.py); used through CONTAINERS_STORAGE_CONF.\n"
         "[storage]\n"
         'driver = "overlay"\n'
         f'graphroot = "{root}/storage"\n'
