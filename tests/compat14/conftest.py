@@ -7,7 +7,6 @@ subprocess in tests/integration/batch_emulator/test_compat14.py). The emulator i
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -40,13 +39,3 @@ def client(emulator_url):
 
     return BatchServiceClient(SharedKeyCredentials(ACCOUNT, KEY), batch_url=emulator_url)
 
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)

@@ -9,7 +9,9 @@ import pytest
 from azure.batch import BatchServiceClient
 from azure.batch.batch_auth import SharedKeyCredentials
 
-from .conftest import ACCOUNT, wait_for
+from tests.helpers import wait_for
+
+from .conftest import ACCOUNT
 
 
 @pytest.fixture(scope="module")

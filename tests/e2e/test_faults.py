@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from shared import ids
-from tests.e2e.processes import gone, wait_until
+from tests.helpers import gone, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -75,7 +75,7 @@ class FaultyStack:
         os.kill(pid, signal.SIGKILL)
         if service is self.host:
             self.host_kills.append(datetime.now(UTC))
-        wait_until(lambda: gone(pid), 20, f"the killed {service.name} (pid {pid}) to be reaped", 0.05)
+        wait_for(lambda: gone(pid), 20, f"the killed {service.name} (pid {pid}) to be reaped", 0.05)
         self.note(f"killed -9 {service.name} (pid {pid})")
 
     def start(self, service) -> None:
@@ -303,7 +303,7 @@ def test_every_input_ends_exactly_once_under_faults_and_crashes(faulty_stack, tm
         return None
 
     try:
-        rows = wait_until(all_terminal, DEADLINE, "every input to end", 0.5)
+        rows = wait_for(all_terminal, DEADLINE, "every input to end", 0.5)
     except AssertionError:
         rows = _records(access, tag, sent)
         by_id = {r["RowKey"]: r for r in rows}

@@ -18,7 +18,7 @@ import pytest
 
 from devstack.tools.submit import upload_inputs
 from shared import ids
-from tests.e2e.processes import gone, wait_until
+from tests.helpers import gone, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -72,12 +72,12 @@ def test_killed_host_loses_nothing_and_duplicates_nothing(app_stack, tmp_path, p
 
     before = upload_inputs(access, transform, files[:6], tag)
 
-    wait_until(lambda: _killable(phase, [r["state"] for r in _records(access, prefix)]), 60, f"runs in the {phase} phase",
+    wait_for(lambda: _killable(phase, [r["state"] for r in _records(access, prefix)]), 60, f"runs in the {phase} phase",
           interval=0.05)
     pid = app_stack.host_pid()
     assert pid, "the host is not running"
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: gone(pid), 20, f"the killed host (pid {pid}) to be reaped")
+    wait_for(lambda: gone(pid), 20, f"the killed host (pid {pid}) to be reaped")
     states_at_kill = sorted(r["state"] for r in _records(access, prefix))
     print(f"states when the host was killed: {states_at_kill}")
 
@@ -92,7 +92,7 @@ def test_killed_host_loses_nothing_and_duplicates_nothing(app_stack, tmp_path, p
         records = _records(access, prefix)
         return records if len(records) >= len(files) and all(r["state"] in TERMINAL for r in records) else None
 
-    records = wait_until(all_done, 120, f"all {len(files)} runs to finish (states at kill: {states_at_kill})", 0.5)
+    records = wait_for(all_done, 120, f"all {len(files)} runs to finish (states at kill: {states_at_kill})", 0.5)
     assert {r["RowKey"] for r in records} == expected, "one run per input, with the id the app derives"
     assert all(r["state"] == "succeeded" for r in records), [(r["RowKey"], r["state"], r.get("reason"))
                                                               for r in records]
@@ -117,7 +117,7 @@ def test_new_content_runs_again_but_a_restart_does_not_rerun_handled_blobs(app_s
     doc = tmp_path / "report.txt"
     doc.write_text("first version\n")
     (first,) = upload_inputs(access, transform, [doc], tag)
-    wait_until(lambda: [r for r in _records(access, prefix) if r["state"] in TERMINAL], 60, "the first run")
+    wait_for(lambda: [r for r in _records(access, prefix) if r["state"] in TERMINAL], 60, "the first run")
 
     stop(app_stack.host_service)  # a graceful restart: the host rescans the container from scratch
     assert app_stack.start_host() == "started"
@@ -132,7 +132,7 @@ def test_new_content_runs_again_but_a_restart_does_not_rerun_handled_blobs(app_s
         records = {r["RowKey"]: r for r in _records(access, prefix)}
         return records if len(records) == 2 and all(r["state"] in TERMINAL for r in records.values()) else None
 
-    records = wait_until(both_done, 60, "the run of the new content")
+    records = wait_for(both_done, 60, "the run of the new content")
     assert set(records) == {first.run_id, second.run_id}
     assert records[second.run_id]["state"] == "succeeded"
     r = records[second.run_id]

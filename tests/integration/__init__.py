@@ -1,0 +1,1 @@
+"""Integration tests against real local services (Azurite, registry, Batch emulator, containers)."""

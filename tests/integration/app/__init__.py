@@ -1,0 +1,1 @@
+"""The function app against Azurite, the registry and a private Batch emulator."""

@@ -31,7 +31,8 @@ def batch_emulator(stack, tmp_path_factory):
                          key=stack.batch_key, log=data / "emulator.log", stop_timeout=15) as emu:
         health = emu.health()
         if health.get("runtime") == "unavailable":
-            pytest.skip(f"no container runtime for the Batch emulator: {health.get('runtimeProblem')}")
+            pytest.fail(f"no container runtime for the Batch emulator: {health.get('runtimeProblem')} "
+                        "(`make setup` installs podman)", pytrace=False)
         yield emu.url
 
 

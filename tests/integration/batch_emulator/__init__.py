@@ -1,0 +1,1 @@
+"""The Batch emulator through the azure-batch SDK, with private emulators."""

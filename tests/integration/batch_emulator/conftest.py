@@ -6,13 +6,12 @@ shared one; they run with the stack's env (podman config, registry, Azurite cred
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from devstack.batch_emulator.launcher import EmulatorProcess
 from devstack.common.local_accounts import BATCH_ACCOUNT_KEY as KEY
 from devstack.common.local_accounts import BATCH_ACCOUNT_NAME as ACCOUNT
+from tests.helpers import wait_for
 
 
 class Emulator(EmulatorProcess):
@@ -44,17 +43,6 @@ def vm_config(m, container=None):
         image_reference=m.BatchVmImageReference(publisher="microsoft-dsvm", offer="ubuntu-hpc", sku="2204",
                                                 version="latest"),
         node_agent_sku_id="batch.node.ubuntu 22.04", container_configuration=container)
-
-
-def wait_for(predicate, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def wait_task(client, job_id: str, task_id: str, state: str = "completed", timeout: float = 60):

@@ -7,11 +7,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
 
-from tests.integration.batch_emulator.conftest import vm_config, wait_for
-
-m = pytest.importorskip("azure.batch.models")
+from tests.helpers import wait_for
+from tests.integration.batch_emulator.conftest import vm_config
 
 
 @pytest.fixture(scope="module")

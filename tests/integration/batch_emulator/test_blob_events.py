@@ -14,7 +14,9 @@ import pytest
 from azure.batch import models as m
 from azure.storage.blob import BlobServiceClient
 
-from .conftest import Emulator, vm_config, wait_for, wait_nodes
+from tests.helpers import wait_for
+
+from .conftest import Emulator, vm_config, wait_nodes
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,9 @@ from azure.batch import models as m
 
 from devstack.common import image_copy
 from devstack.stack import lifecycle
+from tests.helpers import wait_for
 
-from .conftest import Emulator, vm_config, wait_for, wait_nodes, wait_task
+from .conftest import Emulator, vm_config, wait_nodes, wait_task
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,9 @@ from azure.batch import models as m
 from azure.storage.blob import BlobServiceClient
 
 from devstack.common import image_copy
+from tests.helpers import wait_for
 
-from .conftest import read_file, vm_config, wait_for, wait_nodes, wait_task
+from .conftest import read_file, vm_config, wait_nodes, wait_task
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from azure.batch import models as m
 
-from .conftest import Emulator, vm_config, wait_for, wait_nodes, wait_task
+from tests.helpers import wait_for
+
+from .conftest import Emulator, vm_config, wait_nodes, wait_task
 
 pytestmark = pytest.mark.integration
 

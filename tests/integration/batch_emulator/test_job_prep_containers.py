@@ -7,7 +7,9 @@ import pytest
 from azure.batch import models as m
 from azure.batch.models._models import BatchJobTerminateOptions  # not exported by 15.1
 
-from .conftest import read_file, vm_config, wait_for, wait_nodes, wait_task
+from tests.helpers import wait_for
+
+from .conftest import read_file, vm_config, wait_nodes, wait_task
 
 pytestmark = pytest.mark.integration
 

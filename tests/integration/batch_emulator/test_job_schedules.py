@@ -10,7 +10,9 @@ import pytest
 from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from .conftest import vm_config, wait_for, wait_nodes, wait_task
+from tests.helpers import wait_for
+
+from .conftest import vm_config, wait_nodes, wait_task
 
 pytestmark = pytest.mark.integration
 

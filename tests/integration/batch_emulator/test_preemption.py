@@ -14,7 +14,9 @@ from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
 
-from .conftest import Emulator, vm_config, wait_for, wait_nodes, wait_task
+from tests.helpers import wait_for
+
+from .conftest import Emulator, vm_config, wait_nodes, wait_task
 
 pytestmark = pytest.mark.integration
 

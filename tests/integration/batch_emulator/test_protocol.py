@@ -228,7 +228,7 @@ def test_paging_filter_and_select(client):
     tasks.append(m.BatchTaskCreateOptions(id="blocked", command_line="/bin/true",
                                           depends_on=m.BatchTaskDependencies(task_ids=["never"])))
     client.create_tasks(job, tasks)
-    from .conftest import wait_for
+    from tests.helpers import wait_for
     wait_for(lambda: client.get_job_task_counts(job).task_counts.completed == 7, what="7 completed")
     pages = client.list_tasks(job, max_results=3).by_page()
     sizes = [len(list(p)) for p in pages]

@@ -8,21 +8,20 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 APPS = Path(__file__).resolve().parent / "apps"
+SHARED = APPS / "_shared"
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
+def copy_app(app: str, dest: Path) -> Path:
+    """Copy the test app `app` to `dest` with the shared modules (record.py) beside its function_app.py."""
+    shutil.copytree(APPS / app, dest)
+    shutil.copytree(SHARED, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
 
 
 class HostProcess:
@@ -30,8 +29,7 @@ class HostProcess:
 
     def __init__(self, app: str, tmp: Path, connection_string: str, env: dict[str, str] | None = None,
                  host_json: dict | None = None, host_id: str | None = None, extra_args: list[str] | None = None):
-        self.app_dir = tmp / "app"
-        shutil.copytree(APPS / app, self.app_dir)
+        self.app_dir = copy_app(app, tmp / "app")
         if host_json is not None:
             (self.app_dir / "host.json").write_text(json.dumps(host_json))
         self.out_dir = tmp / "out"
@@ -56,7 +54,7 @@ class HostProcess:
         self.proc = subprocess.Popen(self.argv, cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         if wait_running:
             wait_for(lambda: self.status().get("state") == "running" and self.status().get("pid") == self.proc.pid
-                     or self._died(), 20, what="host to report running")
+                     or self._died(), 20, "host to report running", 0.05)
             if self.proc.poll() is not None:
                 raise AssertionError(f"host exited with {self.proc.returncode}:\n{self.log()}")
         return self

@@ -13,7 +13,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient
 
-from tests.integration.func_host.hostproc import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 

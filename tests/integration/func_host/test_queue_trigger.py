@@ -9,7 +9,7 @@ import time
 import pytest
 from azure.storage.queue import QueueClient
 
-from tests.integration.func_host.hostproc import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 

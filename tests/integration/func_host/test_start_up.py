@@ -8,43 +8,46 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from tests.integration.func_host.hostproc import APPS, REPO, wait_for
+from tests.helpers import wait_for
+from tests.integration.func_host.hostproc import REPO, copy_app
 
 
-def _run_check(app: str, *extra: str) -> subprocess.CompletedProcess:
+def _run_check(app: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    app_dir = copy_app(app, tmp / "app")
     return subprocess.run(
-        [sys.executable, "-m", "devstack.func_host", "--app-dir", str(APPS / app), "--settings",
-         str(APPS / app / "local.settings.test.json"), *extra],
+        [sys.executable, "-m", "devstack.func_host", "--app-dir", str(app_dir), "--settings",
+         str(app_dir / "local.settings.test.json"), *extra],
         cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
 def test_unsupported_trigger_is_a_clear_error_naming_the_function(tmp_path):
-    result = _run_check("bad_http", "--state-dir", str(tmp_path))
+    result = _run_check("bad_http", tmp_path, "--state-dir", str(tmp_path))
     assert result.returncode == 2
     assert "function 'hello_http'" in result.stdout and "'httpTrigger' is not supported" in result.stdout
     assert not (tmp_path / "host.json").exists(), "nothing started"
 
 
 def test_output_binding_is_a_clear_error_naming_function_and_binding(tmp_path):
-    result = _run_check("bad_output", "--state-dir", str(tmp_path))
+    result = _run_check("bad_output", tmp_path, "--state-dir", str(tmp_path))
     assert result.returncode == 2
     assert "function 'forward'" in result.stdout and "binding 'out' of type 'queue'" in result.stdout
 
 
 def test_missing_settings_file_names_the_fix(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "devstack.func_host", "--app-dir", str(APPS / "timer"),
-                             "--settings", str(tmp_path / "nope.json")], cwd=REPO, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "devstack.func_host", "--app-dir",
+                             str(copy_app("timer", tmp_path / "app")), "--settings", str(tmp_path / "nope.json")], cwd=REPO, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2
     assert "nope.json not found" in result.stdout and "local.settings.sample.json" in result.stdout
 
 
-def test_check_lists_the_indexed_functions():
-    result = _run_check("timer", "--check")
+def test_check_lists_the_indexed_functions(tmp_path):
+    result = _run_check("timer", tmp_path, "--check")
     assert result.returncode == 0, result.stdout
     assert "yearly: timerTrigger '0 0 0 1 Jan *'" in result.stdout
     assert "every_two_seconds: timerTrigger '*/2 * * * * *'" in result.stdout
@@ -82,10 +85,11 @@ def test_timer_runs_on_startup_and_on_schedule(make_host, storage):
 def test_unreachable_storage_fails_fast_with_the_fix(tmp_path):
     unreachable = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
                    "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;")
+    app_dir = copy_app("timer", tmp_path / "app")
     began = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "devstack.func_host", "--app-dir", str(APPS / "timer"), "--settings",
-         str(APPS / "timer" / "local.settings.test.json"), "--state-dir", str(tmp_path)],
+        [sys.executable, "-m", "devstack.func_host", "--app-dir", str(app_dir), "--settings",
+         str(app_dir / "local.settings.test.json"), "--state-dir", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=60,
         env={**os.environ, "AzureWebJobsStorage": unreachable, "FH_OUT": str(tmp_path)})
     assert result.returncode == 2

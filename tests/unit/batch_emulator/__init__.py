@@ -1,0 +1,1 @@
+"""Unit tests of the Batch emulator (protocol, model, validation)."""

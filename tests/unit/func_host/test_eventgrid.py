@@ -33,6 +33,7 @@ from devstack.func_host.host import _subscription
 from devstack.func_host.invoker import Invoker, Outcome
 from devstack.func_host.loader import LoadedFunction
 from devstack.func_host.webhook import WebhookServer
+from tests.helpers import wait_for
 
 URL = "http://127.0.0.1:10000/devstoreaccount1/input/a/b.txt"
 
@@ -266,15 +267,6 @@ class FakeDeadLetter:
         return "x.json"
 
 
-def _wait(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_publish_filters_like_the_subscription_and_delivers_a_version_once(tmp_path):
     ok = FakeListener("intake", Subscription("intake", "input", "a/"))
     grid = LocalEventGrid(tmp_path, [ok], RetryPolicy())
@@ -287,7 +279,7 @@ def test_publish_filters_like_the_subscription_and_delivers_a_version_once(tmp_p
         assert grid.publish([blob_created_event(URL, "other", "a/b.txt", "0x3", 1, None)]) == 0  # container
         assert grid.publish([{**event, "data": {**event["data"], "api": "DeleteBlob"}}]) == 0
         assert grid.publish([{**event, "eventType": "Microsoft.Storage.BlobDeleted"}]) == 0
-        assert _wait(lambda: len(ok.calls) == 1 and grid.in_flight == 0)
+        wait_for(lambda: len(ok.calls) == 1 and grid.in_flight == 0, 5, "one delivery", 0.01)
         assert ok.calls[0]["topic"] == topic_of(URL) and ok.calls[0]["data"]["eTag"] == "0x1"
         assert grid.known("intake", ("input", "a/b.txt", "0x1"))
     finally:
@@ -303,7 +295,7 @@ def test_a_failing_event_is_retried_on_the_schedule_then_dead_lettered(tmp_path)
     began = time.monotonic()
     try:
         grid.publish([blob_created_event(URL, "input", "x.txt", "0x9", 1, None)])
-        assert _wait(lambda: dead.written, 5)
+        wait_for(lambda: dead.written, 5, "a dead letter", 0.01)
         took = time.monotonic() - began
         assert len(bad.calls) == 3 and 0.55 < took < 2.0, took
         entry, reason = dead.written[0]
@@ -322,7 +314,7 @@ def test_an_expired_event_is_dead_lettered_for_its_time_to_live(tmp_path):
     grid.start()
     try:
         grid.publish([blob_created_event(URL, "input", "x.txt", "0x9", 1, None)])
-        assert _wait(lambda: dead.written, 5)
+        wait_for(lambda: dead.written, 5, "a dead letter", 0.01)
         assert dead.written[0][1] == "TimeToLiveExceeded" and 2 <= len(bad.calls) <= 4
     finally:
         grid.stop()
@@ -337,8 +329,8 @@ def test_undelivered_events_of_a_previous_run_are_delivered_at_start(tmp_path):
     grid = LocalEventGrid(tmp_path, [ok], RetryPolicy())
     grid.start()
     try:
-        assert _wait(lambda: [c["id"] for c in ok.calls] == ["old"])
-        assert _wait(lambda: ("intake", ("input", "n", "0x1")) in grid.delivered)
+        wait_for(lambda: [c["id"] for c in ok.calls] == ["old"], 5, "the old event", 0.01)
+        wait_for(lambda: ("intake", ("input", "n", "0x1")) in grid.delivered, 5, "the version recorded", 0.01)
     finally:
         grid.stop()
 
@@ -359,7 +351,7 @@ def test_the_publish_endpoint_and_the_publisher(tmp_path):
                           {"name": "posted", "trigger": "eventGridTrigger", "subscription": None}]}))
         assert publish_blob_created(tmp_path, URL, "input", "a/b.txt", etag='"0x5"', size=7) == 1
         assert publish_blob_created(tmp_path, URL, "other", "a/b.txt", etag='"0x6"', size=7) == 0
-        assert _wait(lambda: len(ok.calls) == 1)
+        wait_for(lambda: len(ok.calls) == 1, 5, "one delivery", 0.01)
         assert ok.calls[0]["data"]["contentLength"] == 7
         body = b"[1]"
         assert srv.handle(f"{PUBLISH_PATH}?code=k3y", {"Content-Length": "3"}, io.BytesIO(body))[0] == 400

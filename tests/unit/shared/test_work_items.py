@@ -134,7 +134,7 @@ def test_a_prefix_is_filtered_before_it_is_counted_and_nothing_is_dropped(tmp_pa
     import yaml
 
     from shared.pipelines import load_config
-    from tests.unit.app.conftest import LOCAL, REPO
+    from tests.unit.shared.conftest import LOCAL, REPO
 
     doc = yaml.safe_load((REPO / "pipelines.yaml").read_text())
     transform = next(p for p in doc["pipelines"] if p["name"] == "transform")
@@ -186,7 +186,7 @@ def test_a_pipeline_cannot_open_code_loading_variables_to_requests(tmp_path, ove
 
     from shared.errors import ConfigError
     from shared.pipelines import load_config
-    from tests.unit.app.conftest import LOCAL, REPO
+    from tests.unit.shared.conftest import LOCAL, REPO
 
     doc = yaml.safe_load((REPO / "pipelines.yaml").read_text())
     doc["pipelines"][0]["overridable"] = overridable
@@ -207,7 +207,7 @@ def test_a_disabled_pipeline_rejects_its_inputs_naming_why(config):
 
 def test_switching_the_setting_on_enables_the_pipeline():
     from shared.pipelines import load_config
-    from tests.unit.app.conftest import LOCAL, REPO
+    from tests.unit.shared.conftest import LOCAL, REPO
 
     config = load_config(REPO / "pipelines.yaml", {**LOCAL, "DEPLOY_GPU_POOLS": "true"})
     assert route_blob(config, "input", "gpuinfo/a.txt").name == "gpuinfo"

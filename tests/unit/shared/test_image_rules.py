@@ -30,7 +30,7 @@ from shared.image_rules import (
     run_option_workdir,
 )
 from shared.pipelines import parse_config
-from tests.unit.app.conftest import LOCAL, REPO
+from tests.unit.shared.conftest import LOCAL, REPO
 
 IMG = "127.0.0.1:5055/eventbatch/worker:1"
 
@@ -181,7 +181,7 @@ def test_the_app_refuses_to_start_a_pipeline_that_failed_the_image_check(tmp_pat
     """create_context (what every function's get_context() runs first) stops before any client is made."""
     from shared.context import create_context
     from shared.settings import load_settings
-    from tests.unit.app.test_settings import BATCH
+    from tests.unit.shared.test_settings import BATCH
 
     doc = yaml.safe_load((REPO / "pipelines.yaml").read_text())
     doc["pipelines"][0]["commandLine"] = ""

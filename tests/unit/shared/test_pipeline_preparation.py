@@ -6,7 +6,7 @@ import yaml
 from shared.errors import ConfigError
 from shared.pipeline_preparation import job_preparation_task
 from shared.pipelines import parse_config
-from tests.unit.app.conftest import LOCAL, REPO
+from tests.unit.shared.conftest import LOCAL, REPO
 
 
 def _config(prep):

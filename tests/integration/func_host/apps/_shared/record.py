@@ -1,4 +1,5 @@
-"""Shared by the test apps: append one JSON line per event to $FH_OUT/events.jsonl (atomic O_APPEND writes)."""
+"""Shared by the test apps (copied beside their function_app.py by hostproc.copy_app): append one JSON line per
+event to $FH_OUT/events.jsonl (atomic O_APPEND writes)."""
 
 import json
 import os

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from devstack.batch_emulator.autoscale.cli import main
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 FORMULA = """// docs example 2, shortened
 $samples = $PendingTasks.GetSamplePercent(TimeInterval_Minute * 2);
 $tasks = $samples < 70 ? max(0,$PendingTasks.GetSample(1)) : max( $PendingTasks.GetSample(1), avg($PendingTasks.GetSample(TimeInterval_Minute * 2)));

@@ -11,7 +11,7 @@ from shared.errors import ConfigError
 from shared.pipelines import parse_config
 from shared.schedules import function_name, latest_occurrence, occurrence_key
 from shared.work_items import IDEMPOTENCY_KEY
-from tests.unit.app.conftest import LOCAL, REPO
+from tests.unit.shared.conftest import LOCAL, REPO
 
 
 def _with_schedule(schedule):

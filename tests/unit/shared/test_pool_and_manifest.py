@@ -1,7 +1,7 @@
 from shared.manifest import build_manifest, completion_message, task_outcome
 from shared.pipelines import load_config
 from shared.pool_spec import build_pool
-from tests.unit.app.conftest import LOCAL, REPO
+from tests.unit.shared.conftest import LOCAL, REPO
 
 
 def test_autoscale_pool_prefetches_images_with_registry_credentials(config):

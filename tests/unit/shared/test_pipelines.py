@@ -5,7 +5,7 @@ import yaml
 
 from shared.errors import ConfigError
 from shared.pipelines import load_config, parse_config, substitute
-from tests.unit.app.conftest import LOCAL, REPO
+from tests.unit.shared.conftest import LOCAL, REPO
 
 
 def _doc():

@@ -8,7 +8,7 @@ from shared.pipelines import parse_config
 from shared.pool_spec import build_pool
 from shared.task_spec import build_task
 from shared.work_items import BlobInfo, WorkItem
-from tests.unit.app.conftest import LOCAL, REPO
+from tests.unit.shared.conftest import LOCAL, REPO
 
 
 def _doc():

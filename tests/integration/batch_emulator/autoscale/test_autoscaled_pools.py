@@ -8,13 +8,13 @@ autoScaleEvaluationInterval can stay at the REST API's PT5M minimum.
 from __future__ import annotations
 
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from devstack.batch_emulator.launcher import EmulatorProcess
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,33 +51,23 @@ def _add_tasks(client, pool_id: str, job_id: str, commands: list[str]) -> None:
                                  for i, cmd in enumerate(commands)])
 
 
-def _wait(what: str, predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def test_pool_grows_from_zero_when_tasks_arrive_and_returns_to_zero_when_idle(batch):
     _create_autoscaled_pool(batch, "grow", "pending = max(0, $PendingTasks.GetSample(1));\n"
                                            "$TargetDedicatedNodes = min(2, pending);\n"
                                            "$NodeDeallocationOption = taskcompletion;")
-    pool = _wait("the first evaluation", lambda: batch.get_pool("grow").auto_scale_run, 10) and batch.get_pool("grow")
+    pool = wait_for(lambda: batch.get_pool("grow").auto_scale_run, 10, "the first evaluation") and batch.get_pool("grow")
     assert pool.target_dedicated_nodes == 0 and pool.current_dedicated_nodes == 0
     assert pool.auto_scale_run.results.startswith("$TargetDedicatedNodes=0;$TargetLowPriorityNodes=0;"
                                                   "$NodeDeallocationOption=taskcompletion;pending=0")
     assert list(batch.list_nodes("grow")) == []
 
     _add_tasks(batch, "grow", "grow-job", ["/bin/sh -c 'sleep 2'"] * 3)
-    _wait("two nodes", lambda: len(list(batch.list_nodes("grow"))) == 2, 20)
+    wait_for(lambda: len(list(batch.list_nodes("grow"))) == 2, 20, "two nodes")
     grown = batch.get_pool("grow")
     assert grown.target_dedicated_nodes == 2 and "$TargetDedicatedNodes=2;" in grown.auto_scale_run.results
 
-    _wait("all tasks completed", lambda: batch.get_job_task_counts("grow-job").task_counts.completed == 3, 30)
-    _wait("no nodes left", lambda: not list(batch.list_nodes("grow")), 20)
+    wait_for(lambda: batch.get_job_task_counts("grow-job").task_counts.completed == 3, 30, "all tasks completed")
+    wait_for(lambda: not list(batch.list_nodes("grow")), 20, "no nodes left")
     idle = batch.get_pool("grow")
     assert idle.target_dedicated_nodes == 0 and idle.current_dedicated_nodes == 0
     assert batch.get_job_task_counts("grow-job").task_counts.succeeded == 3
@@ -88,13 +78,13 @@ def test_taskcompletion_lets_the_running_task_finish_before_its_node_leaves(batc
     _create_autoscaled_pool(batch, "drain", "$TargetDedicatedNodes = min(1, max(0, $ActiveTasks.GetSample(1)));\n"
                                             "$NodeDeallocationOption = taskcompletion;")
     _add_tasks(batch, "drain", "drain-job", ["/bin/sh -c 'sleep 6; echo finished'"])
-    _wait("the task to run", lambda: batch.get_task("drain-job", "t0").state == "running", 20)
-    _wait("the scale-down decision", lambda: batch.get_pool("drain").target_dedicated_nodes == 0, 10)
+    wait_for(lambda: batch.get_task("drain-job", "t0").state == "running", 20, "the task to run")
+    wait_for(lambda: batch.get_pool("drain").target_dedicated_nodes == 0, 10, "the scale-down decision")
     # The decision is made, the task still runs, and its node is still there.
     assert batch.get_task("drain-job", "t0").state == "running"
     assert len(list(batch.list_nodes("drain"))) == 1
 
-    _wait("the task to complete", lambda: batch.get_task("drain-job", "t0").state == "completed", 20)
+    wait_for(lambda: batch.get_task("drain-job", "t0").state == "completed", 20, "the task to complete")
     task = batch.get_task("drain-job", "t0")
     assert task.execution_info.exit_code == 0 and task.execution_info.result == "success"
-    _wait("the node to leave", lambda: not list(batch.list_nodes("drain")), 10)
+    wait_for(lambda: not list(batch.list_nodes("drain")), 10, "the node to leave")

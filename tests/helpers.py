@@ -1,4 +1,5 @@
-"""Waiting helpers of the e2e tests that kill and restart the stack's processes."""
+"""What the test suites share that is not a fixture: waiting for a condition or a process to end (standard library
+only, so the azure-batch 14.2 env of tests/compat14 can import it too)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ import os
 import time
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.1):
     """Poll `predicate` until it returns something truthy (returned), or fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = predicate()
         if value:
             return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def gone(pid: int) -> bool:

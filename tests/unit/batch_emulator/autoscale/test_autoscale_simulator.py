@@ -7,7 +7,7 @@ import pytest
 from devstack.batch_emulator.autoscale.simulate import SimConfig, Task, load_trace, simulate
 from shared.autoscale_formula import default_formula
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 TRACES = REPO / "samples" / "traces"
 ONE_IF_PENDING = "$TargetDedicatedNodes = max(0, $PendingTasks.GetSample(1)) > 0 ? 1 : 0;" \
                  "$NodeDeallocationOption = taskcompletion;"

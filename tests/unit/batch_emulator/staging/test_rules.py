@@ -1,4 +1,4 @@
-"""Path rules, spec validation, credential parsing and engine-output classification (no services)."""
+"""Staging rules: paths, file modes, spec validation, upload conditions, storage URLs, credentials."""
 
 from __future__ import annotations
 
@@ -7,17 +7,13 @@ import json
 import pytest
 
 from devstack.batch_emulator.errors import BatchError, ConfigError
-from devstack.batch_emulator.runtimes import RegistryAuth, StartError
-from devstack.batch_emulator.runtimes.base import Mount
-from devstack.batch_emulator.runtimes.cli import _env_file_text, _names_network, _volume_arg
-from devstack.batch_emulator.runtimes.errors import classify_create_error, classify_pull_error
-from devstack.batch_emulator.runtimes.images import is_loopback, normalize_server, registry_of
+from devstack.batch_emulator.model.validation import check_output_files, check_resource_files
+from devstack.batch_emulator.runtimes import RegistryAuth
 from devstack.batch_emulator.staging import CredentialResolver, IdentityUnavailable
 from devstack.batch_emulator.staging.blob_urls import parse_storage_url
 from devstack.batch_emulator.staging.errors import redact_url
 from devstack.batch_emulator.staging.output_files import should_upload
 from devstack.batch_emulator.staging.paths import parse_file_mode, under
-from devstack.batch_emulator.model.validation import check_output_files, check_resource_files
 
 KEY = "a2V5"  # any base64 text; never used against a service here
 
@@ -119,41 +115,3 @@ def test_credential_resolver_from_env():
 def test_bad_settings_name_the_setting(setting, value):
     with pytest.raises(ConfigError, match=setting):
         CredentialResolver.from_env({setting: value})
-
-
-def test_image_registry_rules():
-    assert registry_of("127.0.0.1:5055/eventbatch/worker:1") == "127.0.0.1:5055"
-    assert registry_of("myreg.azurecr.io/app") == "myreg.azurecr.io"
-    assert registry_of("library/ubuntu") is None
-    assert registry_of("ubuntu") is None
-    assert normalize_server("HTTPS://Reg.Example:5000/") == "reg.example:5000"
-    assert is_loopback("127.0.0.1:5055") and is_loopback("localhost:5000") and is_loopback("[::1]:5000")
-    assert not is_loopback("myreg.azurecr.io")
-
-
-def test_env_file_keeps_values_literal_and_moves_multiline_values_out_of_it():
-    cli_env: dict[str, str] = {}
-    text = _env_file_text({"A": "has space", "B": "x=y#z", "M": "two\nlines"}, cli_env)
-    assert text == "A=has space\nB=x=y#z\nM\n"
-    assert cli_env == {"M": "two\nlines"}
-    with pytest.raises(StartError):
-        _env_file_text({"PATH": "a\nb"}, {})
-    with pytest.raises(StartError):
-        _env_file_text({"BAD=NAME": "x"}, {})
-
-
-def test_network_and_mount_arguments():
-    assert _names_network(["--network=none"]) and _names_network(["--net", "bridge"])
-    assert not _names_network(["--workdir", "/app"])
-    assert _volume_arg(Mount("/host/dir", "/ctr", read_only=True)) == "/host/dir:/ctr:ro"
-    with pytest.raises(StartError):
-        _volume_arg(Mount("/host:dir", "/ctr"))
-
-
-def test_engine_errors_map_to_batch_codes():
-    assert classify_pull_error("Error: ... unauthorized: authentication required") == "ContainerInvalidRegistry"
-    assert classify_pull_error("reading manifest 2 in 127.0.0.1:5055/x: manifest unknown") == "ContainerInvalidImage"
-    assert classify_pull_error("dial tcp 127.0.0.1:1: connect: connection refused") == "ContainerInvalidRegistry"
-    assert classify_create_error("Error: unknown flag: --bogus") == "ContainerInvalidSettings"
-    assert classify_create_error("Error: x: image not known") == "ContainerInvalidImage"
-

@@ -1,9 +1,10 @@
-"""Measure blob upload -> function start latency through the local host (not a test; prints figures).
+"""Blob upload -> function start latency through the local Functions host, on the host tests' `blobs` app.
 
-    .venv/bin/python -m tests.integration.func_host.latency [--uploads 30] [host options, e.g. --blob-scan-interval 0.1]
+    .venv/bin/python -m bench.bench_func_host_latency [--uploads 30] [host options, e.g. --blob-scan-interval 0.1]
+    (or: make bench BENCH_ARGS=func_host_latency)
 
-Needs Azurite on the default ports (``make up`` or the test fixture's). Uploads land at random moments of the
-scan cycle, as a user's would; the start time is what the test app's function records when its body begins.
+Runs against the stack's Azurite (brought up when not running). Uploads land at random moments of the scan cycle,
+as a user's would; the start time is what the test app's function records when its body begins.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -18,19 +20,22 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
-from devstack.func_host.connections import AZURITE_CONNECTION_STRING
-from tests.integration.func_host.hostproc import HostProcess, wait_for
+from tests.helpers import wait_for
+from tests.integration.func_host.hostproc import HostProcess
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> int:
+    from devstack.stack import lifecycle
+
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_func_host_latency")
     parser.add_argument("--uploads", type=int, default=30)
-    args, host_args = parser.parse_known_args()
+    args, host_args = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    connection_string = lifecycle.up(with_host=False, log=lambda line: None).env["AZURE_STORAGE_CONNECTION_STRING"]
     container = f"latency-{uuid.uuid4().hex[:8]}"
-    client = BlobServiceClient.from_connection_string(AZURITE_CONNECTION_STRING).get_container_client(container)
+    client = BlobServiceClient.from_connection_string(connection_string).get_container_client(container)
     client.create_container()
     with tempfile.TemporaryDirectory() as tmp:
-        host = HostProcess("blobs", Path(tmp), AZURITE_CONNECTION_STRING, host_id=f"lat-{uuid.uuid4().hex[:8]}",
+        host = HostProcess("blobs", Path(tmp), connection_string, host_id=f"lat-{uuid.uuid4().hex[:8]}",
                            env={"IN_CONTAINER": container, "SDK_CONTAINER": "unused-sdk", "BAD_CONTAINER": "unused-bad"},
                            extra_args=host_args).start()
         latencies = []
@@ -49,7 +54,8 @@ def main() -> None:
     p95 = latencies[max(0, round(0.95 * len(latencies)) - 1)]
     print(f"blob upload -> function start over {len(latencies)} uploads: p50 {statistics.median(latencies) * 1000:.0f} ms, "
           f"p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

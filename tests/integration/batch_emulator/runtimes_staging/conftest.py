@@ -6,8 +6,9 @@
 - A tiny busybox image is built from /bin/busybox (podman import of a tar rootfs).
 - A private htpasswd registry (docker-registry) on a free port, with random credentials, so pulls with and
   without credentials are tested whatever the stack's registry holds.
-- Azurite: the stack's (session fixture `stack`); if the stack cannot start, a private azurite-blob on a free
-  port with a temp data dir.
+- Azurite: the stack's (session fixture `stack`).
+
+`make setup` installs podman and docker-registry; a missing one fails these tests rather than skipping them.
 """
 
 from __future__ import annotations
@@ -20,19 +21,15 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import bcrypt
 import pytest
 
 from devstack.batch_emulator.launcher import free_port
 from devstack.common import image_copy
-from devstack.common.local_accounts import AZURITE_ACCOUNT, AZURITE_KEY
 from devstack.stack.engine import podman_config, remove_outside_runroot
 
-REPO = Path(__file__).resolve().parents[3]
 BUSYBOX_APPLETS = ("sh", "cat", "echo", "sleep", "env", "pwd", "ls", "true", "false", "id", "wc")
 
 
@@ -61,7 +58,7 @@ def stop(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def podman_env(tmp_path_factory) -> dict[str, str]:
     if not shutil.which("podman"):
-        pytest.skip("podman is not installed (bash devstack/setup.sh installs it)")
+        pytest.fail("podman is not installed: run `make setup` (bash devstack/setup.sh installs it)", pytrace=False)
     # The stack's own podman settings (devstack/stack/engine.py), written under a private temp folder.
     # pytest's temp paths are deep, so this also exercises the short outside runroot (see runroot_for).
     state = tmp_path_factory.mktemp("podman")
@@ -116,7 +113,8 @@ class Registry:
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> Registry:
     if not shutil.which("docker-registry"):
-        pytest.skip("docker-registry is not installed (bash devstack/setup.sh installs it)")
+        pytest.fail("docker-registry is not installed: run `make setup` (bash devstack/setup.sh installs it)",
+                    pytrace=False)
     base = tmp_path_factory.mktemp("registry")
     user, password = "rs-user", secrets.token_urlsafe(12)
     (base / "htpasswd").write_text(f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()}\n")
@@ -146,36 +144,8 @@ class Storage:
     blob_endpoint: str
 
 
-def _private_azurite(tmp_path_factory, request) -> Storage:
-    azurite = REPO / "node_modules" / ".bin" / "azurite-blob"
-    if not azurite.exists():
-        pytest.skip("azurite is not installed (npm ci)")
-    base = tmp_path_factory.mktemp("azurite")
-    port = free_port()
-    log = open(base / "azurite.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen([str(azurite), "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose", "--location", str(base),
-                             "--blobHost", "127.0.0.1", "--blobPort", str(port)], stdout=log, stderr=log)
-
-    def finish() -> None:
-        stop(proc)
-        log.close()
-
-    request.addfinalizer(finish)
-    wait_http(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}?comp=list")
-    endpoint = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
-    conn = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint={endpoint};")
-    return Storage(conn, AZURITE_ACCOUNT, AZURITE_KEY, endpoint)
-
-
 @pytest.fixture(scope="session")
-def storage(request, tmp_path_factory) -> Storage:
-    if os.environ.get("RS_PRIVATE_AZURITE") != "1":
-        try:
-            stack = request.getfixturevalue("stack")
-            conn = stack.storage_connection_string
-            parts = dict(p.split("=", 1) for p in conn.split(";") if "=" in p)
-            return Storage(conn, parts["AccountName"], parts["AccountKey"], parts["BlobEndpoint"].rstrip("/"))
-        except Exception as exc:  # noqa: BLE001 - the stack is optional here; say why we fall back
-            warnings.warn(f"stack fixture unavailable ({exc!s:.200}); using a private Azurite", stacklevel=1)
-    return _private_azurite(tmp_path_factory, request)
+def storage(stack) -> Storage:
+    conn = stack.storage_connection_string
+    parts = dict(p.split("=", 1) for p in conn.split(";") if "=" in p)
+    return Storage(conn, parts["AccountName"], parts["AccountKey"], parts["BlobEndpoint"].rstrip("/"))

@@ -1,0 +1,1 @@
+"""Autoscaled pools of a private emulator through azure-batch."""

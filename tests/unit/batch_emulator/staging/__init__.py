@@ -1,0 +1,1 @@
+"""Unit tests of the Batch emulator's resource and output file staging."""

@@ -1,0 +1,1 @@
+"""Unit tests of shared/ (the function app's core: pipelines, task specs, submitter, names)."""

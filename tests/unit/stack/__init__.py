@@ -1,0 +1,1 @@
+"""Unit tests of the local stack manager (image copy, podman config, host fingerprint)."""
