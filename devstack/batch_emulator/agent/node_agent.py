@@ -23,7 +23,6 @@ from devstack.batch_emulator.agent import job_prep_runs
 from devstack.batch_emulator.agent.run_specs import (
     failure,
     fresh_attempt_dir,
-    image_server,
     normalize_image,
     runtime_failure,
     split_command_line,
@@ -34,6 +33,7 @@ from devstack.batch_emulator.model.job_prep import task_env
 from devstack.batch_emulator.model.scheduling import Assignment, Outcome
 from devstack.batch_emulator.run_options import host_access_option
 from devstack.batch_emulator.runtimes import Mount, RunSpec, StartError
+from devstack.batch_emulator.runtimes.images import registry_of
 from devstack.batch_emulator.staging import StagingError, download_resource_files, upload_output_files
 
 log = logging.getLogger("batch_emulator.agent")
@@ -65,7 +65,7 @@ class Agent:
         return self.container_runtime if vmc.get("containerConfiguration") else self.process_runtime
 
     def _registry_auth(self, image: str, registry: dict | None, pool: dict):
-        server = image_server(image)
+        server = registry_of(image) or "docker.io"
         candidates = []
         if registry:
             candidates.append(registry)

@@ -25,13 +25,6 @@ def normalize_image(image: str) -> str:
     return image + ":latest"
 
 
-def image_server(image: str) -> str:
-    first = image.split("/", 1)[0]
-    if "/" in image and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
-
-
 def failure(code: str, message: str, category: str = "usererror") -> dict:
     """A failureInfo as Batch reports it."""
     return {"category": category, "code": code, "message": message,

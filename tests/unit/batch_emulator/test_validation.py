@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from devstack.batch_emulator import errors
-from devstack.batch_emulator.agent.run_specs import image_server, normalize_image, split_command_line
+from devstack.batch_emulator.agent.run_specs import normalize_image, split_command_line
 from devstack.batch_emulator.model import validation
+from devstack.batch_emulator.runtimes.images import registry_of
 
 JOB = {"id": "j", "poolInfo": {"poolId": "p"}, "usesTaskDependencies": False, "onTaskFailure": "noaction"}
 POOL = {"id": "p", "vmSize": "standard_d2s_v3", "virtualMachineConfiguration": {
@@ -94,5 +95,5 @@ def test_image_names():
     assert normalize_image("busybox") == "busybox:latest"
     assert normalize_image("127.0.0.1:5055/x/y") == "127.0.0.1:5055/x/y:latest"
     assert normalize_image("reg.io/x@sha256:abc") == "reg.io/x@sha256:abc"
-    assert image_server("127.0.0.1:5055/x/y:1") == "127.0.0.1:5055"
-    assert image_server("library/ubuntu") == "docker.io" and image_server("ubuntu") == "docker.io"
+    assert registry_of("127.0.0.1:5055/x/y:1") == "127.0.0.1:5055"
+    assert registry_of("library/ubuntu") is None and registry_of("ubuntu") is None  # Docker Hub
