@@ -85,7 +85,7 @@ class QueueNames:
 @dataclass(frozen=True)
 class Settings:
     storage: StorageSettings
-    batch: BatchSettings
+    batch: BatchSettings | None  # None only when loaded with need_batch=False (CLI commands that use no Batch)
     pipelines_file: Path
     queues: QueueNames = field(default_factory=QueueNames)
     runs_table: str = "runs"
@@ -107,6 +107,7 @@ class Settings:
     run_stuck_after: timedelta = timedelta(days=2)
     batch_retry_budget: timedelta = timedelta(minutes=2)
     deadletter_container: str = "eventgrid-deadletter"
+    batch_account_resource_id: str | None = None  # for portal links to tasks (CLI status); not used by the app
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -239,8 +240,9 @@ def _queue_names(env: Mapping[str, str]) -> QueueNames:
     return names
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read every setting from `environ` (default: os.environ); ConfigError names the first bad one."""
+def load_settings(environ: Mapping[str, str] | None = None, need_batch: bool = True) -> Settings:
+    """Read every setting from `environ` (default: os.environ); ConfigError names the first bad one.
+    `need_batch=False` (tools that only read storage): the Batch settings are not read and `batch` is None."""
     env = dict(os.environ if environ is None else environ)
     table = _get(env, "RUNS_TABLE", "runs")
     if not _TABLE_NAME.match(table):
@@ -263,7 +265,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("setting SAS_VALIDITY: must be between PT5M and P7D (user delegation keys last 7 days)")
     return Settings(
         storage=_storage(env),
-        batch=_batch(env),
+        batch=_batch(env) if need_batch else None,
         pipelines_file=pipelines_file,
         queues=_queue_names(env),
         runs_table=table,
@@ -285,5 +287,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         run_stuck_after=_bounded(env, "RUN_STUCK_AFTER", "P2D", timedelta(minutes=5), timedelta(days=180)),
         batch_retry_budget=_bounded(env, "BATCH_RETRY_BUDGET", "PT2M", timedelta(seconds=1), timedelta(minutes=10)),
         deadletter_container=_container(env, "DEADLETTER_CONTAINER", "eventgrid-deadletter"),
+        batch_account_resource_id=_get(env, "BATCH_ACCOUNT_RESOURCE_ID"),
         environ=env,
     )

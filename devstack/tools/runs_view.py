@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from devstack.tools import ui
 from shared.records import STATES, RunStore, is_hidden
 
 _STAMPS = ("receivedAt", "rejectedAt", "submittedAt", "runningAt", "succeededAt", "failedAt")
@@ -159,17 +160,26 @@ def _input(row: RunRow) -> str:
     return "-"
 
 
-def table(rows: Sequence[RunRow], now: datetime | None = None, wide: bool = False) -> str:
-    """A fixed-width text table: RUN, PIPELINE, INPUT, STATE, DURATION, EXIT, OUTPUTS (or the reason)."""
+COLUMNS = (ui.Column("RUN", shrink=False), ui.Column("PIPELINE", shrink=False), ui.Column("INPUT", limit=44),
+           ui.Column("STATE", style_by_value=ui.STATE_STYLES, shrink=False), ui.Column("DURATION", shrink=False),
+           ui.Column("EXIT", shrink=False), ui.Column("OUTPUTS / REASON", limit=70))
+
+
+def cells(rows: Sequence[RunRow], now: datetime | None = None) -> list[tuple[str, ...]]:
+    """The table's cells per row (escaped, not cut): RUN, PIPELINE, INPUT, STATE, DURATION, EXIT, OUTPUTS."""
     now = now or datetime.now(UTC)
-    limit_input, limit_out = (None, None) if wide else (44, 70)
-    header = ("RUN", "PIPELINE", "INPUT", "STATE", "DURATION", "EXIT", "OUTPUTS / REASON")
-    body = [(r.run_id, r.pipeline, printable(_input(r), limit_input), r.state, _duration(r, now),
-             "-" if r.exit_code is None else str(r.exit_code), printable(_outputs(r), limit_out)) for r in rows]
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-             for line in [header, *body]]
-    return "\n".join(lines)
+    return [(r.run_id, r.pipeline, printable(_input(r)), r.state, _duration(r, now),
+             "-" if r.exit_code is None else str(r.exit_code), printable(_outputs(r))) for r in rows]
+
+
+def table(rows: Sequence[RunRow], now: datetime | None = None, wide: bool = False) -> str:
+    """The plain-text table (what a pipe gets): long inputs and outputs cut with an ellipsis unless `wide`."""
+    return ui.plain_table(COLUMNS, cells(rows, now), wide)
+
+
+def show(rows: Sequence[RunRow], wide: bool = False) -> None:
+    """Print the table: fitted to the terminal with colour, or the plain table off a terminal."""
+    ui.table(COLUMNS, cells(rows), wide)
 
 
 def summary(rows: Sequence[RunRow]) -> str:
