@@ -88,6 +88,12 @@ def query_runs(runs: RunStore, pipeline: str | None = None, state: str | None = 
                 ids_clause = f"PartitionKey eq @p and ( {ids_clause} )"  # spaces: the SDK splits on them
             rows += [to_row(r) for r in runs.query(ids_clause, params)]
         return sort_rows(rows)
+    return [to_row(r) for r in query_records(runs, pipeline, state, request_id)]
+
+
+def query_records(runs: RunStore, pipeline: str | None = None, state: str | None = None,
+                  request_id: str | None = None) -> list[dict]:
+    """The run records for the filters (evaluated by the table service), newest first, bookkeeping rows left out."""
     clauses, params = [], {}
     if pipeline:
         clauses.append("PartitionKey eq @p")
@@ -100,7 +106,8 @@ def query_runs(runs: RunStore, pipeline: str | None = None, state: str | None = 
         params["r"] = request_id
     records = runs.table.query_entities(" and ".join(clauses), parameters=params) if clauses else \
         runs.table.list_entities()
-    return sort_rows(to_row(dict(r)) for r in records if not is_hidden(r.get("RowKey", "")))
+    found = [dict(r) for r in records if not is_hidden(r.get("RowKey", ""))]
+    return sorted(found, key=lambda r: (to_row(r).created or "", r["RowKey"]), reverse=True)
 
 
 def sort_rows(rows: Iterable[RunRow]) -> list[RunRow]:
@@ -177,9 +184,9 @@ def table(rows: Sequence[RunRow], now: datetime | None = None, wide: bool = Fals
     return ui.plain_table(COLUMNS, cells(rows, now), wide)
 
 
-def show(rows: Sequence[RunRow], wide: bool = False) -> None:
+def show(rows: Sequence[RunRow], wide: bool = False, stream=None) -> None:
     """Print the table: fitted to the terminal with colour, or the plain table off a terminal."""
-    ui.table(COLUMNS, cells(rows), wide)
+    ui.table(COLUMNS, cells(rows), wide, stream=stream)
 
 
 def summary(rows: Sequence[RunRow]) -> str:
