@@ -86,7 +86,8 @@ def rich_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], wide: b
     t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", expand=False)
     for col in columns:
         keep = wide or not col.shrink
-        t.add_column(col.header, no_wrap=keep, overflow="ignore" if wide else "fold" if col.shrink else "ellipsis")
+        t.add_column(col.header, no_wrap=keep, overflow="ignore" if wide else "fold" if col.shrink else "ellipsis",
+                     ratio=None if keep else 1)
     for row in rows:
         t.add_row(*(Text(cell, style=col.style_by_value.get(cell, "")) for cell, col in zip(row, columns,
                                                                                           strict=True)))
