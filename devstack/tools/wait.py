@@ -36,7 +36,8 @@ def parser(name: str = "wait") -> argparse.ArgumentParser:
                                 description="Block until runs (or a whole request) have ended; exit 0 only if all "
                                             "succeeded, 1 if any failed/rejected/cancelled, 2 on timeout, 3 when "
                                             "the runs cannot be read.")
-    p.add_argument("runs", nargs="*", metavar="RUN", help="run ids, as `eventbatch submit` / `status` print them")
+    p.add_argument("runs", nargs="*", metavar="RUN",
+                   help="run ids (or unique prefixes), as `eventbatch submit` / `status` print them")
     p.add_argument("--request", metavar="ID", help="every run of this request id (its merge included)")
     p.add_argument("--pipeline", help="the runs' pipeline (a faster lookup; with --request: only that pipeline)")
     p.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (exit 2; default: no limit)")
@@ -94,12 +95,23 @@ def _query_ids(runs: RunStore, ids: list[str], pipeline: str | None) -> list[dic
 
 
 def runs_looker(runs: RunStore, run_ids: list[str], pipeline: str | None = None) -> Callable[[], Look]:
-    """Looks at these runs; a retried run (`supersededBy`) is replaced by its newest attempt from the next look."""
+    """Looks at these runs; a retried run (`supersededBy`) is replaced by its newest attempt from the next look.
+    At the first look an id that is not found is tried as a prefix (as `status` and `logs` take them): exactly one
+    match replaces it; otherwise it stays an id not recorded yet (a fresh upload's run appears a moment later)."""
     current = {run_id: run_id for run_id in dict.fromkeys(run_ids)}  # asked id -> id of its newest attempt
+    first = [True]
 
     def look() -> Look:
         try:
             found = {r["RowKey"]: r for r in _query_ids(runs, sorted(set(current.values())), pipeline)}
+            if first[0]:
+                first[0] = False
+                for asked in [a for a, run_id in current.items() if run_id not in found]:
+                    matches = runs.query("RowKey ge @a and RowKey lt @b", {"a": asked, "b": asked + "\uffff"},
+                                         select=["PartitionKey", "RowKey"])
+                    if len(matches) == 1:
+                        current[asked] = matches[0]["RowKey"]
+                        found.update({r["RowKey"]: r for r in _query_ids(runs, [current[asked]], pipeline)})
         except ResourceNotFoundError:
             found = {}  # no runs table yet
         result = Look()

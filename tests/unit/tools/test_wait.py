@@ -14,8 +14,10 @@ class Runs:
         self.records = {r["RowKey"]: r for r in records}
         self.queries: list[tuple[str, dict]] = []
 
-    def query(self, clause: str, params: dict) -> list[dict]:
+    def query(self, clause: str, params: dict, select=None) -> list[dict]:
         self.queries.append((clause, params))
+        if clause.startswith("RowKey ge"):
+            return [r for k, r in self.records.items() if params["a"] <= k < params["b"]]
         if "requestId" in clause:
             return [r for r in self.records.values() if r.get("requestId") == params["r"]]
         wanted = {v for k, v in params.items() if k.startswith("r")}
@@ -68,7 +70,7 @@ def test_timeout_is_2_and_the_interval_grows_from_half_a_second_to_five():
     assert clock.sleeps[0] == 0.5 and clock.sleeps[1] == 0.75 and max(clock.sleeps) == 5.0
     assert clock.sleeps == sorted(clock.sleeps[:-1]) + clock.sleeps[-1:]  # growing (the last one: what was left)
     assert abs(clock.now - 40) < 1e-9
-    assert len(runs.queries) == len(clock.sleeps) + 1  # one query per look
+    assert len(runs.queries) == len(clock.sleeps) + 2  # one query per look, and one prefix lookup for "missing"
 
 
 def test_many_run_ids_take_one_query_per_15():
@@ -79,6 +81,17 @@ def test_many_run_ids_take_one_query_per_15():
     with_pipeline = Runs([rec(i, "succeeded") for i in ids])
     run_watch(wait.runs_looker(with_pipeline, ids, pipeline="p"))
     assert len(with_pipeline.queries) == 3 and all("PartitionKey eq @p" in q for q, _ in with_pipeline.queries)
+
+
+def test_a_unique_prefix_is_enough_and_is_resolved_once():
+    runs = Runs([rec("transform-abc1", "succeeded"), rec("transform-abd2", "running"), rec("transform-abd3", "running")])
+    look = wait.runs_looker(runs, ["transform-abc", "transform-abd"])
+    seen = look()
+    assert "transform-abc1" == seen.records["transform-abc"]["RowKey"]
+    assert seen.missing == ["transform-abd"]  # two matches: not guessed
+    queries = len(runs.queries)
+    look()
+    assert len(runs.queries) == queries + 1  # later looks: one query, no prefix lookups
 
 
 def test_a_retried_run_is_followed_to_its_new_attempt():
