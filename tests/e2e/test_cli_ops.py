@@ -154,3 +154,13 @@ def test_status_run_shows_links_and_json_carries_them(app_stack, tmp_path):
     listed = json.loads(eventbatch("status", "--json", "--limit", "0").stdout)
     row = next(r for r in listed if r["run_id"] == run_id)
     assert row["links"]["outputsFolder"] == detail["links"]["outputsFolder"]
+
+
+def test_replay_dry_run_json_counts_per_source(app_stack):
+    out = eventbatch("replay", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["apply"] is False and report["moved"] == 0
+    sources = {s["source"] for s in report["sources"]}
+    assert f"{app_stack.access.settings.queues.requests}-poison" in sources
+    assert report["found"] == sum(s["found"] for s in report["sources"])
