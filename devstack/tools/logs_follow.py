@@ -73,9 +73,10 @@ def follow(access: AppAccess, record: dict, streams: list[str], say: Callable[[s
     """Follow one run until its task completed and the run is recorded as ended; 0, or 1 when nothing was seen."""
     out = out or {"stdout": sys.stdout, "stderr": sys.stderr}
     pipeline, run_id = record["PartitionKey"], record["RowKey"]
-    while not record.get("jobId") and record.get("state") not in TERMINAL:
+    if not record.get("jobId") and record.get("state") not in TERMINAL:
         say(f"run {run_id} is {record.get('state')}: waiting for it to be submitted to Batch ...")
-        sleep(INTERVAL * 2)
+    while not record.get("jobId") and record.get("state") not in TERMINAL:
+        sleep(INTERVAL)
         record = access.runs.get(pipeline, run_id) or record
     if record.get("state") in TERMINAL and not record.get("jobId"):
         say(f"run {run_id} ended {record.get('state')} without a Batch task: {runs_view.to_row(record).reason}")

@@ -184,8 +184,8 @@ class Bar:
             self._last = key
             elapsed = time.monotonic() - self._t0
             counted = f"{_human_bytes(done)}" if self.unit == "bytes" else f"{done}"
-            if self.total is not None:
-                counted += f"/{_human_bytes(self.total) if self.unit == 'bytes' else self.total}"
+            total = "?" if self.total is None else _human_bytes(self.total) if self.unit == "bytes" else self.total
+            counted += f"/{total}"
             print(f"[{elapsed:5.1f}s] {self.description} {counted}" + (f"  {detail}" if detail else ""),
                   file=self.stream, flush=True)
 
