@@ -10,6 +10,7 @@ anything they add is printed (a task retried by Batch, or a node file that was c
 
 from __future__ import annotations
 
+import codecs
 import sys
 import time
 from collections.abc import Callable
@@ -38,6 +39,8 @@ class Follower:
     streams: list[str]
     out: dict[str, TextIO]
     offsets: dict[str, int] = field(default_factory=dict)
+    # a character split between two reads is decoded once both halves are here
+    decoders: dict[str, codecs.IncrementalDecoder] = field(default_factory=dict)
 
     def read_new(self) -> int:
         """Write what the node files gained since the last look; returns the bytes written."""
@@ -58,8 +61,10 @@ class Follower:
             written += len(data)
         return written
 
-    def write(self, stream: str, data: bytes) -> None:
-        text = data.decode("utf-8", "replace")
+    def write(self, stream: str, data: bytes, final: bool = False) -> None:
+        if stream not in self.decoders:
+            self.decoders[stream] = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text = self.decoders[stream].decode(data, final)
         self.out[stream].write(text)
         self.out[stream].flush()
 
@@ -135,7 +140,6 @@ def _uploaded_tail(access: AppAccess, record: dict, f: Follower) -> int:
             if exc.status_code == 416:  # the upload is not longer than what was streamed
                 continue
             raise
-        if data:
-            f.write(stream, data)
-            added += len(data)
+        f.write(stream, data, final=True)
+        added += len(data)
     return added

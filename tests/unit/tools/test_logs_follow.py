@@ -47,6 +47,17 @@ def test_each_look_asks_only_for_the_bytes_added_since_the_last():
     assert f.offsets == {"stdout": 13, "stderr": 6}
 
 
+def test_a_character_split_between_two_looks_comes_out_whole():
+    node = NodeFiles()
+    out = {"stdout": io.StringIO()}
+    f = Follower(node, "job", "task", ["stdout"], out)
+    node.files["stdout.txt"] = "caf\u00e9".encode()[:-1]
+    f.read_new()
+    node.files["stdout.txt"] = "caf\u00e9!\n".encode()
+    f.read_new()
+    assert out["stdout"].getvalue() == "caf\u00e9!\n"
+
+
 def test_only_the_stream_asked_for_is_read():
     node = NodeFiles()
     node.files = {"stdout.txt": b"out\n", "stderr.txt": b"err\n"}
