@@ -172,6 +172,7 @@ class AppAccess:
     settings: Settings
     config: PipelineConfig
     storage: StorageClients
+    local_stack: bool = False  # the local stack's own settings: uploads are announced to its host (Event Grid)
 
     @classmethod
     def open(cls, settings_file: Path | None = None, use_env: bool = False,
@@ -183,7 +184,8 @@ class AppAccess:
             config = load_config(settings.pipelines_file, settings.environ)
         except ConfigError as exc:
             raise AccessError(str(exc)) from None
-        return cls(settings=settings, config=config, storage=StorageClients(settings.storage))
+        return cls(settings=settings, config=config, storage=StorageClients(settings.storage),
+                   local_stack=settings_file is None and not use_env and not azd_env)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, needs_batch: bool = True) -> AppAccess:

@@ -71,9 +71,11 @@ def upload(access: AppAccess, container: str, name: str, path: Path) -> Uploaded
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     blob = cc.get_blob_client(name)
     result = blob.upload_blob(data, overwrite=True, content_settings=ContentSettings(content_type=content_type))
-    # The local stand-in for Event Grid: the host's blob trigger gets the event now, not at its next scan.
-    publish_blob_created(paths.state_dir() / "func_host", blob.url, container, name, etag=str(result["etag"]),
-                         size=len(data), content_type=content_type)
+    # The local stand-in for Event Grid: the host's blob trigger gets the event now, not at its next scan. Only
+    # for the local stack: an upload to Azure is announced by Event Grid itself, never to a local host.
+    if access.local_stack:
+        publish_blob_created(paths.state_dir() / "func_host", blob.url, container, name,
+                             etag=str(result["etag"]), size=len(data), content_type=content_type)
     return Uploaded(container, name, str(result["etag"]), len(data))
 
 

@@ -29,6 +29,7 @@ def test_env_azure_is_a_spelling_of_env():
 def test_a_storage_reading_command_needs_no_batch_settings():
     a = acc.AppAccess.open(use_env=True, environ=STORAGE_ONLY, needs_batch=False)
     assert a.settings.batch is None
+    assert not a.local_stack  # uploads to this account are never announced to a local host
     assert a.storage.blob_endpoint.startswith("https://mystore.blob.core.windows.net")
     with pytest.raises(acc.AccessError, match="without the Batch settings"):
         acc.batch_client(a)
