@@ -27,7 +27,9 @@ from shared.schedules import Schedule, parse_schedule_section
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 OVERRIDABLE = ("environment", "retries", "maxWallClockTime")
-TEMPLATE_FIELDS = ("pipeline", "input", "inputKey", "request", "task", "date")
+# Output path placeholders: {input} is the input name below the folder of the pipeline's blob prefix (blob
+# `transform/a/b.txt` of prefix `transform/` is `a/b.txt`), {inputName} the whole blob name (see task_spec).
+TEMPLATE_FIELDS = ("pipeline", "input", "inputName", "inputKey", "request", "task", "date")
 UPLOAD_CONDITIONS = ("tasksuccess", "taskfailure", "taskcompletion")
 WORKING_DIRECTORIES = ("taskWorkingDirectory", "containerImageDefault")
 
@@ -42,7 +44,7 @@ class BlobInputPolicy:
 @dataclass(frozen=True)
 class Outputs:
     container: str
-    path: str  # template: {pipeline} {input} {inputKey} {request} {task} {date}
+    path: str  # template: {pipeline} {input} {inputName} {inputKey} {request} {task} {date}
     patterns: tuple[str, ...] = ("out/**",)
     upload_condition: str = "tasksuccess"
     logs: bool = True
