@@ -134,7 +134,7 @@ def test_the_corpus_ends_once_each_with_a_reason_and_runs_no_injected_command(ap
     # No injected command ran: only the positive control's canary exists among the outputs, none on the host.
     outputs = [b.name for b in app.ctx.storage.blob.get_container_client(app.output_container).list_blobs()]
     canaries = sorted(n for n in outputs if n.rsplit("/", 1)[-1].startswith("pwned"))
-    assert "control/control/corpus-canary.txt/pwned-control" in canaries
+    assert "control/corpus-canary.txt/pwned-control" in canaries
     assert [c for c in canaries if not c.startswith("control/")] == [], "command injection!"
     assert not os.path.exists(HOST_CANARY), "command injection on the host!"
     assert "rejected rej-" in caplog.text  # the app's log was captured
