@@ -1,4 +1,4 @@
-"""The eventbatch function app: registers the trigger blueprints in functions/ and starts the metrics (shared.telemetry)."""
+"""The eventbatch function app: registers the trigger blueprints in functions/ and starts the metrics."""
 
 import azure.functions as func
 

@@ -8,8 +8,9 @@ and the CLI pay no exporter, no network and no import of the distro.
 
 Only metrics are sent. The Functions host already ships the worker's log records and one request per invocation to
 Application Insights; the distro's log handler on the root logger would send every record a second time, and its
-Azure SDK spans would add a dependency per Storage and Batch call. Live metrics and performance counters are left
-to the platform.
+Azure SDK spans would add a dependency per Storage and Batch call, so both stay off (OTEL_LOGS_EXPORTER and
+OTEL_TRACES_EXPORTER default to `none`; an app setting OTEL_TRACES_EXPORTER=azure_monitor turns the spans on). Live
+metrics and performance counters are left to the platform.
 
 Instruments (attribute `pipeline` unless said otherwise):
     eventbatch.runs.received / submitted / <terminal state>   counters (succeeded, failed, rejected, ...)
@@ -42,6 +43,8 @@ METER_NAME = "eventbatch"
 CONNECTION_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 _ID_SEGMENT = "{id}"
 _START_KEY = "eventbatch.call_started"
+# The distro's instrumentations (spans and HTTP metrics per call): on only with traces.
+_INSTRUMENTATIONS = ("azure_sdk", "django", "fastapi", "flask", "httpx", "psycopg2", "requests", "urllib", "urllib3")
 
 
 class _Instruments:
@@ -91,8 +94,14 @@ def configure(environ: Mapping[str, str] | None = None) -> bool:
         return False
     from azure.monitor.opentelemetry import configure_azure_monitor  # only here: a heavy import, Azure only
 
-    configure_azure_monitor(connection_string=environ[CONNECTION_SETTING], disable_logging=True,
-                            disable_tracing=True, enable_live_metrics=False, enable_performance_counters=False)
+    # The distro takes these two from the environment alone (its disable_* arguments are overwritten): logs and
+    # traces stay off unless the app settings say otherwise (e.g. OTEL_TRACES_EXPORTER=azure_monitor).
+    for name in ("OTEL_LOGS_EXPORTER", "OTEL_TRACES_EXPORTER"):
+        os.environ.setdefault(name, "none")
+    traces = os.environ["OTEL_TRACES_EXPORTER"].strip().lower() != "none"
+    configure_azure_monitor(connection_string=environ[CONNECTION_SETTING], enable_live_metrics=False,
+                            enable_performance_counters=False,
+                            instrumentation_options={name: {"enabled": traces} for name in _INSTRUMENTATIONS})
     use_meter_provider(metrics.get_meter_provider())
     log.info("metrics go to Application Insights (meter %s)", METER_NAME)
     return True
