@@ -126,6 +126,8 @@ def _fail(message: str) -> int:
 def seconds(value: float | None) -> str:
     if value is None:
         return "-"
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
     if value < 60:
         return f"{value:.1f}s" if value < 10 else f"{value:.0f}s"
     minutes, rest = divmod(value, 60)

@@ -133,6 +133,7 @@ def test_the_text_report_shows_a_row_per_pipeline_and_the_latencies():
     wait = next(line for line in lines if "queue wait" in line)
     assert "p50    3.0s" in wait and "(1 run)" in wait
     assert any("task duration" in line and "1m15s" in line for line in lines)
+    assert any("submit latency" in line and "150ms" in line for line in lines)
     reason = next(line for line in lines if "FailureExitCode" in line)
     assert "\x1b" not in reason and "\\x1b[2J" in reason  # an untrusted message cannot drive the terminal
 
