@@ -43,6 +43,9 @@ METER_NAME = "eventbatch"
 CONNECTION_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 _ID_SEGMENT = "{id}"
 _START_KEY = "eventbatch.call_started"
+# Seconds from a few milliseconds (one Batch call) to an hour (a queued task behind a pool scaling up), for
+# backends that keep the buckets (Application Insights keeps count, sum, min and max).
+SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 # The distro's instrumentations (spans and HTTP metrics per call): on only with traces.
 _INSTRUMENTATIONS = ("azure_sdk", "django", "fastapi", "flask", "httpx", "psycopg2", "requests", "urllib", "urllib3")
 
@@ -55,20 +58,19 @@ class _Instruments:
         self.runs = {state: meter.create_counter(f"eventbatch.runs.{state}", unit="{run}",
                                                  description=f"runs that reached state {state}")
                      for state in ("received", "submitted", *TERMINAL)}
-        self.queue_wait = meter.create_histogram("eventbatch.run.queue_wait", unit="s",
-                                                 description="from the run's arrival to the start of its task")
-        self.submit_wait = meter.create_histogram("eventbatch.run.submit_wait", unit="s",
-                                                  description="from the run's arrival to its task's submission")
-        self.duration = meter.create_histogram("eventbatch.run.duration", unit="s",
-                                               description="the task's run time on Batch (start to end)")
-        self.submit = meter.create_histogram("eventbatch.submit.duration", unit="s",
-                                             description="one bulk submission of a pipeline's runs to Batch")
+        self.queue_wait = self._seconds("eventbatch.run.queue_wait", "from the run's arrival to the start of its task")
+        self.submit_wait = self._seconds("eventbatch.run.submit_wait", "from the run's arrival to its submission")
+        self.duration = self._seconds("eventbatch.run.duration", "the task's run time on Batch (start to end)")
+        self.submit = self._seconds("eventbatch.submit.duration", "one bulk submission of a pipeline's runs")
         self.calls_per_task = meter.create_histogram("eventbatch.submit.calls_per_task", unit="{call}",
                                                      description="addTaskCollection calls per task accepted")
         self.batch_calls = meter.create_counter("eventbatch.batch.calls", unit="{call}",
                                                 description="HTTP calls to the Batch service")
-        self.batch_call_time = meter.create_histogram("eventbatch.batch.call.duration", unit="s",
-                                                      description="one HTTP call to the Batch service")
+        self.batch_call_time = self._seconds("eventbatch.batch.call.duration", "one HTTP call to the Batch service")
+
+    def _seconds(self, name: str, description: str) -> metrics.Histogram:
+        return self.meter.create_histogram(name, unit="s", description=description,
+                                           explicit_bucket_boundaries_advisory=SECONDS_BUCKETS)
 
     def counter(self, state: str) -> metrics.Counter:
         if state not in self.runs:  # a state added after start-up still gets its counter

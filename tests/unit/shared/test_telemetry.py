@@ -78,6 +78,10 @@ def test_waits_and_duration_come_from_the_record_stamps(reader):
     assert (submit_wait.count, submit_wait.sum) == (1, 0.5)
     duration = got["eventbatch.run.duration"][0]
     assert (duration.count, duration.sum, duration.min, duration.max) == (2, 7.0, 1.0, 6.0)
+    # buckets in seconds, not the SDK's default milliseconds: the 4 s wait lands in (2.5, 5], the 2 s one in (1, 2.5]
+    bounds = list(queue_wait.explicit_bounds)
+    assert bounds == list(telemetry.SECONDS_BUCKETS)
+    assert queue_wait.bucket_counts[bounds.index(5)] == 1 and queue_wait.bucket_counts[bounds.index(2.5)] == 1
 
 
 def test_a_bulk_submission_records_its_latency_and_calls_per_task(reader):
