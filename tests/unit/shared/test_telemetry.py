@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -172,9 +173,7 @@ def _fresh_python(code: str, env: dict) -> str:
     return result.stdout.strip()
 
 
-def test_without_a_connection_string_nothing_is_configured(monkeypatch, tmp_path):
-    import os
-
+def test_without_a_connection_string_nothing_is_configured(tmp_path):
     out = _fresh_python(
         "import sys; from shared import telemetry; from opentelemetry import metrics\n"
         "print(telemetry.configure({'APPLICATIONINSIGHTS_CONNECTION_STRING': ' '}),\n"
@@ -184,8 +183,6 @@ def test_without_a_connection_string_nothing_is_configured(monkeypatch, tmp_path
 
 
 def test_with_a_connection_string_only_metrics_are_exported(tmp_path):
-    import os
-
     code = (
         "import logging; from shared import telemetry; from opentelemetry import metrics, trace\n"
         "env = {'APPLICATIONINSIGHTS_CONNECTION_STRING': 'InstrumentationKey=00000000-0000-0000-0000-000000000000;"
