@@ -16,11 +16,12 @@ waiting for a queue's time-to-live to drop them silently.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared import ids
+from shared import ids, telemetry
 from shared.app_context import AppContext
 from shared.errors import Rejection
 from shared.messages import RetryMessage
@@ -79,12 +80,16 @@ def submit_runs(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], *, n
         return marker_urls[spec.sas_lifetime]
 
     specs = [with_completion_marker(r.spec, report.job_id, marker_url(r.spec), identity) for r in unique]
+    started = time.monotonic()
     outcome = ctx.submitter.submit(report.job_id, specs)
+    seconds = time.monotonic() - started
     report.batch_calls = outcome.calls
     by_id = {r.spec.task_id: r for r in unique}
     accepted = [t for t in outcome.accepted if t in by_id]
     report.submitted = accepted
-    ctx.runs.advance_many(pipeline, {t: by_id[t].etag for t in accepted}, "submitted", {"jobId": report.job_id})
+    ctx.runs.advance_many(pipeline, {t: by_id[t].etag for t in accepted}, "submitted",
+                          {"jobId": report.job_id, "submitSeconds": round(seconds, 3)})
+    telemetry.runs_submitted(pipeline, len(accepted), seconds, outcome.calls)
     for task_id, reason in outcome.rejected.items():
         report.rejected[task_id] = reject_refused(ctx, pipeline, by_id[task_id].spec, reason, report.job_id)
     report.deferred = dict(outcome.unsubmitted)
