@@ -54,7 +54,7 @@ def in_flight(entries: Sequence[dict], exclude: set[str] = frozenset()) -> int:
 def held_entries(entries: Sequence[dict]) -> list[dict]:
     """The held runs, in the order they are released: oldest first."""
     waiting = [e for e in entries if e.get("held") and e.get("state") not in TERMINAL]
-    return sorted(waiting, key=lambda e: (e.get("heldAt") or e.get("since") or "", run_id_of(e)))
+    return sorted(waiting, key=lambda e: (e.get("heldAt") or e.get("since") or "", int(e.get("heldSeq") or 0)))
 
 
 def held_reason(running: int, limit: int) -> str:
@@ -79,7 +79,7 @@ def admit(ctx: AppContext, pipeline: str, runs: Sequence, *, is_request=lambda r
         else:
             hold.append(run)
     if hold:
-        mark_held(ctx, pipeline, [r.spec.task_id for r in hold], held_reason(flying, limit))
+        mark_held(ctx, pipeline, [r.spec.task_id for r in hold], held_reason(flying + len(go), limit))
         log.info("%s: %d run(s) held (%d/%d in flight, %d held before)", pipeline, len(hold), flying, limit,
                  len(older))
     return go, hold
@@ -87,13 +87,15 @@ def admit(ctx: AppContext, pipeline: str, runs: Sequence, *, is_request=lambda r
 
 def mark_held(ctx: AppContext, pipeline: str, run_ids: Sequence[str], reason: str) -> None:
     """Mark runs held: the reason on the record (what `eventbatch status` shows) and on the inbox entry."""
-    ctx.runs.note_many(pipeline, run_ids, {"held": reason, "heldAt": now_iso()})
+    stamp = now_iso()
+    # heldSeq keeps the order of runs held together (one stamp): they are released in the order they came
+    ctx.runs.note_many(pipeline, {r: {"held": reason, "heldAt": stamp, "heldSeq": i} for i, r in enumerate(run_ids)})
 
 
 def unmark_held(ctx: AppContext, pipeline: str, run_ids: Sequence[str]) -> None:
     """Released runs count as in flight from now on: their inbox entries lose the mark (the record's goes with its
     move to `submitted`, see submission.submit_runs)."""
-    ctx.runs.note_many(pipeline, run_ids, {"held": ""}, records=False)
+    ctx.runs.note_many(pipeline, {r: {"held": ""} for r in run_ids}, records=False)
 
 
 def slot_freed(ctx: AppContext, record: dict) -> None:

@@ -168,7 +168,9 @@ def _defer(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], report: S
         message = RetryMessage(pipeline, tuple(chunk), attempt + 1, reason)
         ctx.messenger.submit(message.to_message(), delay=retry_delay(attempt))
     # The reason on the records too, where `eventbatch status` shows it (e.g. the active job quota).
-    ctx.runs.note_many(pipeline, ids_, {"lastError": reason[:500]}, {"attempts": attempt, "lastError": reason[:500]})
+    text = reason[:500]
+    ctx.runs.note_many(pipeline, {r: {"lastError": text} for r in ids_},
+                       {r: {"attempts": attempt, "lastError": text} for r in ids_})
 
 
 def work_item_of(record: dict) -> WorkItem:

@@ -107,9 +107,11 @@ def test_in_flight_is_every_unfinished_run_let_through():
 
 
 def test_held_runs_are_released_oldest_first():
-    entries = [_entry("late", held="h", at="2026-01-01T00:00:03Z"), _entry("first", held="h", at="2026-01-01T00:00:01Z"),
-               _entry("free"), _entry("done", "failed", held="h", at="2026-01-01T00:00:00Z")]
-    assert [e["runId"] for e in held_entries(entries)] == ["first", "late"]
+    entries = [_entry("late", held="h", at="2026-01-01T00:00:03Z"), _entry("z2", held="h", at="2026-01-01T00:00:01Z"),
+               _entry("free"), _entry("done", "failed", held="h", at="2026-01-01T00:00:00Z"),
+               _entry("a3", held="h", at="2026-01-01T00:00:01Z")]
+    entries[1]["heldSeq"], entries[4]["heldSeq"] = 0, 1  # held together, z2 came first
+    assert [e["runId"] for e in held_entries(entries)] == ["z2", "a3", "late"]
     assert held_reason(4, 4) == "held: 4/4 running (maxConcurrentTasks)"
 
 
