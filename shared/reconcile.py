@@ -71,6 +71,7 @@ class Reconciler:
         # that each tick does not read their records again.
         self._known: dict[str, dict] = {}
         self._ended: dict[str, str] = {}  # job id -> terminate reason, of this tick's completed jobs
+        self._stranded: dict[str, tuple[str, str]] = {}  # task id -> (job id, task state): unfinished in such a job
 
     @property
     def batch(self):
@@ -83,6 +84,7 @@ class Reconciler:
                                                       select=["id", "state", "executionInfo"])), "list jobs")
         self._ended = {j["id"]: (j.get("executionInfo") or {}).get("terminateReason") or "terminated"
                        for j in jobs if j.get("state") == "completed"}
+        self._stranded = {}
         result.batch_calls += 1
         seen: dict[str, str] = {}  # task id -> state, of every job listed
         listed: set[str] = set()
@@ -116,6 +118,8 @@ class Reconciler:
             return False
         result.batch_calls += max(1, -(-len(tasks) // 1000))
         seen.update((t["id"], t.get("state")) for t in tasks)
+        if job_id in self._ended:
+            self._stranded.update((t["id"], (job_id, t.get("state"))) for t in tasks if t.get("state") != "completed")
         completed = [t for t in tasks if t.get("state") == "completed"]
         for t in tasks:
             if t.get("state") == "running" and t["id"] not in self._running_seen:
@@ -200,6 +204,9 @@ class Reconciler:
                 if age >= settings.notify_repair_after:
                     self._renotify(pipeline, run_id, result)
                 continue
+            if run_id in self._stranded:  # its job ended first: the task never runs (the inbox may say received)
+                self._job_ended(pipeline, run_id, *self._stranded[run_id], result)
+                continue
             if state == "received" and entry.get("held"):
                 held += 1  # waits for a slot (shared.quotas): released below, not resubmitted
                 continue
@@ -232,9 +239,6 @@ class Reconciler:
                 entry = {**entry, "jobId": record.get("jobId")}
                 self.ctx.runs.touch_inbox(pipeline, run_id, {"state": state, "jobId": record.get("jobId")})
             if state not in ("submitted", "running"):
-                continue
-            if run_id in seen and seen[run_id] != "completed" and entry.get("jobId") in self._ended:
-                self._job_ended(pipeline, run_id, entry["jobId"], seen[run_id], result)
                 continue
             if run_id in seen:
                 if seen[run_id] != "completed" and age >= settings.run_stuck_after:

@@ -3,6 +3,7 @@ an active job quota (--active-job-quota 2), running tasks in real containers on 
 
 - maxConcurrentTasks: 6 inputs of a pipeline limited to 2 never have more than 2 tasks in Batch at once, end
   succeeded, and go to Batch in the order they came; the held ones say why in their records meanwhile.
+- a job whose tasks can never run ends by its maxWallClockTime, and the safety net fails its runs (JobEnded).
 - the active job quota: a job add refused with ActiveJobAndScheduleQuotaReached is recorded on the run (the reason
   names the quota), the run waits on the submit queue's back-off, and once a job is gone it is retried and runs.
 """
@@ -22,6 +23,7 @@ from shared import ids
 from shared.completion import check_task
 from shared.intake import handle_blob
 from shared.messages import CheckMessage
+from shared.reconcile import Reconciler
 from shared.submission import retry_from_message
 
 pytestmark = pytest.mark.integration
@@ -55,7 +57,10 @@ def ctx(stack, quota_emulator, tmp_path_factory):
 
     tag = secrets.token_hex(3)
     doc = yaml.safe_load((REPO / "pipelines.yaml").read_text())
-    doc["pipelines"] = [_pipeline("limited", maxConcurrentTasks=2), _pipeline("quota", priority=100)]
+    nodeless = {**doc["pools"][0], "id": "nodeless", "scale": {"mode": "fixed", "dedicatedNodes": 0, "spotNodes": 0}}
+    doc["pools"].append(nodeless)  # a pool that never gets a node: its tasks can never run
+    doc["pipelines"] = [_pipeline("limited", maxConcurrentTasks=2), _pipeline("quota", priority=100),
+                        {**_pipeline("stranded"), "pool": "nodeless"}]
     pipelines = tmp_path_factory.mktemp("quota-app") / "pipelines.yaml"
     pipelines.write_text(yaml.safe_dump(doc, sort_keys=False))
     env = {
@@ -171,3 +176,32 @@ def test_a_refused_job_is_recorded_with_the_quota_and_retried_once_a_job_is_gone
     assert ctx.runs.get("quota", run)["state"] == "succeeded"
     job = ctx.batch.get_job(ctx.runs.get("quota", run)["jobId"])
     assert job.priority == 100 and job.constraints.max_wall_clock_time is not None
+
+
+def test_a_job_that_ends_by_its_wall_clock_fails_its_unrun_runs_with_the_reason(ctx):
+    run = _upload(ctx, "stranded/a.txt")
+    assert ctx.batcher.wait_idle(30)
+    record = ctx.runs.get("stranded", run)
+    assert record["state"] == "submitted"
+    job_id = record["jobId"]
+    assert ctx.batch.get_job(job_id).constraints.max_wall_clock_time is not None  # sized by the app
+    # The app's limit is a day and more; shorten it the way an operator can, through Batch, to see it end now.
+    ctx.batch.update_job(job_id, models.BatchJobUpdateOptions({"constraints": {"maxWallClockTime": "PT1S"}}))
+    deadline = time.monotonic() + 30
+    while ctx.batch.get_job(job_id).state != "completed":
+        assert time.monotonic() < deadline, "the emulator did not end the job at its wall clock"
+        time.sleep(0.5)
+    assert ctx.batch.get_job(job_id).as_dict()["executionInfo"]["terminateReason"] == "MaxWallClockTimeExpiry"
+    result = Reconciler(ctx).tick()
+    assert run in result.failed
+    record = ctx.runs.get("stranded", run)
+    assert record["state"] == "failed" and record["failureCode"] == "JobEnded"
+    assert "MaxWallClockTimeExpiry" in record["failureMessage"] and job_id in record["failureMessage"]
+    failures = [m for m in _messages(ctx, ctx.settings.queues.failures) if m.get("runId") == run]
+    assert len(failures) == 1 and failures[0]["state"] == "failed"
+
+
+def _messages(ctx, queue: str) -> list[dict]:
+    import json
+
+    return [json.loads(m.content) for m in ctx.messenger.client(queue).peek_messages(max_messages=32)]
