@@ -220,5 +220,6 @@ def retry_from_message(ctx: AppContext, body: str | bytes, now: datetime | None 
             pending.append(run)
     if not pending:
         return SubmitReport()
-    return submit_runs(ctx, pipeline, pending, now=now)
+    # Let through before (they count as in flight while they wait): not held again behind later runs.
+    return submit_runs(ctx, pipeline, pending, now=now, admitted=True)
 
