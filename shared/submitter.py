@@ -133,6 +133,8 @@ class Submitter:
         body = {"id": job_id, "poolInfo": {"poolId": pipeline.pool}, "usesTaskDependencies": pipeline.merge is not None,
                 "onAllTasksComplete": "noaction", "priority": pipeline.priority,
                 "metadata": [{"name": "eventbatch-pipeline", "value": pipeline_name}]}
+        if pipeline.max_concurrent_tasks is not None:  # Batch's own cap too: instances that admit at once never
+            body["maxParallelTasks"] = pipeline.max_concurrent_tasks  # run more (the extra wait `active`)
         constraints = self.limits.constraints(pipeline)
         if constraints is not None:
             body["constraints"] = constraints

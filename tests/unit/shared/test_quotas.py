@@ -146,13 +146,17 @@ def _submitter(client, cfg, **limits):
     return submitter
 
 
-def test_a_job_carries_its_pipelines_priority_and_a_wall_clock():
-    cfg = _config(priority=-200)
+def test_a_job_carries_its_pipelines_priority_limit_and_a_wall_clock():
+    cfg = _config(priority=-200, maxConcurrentTasks=3)
     client = Jobs()
     _submitter(client, cfg, period="day").ensure_job("eb-transform-20260101", "transform")
     (body,) = client.created
     assert body["priority"] == -200
+    assert body["maxParallelTasks"] == 3
     assert body["constraints"] == {"maxWallClockTime": "P1DT1H20M"}
+    plain = Jobs()
+    _submitter(plain, _config(), period="day").ensure_job("eb-transform-20260101", "transform")
+    assert "maxParallelTasks" not in plain.created[0] and plain.created[0]["priority"] == 0
 
 
 def test_the_share_of_the_quota_is_never_passed_and_an_existing_job_needs_no_room():
