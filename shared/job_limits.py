@@ -2,7 +2,8 @@
 
 Active jobs. A Batch account holds at most BATCH_ACTIVE_JOB_QUOTA active jobs and job schedules (Azure's default is
 100); past it a job add answers 409 ActiveJobAndScheduleQuotaReached. The app creates a job per pipeline and period,
-so it counts the account's active jobs (one listing, `$select=id`) before it creates one and refuses, with
+so it counts the account's active jobs and job schedules (a listing of each, `$select=id`) before it creates one
+and refuses, with
 JobQuotaReached, once ACTIVE_JOB_QUOTA_SHARE of the quota is in use: the rest stays free for whatever else uses
 the account. Batch's own refusal becomes the same error. The runs wait on the submit queue's back-off
 (shared.submission) with the reason recorded, and the safety net deletes the jobs of past periods, which frees
@@ -68,7 +69,8 @@ class JobLimits:
     def check(self, active: int, job_id: str) -> None:
         """Raise JobQuotaReached when creating `job_id` would pass the share of the quota."""
         if active >= self.allowed:
-            raise JobQuotaReached(quota_message(job_id, f"{active} active jobs in the account, the app's share is "
+            raise JobQuotaReached(quota_message(job_id, f"{active} active jobs and job schedules in the account, the "
+                                                        "app's share is "
                                                         f"{self.allowed} ({self.share:g} of {self.quota})"))
 
 

@@ -78,8 +78,12 @@ def admit(ctx: AppContext, pipeline: str, runs: Sequence, *, is_request=lambda r
             go.append(run)
         else:
             hold.append(run)
+    before = {run_id_of(e) for e in entries if e.get("held")}  # handed over again (a repeated event)
+    unmark_held(ctx, pipeline, [r.spec.task_id for r in go if r.spec.task_id in before])
+    hold_new = [r.spec.task_id for r in hold if r.spec.task_id not in before]  # the others keep their place
+    if hold_new:
+        mark_held(ctx, pipeline, hold_new, held_reason(flying + len(go), limit))
     if hold:
-        mark_held(ctx, pipeline, [r.spec.task_id for r in hold], held_reason(flying + len(go), limit))
         log.info("%s: %d run(s) held (%d/%d in flight, %d held before)", pipeline, len(hold), flying, limit,
                  len(older))
     return go, hold

@@ -142,7 +142,7 @@ class Submitter:
             body["jobPreparationTask"] = job_preparation_task(pipeline.preparation, pipeline)
         active = self.active_jobs()
         if job_id.lower() not in active:  # another worker may have made this period's job: then no quota matters
-            self.limits.check(len(active), job_id)
+            self.limits.check(len(active) + self.active_schedules(), job_id)
             try:
                 self._call(lambda: self.client.create_job(models.BatchJobCreateOptions(body)), "create job")
                 log.info("created job %s (priority %d)", job_id, pipeline.priority)
@@ -153,11 +153,16 @@ class Submitter:
             self._jobs.add(job_id)
 
     def active_jobs(self) -> set[str]:
-        """The ids (lower case) of the account's active jobs: one listing, what the active job quota counts
-        besides job schedules. Called only when this process meets a job it has not seen (once per period)."""
+        """The ids (lower case) of the account's active jobs: one listing. Called only when this process meets a job
+        it has not seen (once per pipeline and period)."""
         jobs = self._call(lambda: list(self.client.list_jobs(filter="state eq 'active'", select=["id"])),
                           "list active jobs")
         return {(j["id"] if isinstance(j, dict) else j.id).lower() for j in jobs}
+
+    def active_schedules(self) -> int:
+        """The account's active job schedules, which the quota counts with the jobs (the app makes none)."""
+        return len(self._call(lambda: list(self.client.list_job_schedules(filter="state eq 'active'",
+                                                                          select=["id"])), "list job schedules"))
 
     def forget_job(self, job_id: str) -> None:
         with self._lock:

@@ -77,6 +77,9 @@ def test_submitter_sets_it_on_the_pipelines_job():
         def list_jobs(self, **_):
             return []
 
+        def list_job_schedules(self, **_):
+            return []
+
     client = Recording()
     submitter = Submitter(client, cfg, sleep=lambda s: None)
     submitter._pools.add(cfg.pipeline(name).pool)  # the pool exists: only the job is created here

@@ -119,12 +119,16 @@ def test_held_runs_are_released_oldest_first():
 class Jobs:
     """The job calls of a Batch client; `active` jobs exist, `refuse` answers ActiveJobAndScheduleQuotaReached."""
 
-    def __init__(self, active=(), refuse=False):
-        self.active, self.refuse, self.created = list(active), refuse, []
+    def __init__(self, active=(), refuse=False, schedules=0):
+        self.active, self.refuse, self.created, self.schedules = list(active), refuse, [], schedules
 
     def list_jobs(self, filter=None, select=None):
         assert filter == "state eq 'active'"
         return [{"id": j} for j in self.active]
+
+    def list_job_schedules(self, filter=None, select=None):
+        assert filter == "state eq 'active'"
+        return [{"id": f"s{i}"} for i in range(self.schedules)]
 
     def create_job(self, job):
         if self.refuse:
@@ -164,9 +168,17 @@ def test_the_share_of_the_quota_is_never_passed_and_an_existing_job_needs_no_roo
     client = Jobs(active=[f"other-{i}" for i in range(8)] + ["eb-transform-20260101"])
     submitter = _submitter(client, cfg, quota=10, share=0.8)
     submitter.ensure_job("eb-transform-20260101", "transform")  # exists already: fine at the limit
-    with pytest.raises(JobQuotaReached, match="9 active jobs in the account"):
+    with pytest.raises(JobQuotaReached, match="9 active jobs and job schedules in the account"):
         submitter.ensure_job("eb-transform-20260102", "transform")
     assert client.created == []
+
+
+def test_job_schedules_count_against_the_quota_too():
+    cfg = _config()
+    client = Jobs(active=["other-1"], schedules=7)
+    with pytest.raises(JobQuotaReached, match="8 active jobs and job schedules"):
+        _submitter(client, cfg, quota=10, share=0.8).ensure_job("eb-transform-20260101", "transform")
+    _submitter(Jobs(active=["other-1"], schedules=6), cfg, quota=10, share=0.8).ensure_job("eb-t-1", "transform")
 
 
 def test_batchs_quota_error_is_not_taken_for_job_exists():
