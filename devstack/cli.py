@@ -32,6 +32,7 @@ DELEGATED = {
                "count or move back poisoned messages and dead-lettered events (--apply)"),
     "demo": ("devstack.tools.demo", "main", "run the sample work end to end and show the results"),
     "wait": ("devstack.tools.wait", "main", "block until runs or a request have ended (exit 0 only if all succeeded)"),
+    "metrics": ("devstack.tools.metrics", "main", "runs by state, waits, latencies, throughput, failure reasons"),
 }
 # name -> (module, function returning the command's argparse parser, called with the name): for completion
 PARSERS = {
@@ -41,6 +42,7 @@ PARSERS = {
     "replay": ("devstack.tools.commands", "parser"),
     "wait": ("devstack.tools.wait", "parser"),
     "demo": ("devstack.tools.demo", "parser"),
+    "metrics": ("devstack.tools.metrics", "parser"),
 }
 COMPLETION_SHELLS = ("bash", "zsh", "fish", "tcsh")
 
