@@ -119,4 +119,5 @@ def test_completion_knows_the_delegated_commands_options():
 
     assert complete("eventbatch wait --ti") == ["--timeout"]
     assert complete("eventbatch status --state f") == ["failed"]
+    assert complete("eventbatch metrics --si") == ["--since"]
     assert "wait" in complete("eventbatch w")
