@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from devstack.tools import ui
-from shared.records import STATES, RunStore, is_hidden
+from shared.records import STATES, TERMINAL, RunStore, is_hidden
 
 _STAMPS = ("receivedAt", "rejectedAt", "submittedAt", "runningAt", "succeededAt", "failedAt")
 
@@ -156,7 +156,7 @@ def _outputs(row: RunRow) -> str:
         n = row.output_count
         return f"{row.output_container}/{row.output_prefix}/" + (f" ({n} file{'s' if n != 1 else ''})"
                                                                   if n is not None else "")
-    if row.state in ("failed", "rejected", "received"):
+    if row.state == "received" or (row.state in TERMINAL and row.state != "succeeded"):  # failed, rejected, ...
         return row.reason or "-"
     return "-"
 
