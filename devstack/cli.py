@@ -3,13 +3,19 @@
 Subcommands that belong to one part of the stack are dispatched to that part's own function, which takes the
 arguments after the subcommand's name, so each part keeps its options next to its code. Each part is imported only
 when its command runs (`eventbatch func-host` does not load the stack manager, nor `eventbatch status` the emulator).
+Shell completion (argcomplete; `eventbatch completion bash|zsh` prints the script) needs every command's options:
+only while completing, the parsers named in PARSERS are imported and attached as subcommands.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
+import os
 import sys
+
+import argcomplete
 
 from devstack.stack.processes import StackError
 
@@ -25,23 +31,60 @@ DELEGATED = {
     "replay": ("devstack.tools.commands", "replay",
                "count or move back poisoned messages and dead-lettered events (--apply)"),
     "demo": ("devstack.tools.demo", "main", "run the sample work end to end and show the results"),
+    "wait": ("devstack.tools.wait", "main", "block until runs or a request have ended (exit 0 only if all succeeded)"),
     "metrics": ("devstack.tools.metrics", "main", "runs by state, waits, latencies, throughput, failure reasons"),
 }
+# name -> (module, function returning the command's argparse parser, called with the name): for completion
+PARSERS = {
+    "status": ("devstack.tools.commands", "parser"),
+    "submit": ("devstack.tools.commands", "parser"),
+    "logs": ("devstack.tools.commands", "parser"),
+    "replay": ("devstack.tools.commands", "parser"),
+    "wait": ("devstack.tools.wait", "parser"),
+    "demo": ("devstack.tools.demo", "parser"),
+    "metrics": ("devstack.tools.metrics", "parser"),
+}
+COMPLETION_SHELLS = ("bash", "zsh", "fish", "tcsh")
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def version() -> str:
+    return importlib.metadata.version("eventbatch")
+
+
+def build_parser(completing: bool = False) -> argparse.ArgumentParser:
+    """The top-level parser; `completing`: with the delegated commands' own options (imports their modules)."""
     parser = argparse.ArgumentParser(prog="eventbatch", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"eventbatch {version()}")
+    parser.add_argument("--no-color", action="store_true",
+                        help="no colour in any output (also: the NO_COLOR environment variable)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_up = sub.add_parser("up", help="start (or reuse) Azurite, the registry, the Batch emulator and the host")
     p_up.add_argument("--no-host", action="store_true", help="do not start the local Functions host")
     sub.add_parser("down", help="stop what `up` started")
-    sub.add_parser("images", help="build the sample images and push them to the local registry; `images check`: "
-                                  "read each pipeline image's config from its registry and check it")
+    p_images = sub.add_parser("images", help="build the sample images and push them to the local registry; `images "
+                                             "check`: read each pipeline image's config from its registry and check it")
+    p_images.add_argument("check", nargs="?", choices=["check"], help=argparse.SUPPRESS)
     sub.add_parser("env", help="print the stack's environment (the contents of .devstack/env)")
+    p_completion = sub.add_parser("completion", help="print the shell completion script (see README: Shell completion)")
+    p_completion.add_argument("shell", choices=COMPLETION_SHELLS)
     for name, (_, _, help_text) in DELEGATED.items():
-        sub.add_parser(name, help=help_text, add_help=False)
+        if completing and name in PARSERS:
+            module_name, function = PARSERS[name]
+            own = getattr(importlib.import_module(module_name), function)(name)
+            sub.add_parser(name, help=help_text, parents=[own], add_help=False, description=own.description)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions: answer and exit
+        argcomplete.autocomplete(build_parser(completing=True))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--no-color":
+        os.environ["NO_COLOR"] = "1"  # for every part, also the delegated ones (https://no-color.org)
+        argv = argv[1:]
+    parser = build_parser()
     if argv[:2] == ["images", "check"]:
         from devstack.tools import image_check
 
@@ -57,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run(_down)
     if args.command == "images":
         return _run(_images)
+    if args.command == "completion":
+        print(argcomplete.shellcode(["eventbatch"], shell=args.shell), end="")
+        return 0
     if args.command == "env":
         from devstack.common import paths
 

@@ -172,6 +172,7 @@ module functionApp 'modules/functionapp.bicep' = {
     appSettings: {
       BATCH_ACCOUNT_URL: batch.outputs.accountEndpoint
       BATCH_ACCOUNT_NAME: batch.outputs.name
+      BATCH_ACCOUNT_RESOURCE_ID: batch.outputs.id // portal links in `eventbatch status RUN`
       BATCH_CLIENT_ID: identities.outputs.functionIdentityClientId
       BATCH_NODE_IDENTITY_RESOURCE_ID: identities.outputs.poolIdentityId
       POOL_IDENTITY_RESOURCE_ID: identities.outputs.poolIdentityId
@@ -221,6 +222,7 @@ output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
 output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
 output AZURE_BATCH_ACCOUNT_NAME string = batch.outputs.name
 output AZURE_BATCH_ACCOUNT_URL string = batch.outputs.accountEndpoint
+output AZURE_BATCH_ACCOUNT_RESOURCE_ID string = batch.outputs.id
 output EVENTGRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
 output INPUT_CONTAINER string = inputContainerName
 output OUTPUT_CONTAINER string = outputContainerName

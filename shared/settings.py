@@ -85,7 +85,7 @@ class QueueNames:
 @dataclass(frozen=True)
 class Settings:
     storage: StorageSettings
-    batch: BatchSettings
+    batch: BatchSettings | None  # None only when loaded with need_batch=False (CLI commands that use no Batch)
     pipelines_file: Path
     queues: QueueNames = field(default_factory=QueueNames)
     runs_table: str = "runs"
@@ -107,6 +107,7 @@ class Settings:
     run_stuck_after: timedelta = timedelta(days=2)
     batch_retry_budget: timedelta = timedelta(minutes=2)
     deadletter_container: str = "eventgrid-deadletter"
+    batch_account_resource_id: str | None = None  # for portal links to tasks (CLI status); not used by the app
     batch_active_job_quota: int = 100  # the account's active job and schedule quota (Azure's default: 100)
     active_job_quota_share: float = 0.8  # the share of that quota this app may fill with its own jobs
     job_max_wall_clock: timedelta | None = None  # a job's maxWallClockTime; None: sized per pipeline (quotas)
@@ -267,8 +268,9 @@ def _queue_names(env: Mapping[str, str]) -> QueueNames:
     return names
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read every setting from `environ` (default: os.environ); ConfigError names the first bad one."""
+def load_settings(environ: Mapping[str, str] | None = None, need_batch: bool = True) -> Settings:
+    """Read every setting from `environ` (default: os.environ); ConfigError names the first bad one.
+    `need_batch=False` (tools that only read storage): the Batch settings are not read and `batch` is None."""
     env = dict(os.environ if environ is None else environ)
     table = _get(env, "RUNS_TABLE", "runs")
     if not _TABLE_NAME.match(table):
@@ -291,7 +293,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("setting SAS_VALIDITY: must be between PT5M and P7D (user delegation keys last 7 days)")
     return Settings(
         storage=_storage(env),
-        batch=_batch(env),
+        batch=_batch(env) if need_batch else None,
         pipelines_file=pipelines_file,
         queues=_queue_names(env),
         runs_table=table,
@@ -313,6 +315,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         run_stuck_after=_bounded(env, "RUN_STUCK_AFTER", "P2D", timedelta(minutes=5), timedelta(days=180)),
         batch_retry_budget=_bounded(env, "BATCH_RETRY_BUDGET", "PT2M", timedelta(seconds=1), timedelta(minutes=10)),
         deadletter_container=_container(env, "DEADLETTER_CONTAINER", "eventgrid-deadletter"),
+        batch_account_resource_id=_get(env, "BATCH_ACCOUNT_RESOURCE_ID"),
         batch_active_job_quota=_int(env, "BATCH_ACTIVE_JOB_QUOTA", 100, 1, 100000),
         active_job_quota_share=_share(env, "ACTIVE_JOB_QUOTA_SHARE", 0.8),
         job_max_wall_clock=_job_wall_clock(env),

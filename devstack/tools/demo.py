@@ -33,7 +33,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 
 from devstack.common import paths
 from devstack.stack import lifecycle
-from devstack.tools import runs_view
+from devstack.tools import runs_view, ui
 from devstack.tools.access import AccessError, AppAccess, batch_client, ensure_pool
 from devstack.tools.image_check import check_for_demo
 from devstack.tools.submit import SentRequest, SubmitError, Uploaded, send_request, upload_inputs
@@ -60,13 +60,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to wait for the runs to finish (default 150)")
     p.add_argument("--no-up", action="store_true", help="do not start the stack; use the one running")
     p.add_argument("--tag", help="demo folder / idempotency key (default: demo-<UTC time>-<random>)")
+    p.add_argument("--json", action="store_true",
+                   help="print the results (verdict, runs, problems) as JSON on stdout; the steps go to stderr")
+    p.add_argument("--no-color", action="store_true", help="no colour (also: the NO_COLOR environment variable)")
     return p
+
+
+def parser(name: str = "demo") -> argparse.ArgumentParser:
+    """The command's parser (for `devstack.cli`'s completion)."""
+    return build_parser()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     started = time.monotonic()
-    say = _printer()
+    ui.configure(no_color=args.no_color)
+    out = sys.stderr if args.json else sys.stdout
+    say = _printer(out)
     if args.tag is not None and not TAG.match(args.tag):
         say(f"eventbatch demo: --tag {args.tag!r}: use 1-64 letters, digits, '.', '_' or '-'")
         return 2
@@ -81,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _printer() -> Callable[[str], None]:
+def _printer(stream) -> Callable[[str], None]:
     def say(line: str) -> None:
-        print(line, flush=True)
+        print(line, file=stream, flush=True)
 
     return say
 
@@ -109,10 +119,11 @@ def run_demo(args, started: float, say) -> int:
     demo = submit_samples(access, tag, say)
 
     say(f"\n== 5. progress ({len(demo.runs)} runs)")
-    rows = watch(access, demo, args.timeout, say)
+    out = sys.stderr if args.json else sys.stdout
+    rows = watch(access, demo, args.timeout, say, stream=out)
 
     say("\n== 6. results")
-    say(runs_view.table(rows))
+    runs_view.show(rows, stream=out)
     problems = check_results(access, demo, rows, say)
     elapsed = time.monotonic() - started
     ok = not problems
@@ -125,6 +136,10 @@ def run_demo(args, started: float, say) -> int:
             say(f"  - {p}")
     say("next: `eventbatch status` (all runs), `eventbatch logs RUN` (a run's stdout/stderr), "
         "`eventbatch submit transform FILE...`, `make down` (stop the stack)")
+    if args.json:
+        ui.print_json({"passed": ok, "elapsedSeconds": round(elapsed, 1), "tag": tag,
+                       "request": demo.request.request_id if demo.request else None, "problems": problems,
+                       "runs": [r.as_json() for r in rows]})
     return 0 if ok else 1
 
 
@@ -204,38 +219,29 @@ def fetch(access: AppAccess, demo: DemoRuns) -> list[runs_view.RunRow]:
     return rows
 
 
-def progress_line(rows: list[runs_view.RunRow], expected: int, elapsed: float) -> str:
+def progress_detail(rows: list[runs_view.RunRow], expected: int) -> str:
+    """The counts per state (and the runs not recorded yet) for the progress bar."""
     c = runs_view.counts(rows)
     pending = expected - len(rows)
     parts = [f"{s} {c[s]}" for s in STATES if c[s] or s in ("running", "succeeded")]
     if pending:
         parts.insert(0, f"not yet seen {pending}")
-    return f"[{elapsed:5.1f}s] " + "  ".join(parts)
+    return "  ".join(parts)
 
 
-def watch(access: AppAccess, demo: DemoRuns, timeout: float, say, interval: float = 0.5) -> list[runs_view.RunRow]:
-    """Poll the runs table until every demo run is terminal (or the timeout); show the counts as they change."""
-    tty = sys.stdout.isatty()
+def watch(access: AppAccess, demo: DemoRuns, timeout: float, say, interval: float = 0.5,
+          stream=None) -> list[runs_view.RunRow]:
+    """Poll the runs table until every demo run is terminal (or the timeout); a progress bar with the counts."""
     t0 = time.monotonic()
-    last = ""
     rows: list[runs_view.RunRow] = []
-    while True:
-        rows = fetch(access, demo)
-        elapsed = time.monotonic() - t0
-        done = len(rows) == len(demo.runs) and all(r.state in TERMINAL for r in rows)
-        line = progress_line(rows, len(demo.runs), elapsed)
-        state_part = line.split("] ", 1)[1]
-        if tty:
-            sys.stdout.write("\r" + line.ljust(100))
-            sys.stdout.flush()
-        elif state_part != last:
-            say(line)
-        last = state_part
-        if done or elapsed > timeout:
-            break
-        time.sleep(interval)
-    if tty:
-        sys.stdout.write("\n")
+    with ui.progress("runs ended", total=len(demo.runs), unit="runs", stream=stream) as bar:
+        while True:
+            rows = fetch(access, demo)
+            done = len(rows) == len(demo.runs) and all(r.state in TERMINAL for r in rows)
+            bar.update(sum(r.state in TERMINAL for r in rows), detail=progress_detail(rows, len(demo.runs)))
+            if done or time.monotonic() - t0 > timeout:
+                break
+            time.sleep(interval)
     if not done:
         say(f"timed out after {timeout:.0f}s with runs still open; the host log is .devstack/logs/func-host.log")
     return rows

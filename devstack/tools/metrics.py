@@ -24,7 +24,7 @@ from azure.core.exceptions import (
 )
 
 from devstack.tools import runs_view
-from devstack.tools.access import AccessError, AppAccess
+from devstack.tools.access import AccessError, AppAccess, normalize_argv
 from devstack.tools.commands import _common
 from shared.records import TERMINAL, RunStore, is_hidden
 from shared.run_metrics import TOP_REASONS, summarize
@@ -81,16 +81,21 @@ def read_records(runs: RunStore, since: datetime | None, pipeline: str | None) -
     return runs.query(" and ".join(clauses), params)
 
 
+def parser(name: str = "metrics") -> argparse.ArgumentParser:
+    """The command's parser (for `devstack.cli`'s completion)."""
+    return build_parser()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(normalize_argv(list(sys.argv[1:] if argv is None else argv)))
     now = datetime.now(UTC)
     try:
         since = None if args.since.strip().lower() == "all" else parse_since(args.since, now)
     except argparse.ArgumentTypeError as exc:
         parser.error(f"--since: {exc}")
     try:
-        access = AppAccess.open(args.settings, args.env)
+        access = AppAccess.from_args(args, needs_batch=False)
         if args.pipeline and args.pipeline not in access.config.pipelines:
             print(f"eventbatch metrics: unknown pipeline {args.pipeline!r}; known: "
                   f"{', '.join(sorted(access.config.pipelines))}", file=sys.stderr)

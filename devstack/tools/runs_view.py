@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from shared.records import STATES, RunStore, is_hidden
+from devstack.tools import ui
+from shared.records import STATES, TERMINAL, RunStore, is_hidden
 
 _STAMPS = ("receivedAt", "rejectedAt", "submittedAt", "runningAt", "succeededAt", "failedAt")
 
@@ -89,6 +90,12 @@ def query_runs(runs: RunStore, pipeline: str | None = None, state: str | None = 
                 ids_clause = f"PartitionKey eq @p and ( {ids_clause} )"  # spaces: the SDK splits on them
             rows += [to_row(r) for r in runs.query(ids_clause, params)]
         return sort_rows(rows)
+    return [to_row(r) for r in query_records(runs, pipeline, state, request_id)]
+
+
+def query_records(runs: RunStore, pipeline: str | None = None, state: str | None = None,
+                  request_id: str | None = None) -> list[dict]:
+    """The run records for the filters (evaluated by the table service), newest first, bookkeeping rows left out."""
     clauses, params = [], {}
     if pipeline:
         clauses.append("PartitionKey eq @p")
@@ -101,7 +108,8 @@ def query_runs(runs: RunStore, pipeline: str | None = None, state: str | None = 
         params["r"] = request_id
     records = runs.table.query_entities(" and ".join(clauses), parameters=params) if clauses else \
         runs.table.list_entities()
-    return sort_rows(to_row(dict(r)) for r in records if not is_hidden(r.get("RowKey", "")))
+    found = [dict(r) for r in records if not is_hidden(r.get("RowKey", ""))]
+    return sorted(found, key=lambda r: (to_row(r).created or "", r["RowKey"]), reverse=True)
 
 
 def sort_rows(rows: Iterable[RunRow]) -> list[RunRow]:
@@ -148,7 +156,7 @@ def _outputs(row: RunRow) -> str:
         n = row.output_count
         return f"{row.output_container}/{row.output_prefix}/" + (f" ({n} file{'s' if n != 1 else ''})"
                                                                   if n is not None else "")
-    if row.state in ("failed", "rejected", "received"):
+    if row.state == "received" or (row.state in TERMINAL and row.state != "succeeded"):  # failed, rejected, ...
         return row.reason or "-"
     return "-"
 
@@ -161,17 +169,26 @@ def _input(row: RunRow) -> str:
     return "-"
 
 
-def table(rows: Sequence[RunRow], now: datetime | None = None, wide: bool = False) -> str:
-    """A fixed-width text table: RUN, PIPELINE, INPUT, STATE, DURATION, EXIT, OUTPUTS (or the reason)."""
+COLUMNS = (ui.Column("RUN", shrink=False), ui.Column("PIPELINE", shrink=False), ui.Column("INPUT", limit=44),
+           ui.Column("STATE", style_by_value=ui.STATE_STYLES, shrink=False), ui.Column("DURATION", shrink=False),
+           ui.Column("EXIT", shrink=False), ui.Column("OUTPUTS / REASON", limit=70))
+
+
+def cells(rows: Sequence[RunRow], now: datetime | None = None) -> list[tuple[str, ...]]:
+    """The table's cells per row (escaped, not cut): RUN, PIPELINE, INPUT, STATE, DURATION, EXIT, OUTPUTS."""
     now = now or datetime.now(UTC)
-    limit_input, limit_out = (None, None) if wide else (44, 70)
-    header = ("RUN", "PIPELINE", "INPUT", "STATE", "DURATION", "EXIT", "OUTPUTS / REASON")
-    body = [(r.run_id, r.pipeline, printable(_input(r), limit_input), r.state, _duration(r, now),
-             "-" if r.exit_code is None else str(r.exit_code), printable(_outputs(r), limit_out)) for r in rows]
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-             for line in [header, *body]]
-    return "\n".join(lines)
+    return [(r.run_id, r.pipeline, printable(_input(r)), r.state, _duration(r, now),
+             "-" if r.exit_code is None else str(r.exit_code), printable(_outputs(r))) for r in rows]
+
+
+def table(rows: Sequence[RunRow], now: datetime | None = None, wide: bool = False) -> str:
+    """The plain-text table (what a pipe gets): long inputs and outputs cut with an ellipsis unless `wide`."""
+    return ui.plain_table(COLUMNS, cells(rows, now), wide)
+
+
+def show(rows: Sequence[RunRow], wide: bool = False, stream=None) -> None:
+    """Print the table: fitted to the terminal with colour, or the plain table off a terminal."""
+    ui.table(COLUMNS, cells(rows), wide, stream=stream)
 
 
 def summary(rows: Sequence[RunRow]) -> str:

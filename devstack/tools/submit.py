@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,14 +71,18 @@ def upload(access: AppAccess, container: str, name: str, path: Path) -> Uploaded
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     blob = cc.get_blob_client(name)
     result = blob.upload_blob(data, overwrite=True, content_settings=ContentSettings(content_type=content_type))
-    # The local stand-in for Event Grid: the host's blob trigger gets the event now, not at its next scan.
-    publish_blob_created(paths.state_dir() / "func_host", blob.url, container, name, etag=str(result["etag"]),
-                         size=len(data), content_type=content_type)
+    # The local stand-in for Event Grid: the host's blob trigger gets the event now, not at its next scan. Only
+    # for the local stack: an upload to Azure is announced by Event Grid itself, never to a local host.
+    if access.local_stack:
+        publish_blob_created(paths.state_dir() / "func_host", blob.url, container, name,
+                             etag=str(result["etag"]), size=len(data), content_type=content_type)
     return Uploaded(container, name, str(result["etag"]), len(data))
 
 
-def upload_inputs(access: AppAccess, pipeline: Pipeline, files: Sequence[Path], sub: str = "") -> list[Uploaded]:
-    """Upload `files` under the pipeline's blob input (container/prefix[/sub]/basename): one run per file."""
+def upload_inputs(access: AppAccess, pipeline: Pipeline, files: Sequence[Path], sub: str = "",
+                  on_upload: Callable[[Uploaded], None] | None = None) -> list[Uploaded]:
+    """Upload `files` under the pipeline's blob input (container/prefix[/sub]/basename): one run per file.
+    `on_upload` is called after each file (a progress bar)."""
     policy = pipeline.blob_input
     if policy is None:
         raise SubmitError(f"pipeline {pipeline.name} takes no blob uploads (inputs.blob is not set); send a request: "
@@ -89,12 +93,16 @@ def upload_inputs(access: AppAccess, pipeline: Pipeline, files: Sequence[Path], 
         u = upload(access, policy.container, name, path)
         out.append(Uploaded(u.container, u.name, u.etag, u.size,
                             ids.blob_task_id(pipeline.name, u.container, u.name, u.etag)))
+        if on_upload:
+            on_upload(out[-1])
     return out
 
 
 def send_request(access: AppAccess, pipeline: Pipeline, files: Sequence[Path], inputs: Sequence[str],
-                 idempotency_key: str | None, sub: str = "", staging_container: str = "uploads") -> SentRequest:
-    """Stage `files` (if any), then put one request naming them and `inputs` on the requests queue."""
+                 idempotency_key: str | None, sub: str = "", staging_container: str = "uploads",
+                 on_upload: Callable[[Uploaded], None] | None = None) -> SentRequest:
+    """Stage `files` (if any), then put one request naming them and `inputs` on the requests queue.
+    `on_upload` is called after each staged file (a progress bar)."""
     if not pipeline.queue_input:
         raise SubmitError(f"pipeline {pipeline.name} takes no queue requests (inputs.queue is false); upload the files "
                           f"instead: eventbatch submit {pipeline.name} FILE...")
@@ -109,7 +117,11 @@ def send_request(access: AppAccess, pipeline: Pipeline, files: Sequence[Path], i
         raise SubmitError(f"--staging-container {staging_container} is watched by the blob trigger; pick another one")
     if not files and not inputs:
         raise SubmitError("a request needs inputs: FILEs to upload and/or --inputs CONTAINER/NAME ...")
-    uploaded = [upload(access, staging_container, _join(pipeline.name, sub, p.name), p) for p in files]
+    uploaded = []
+    for p in files:
+        uploaded.append(upload(access, staging_container, _join(pipeline.name, sub, p.name), p))
+        if on_upload:
+            on_upload(uploaded[-1])
     refs = [BlobRef(u.container, u.name) for u in uploaded]
     for i, text in enumerate(inputs):
         try:

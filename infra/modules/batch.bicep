@@ -59,4 +59,5 @@ module batchPools 'batch-pool.bicep' = [for pool in pools: {
 }]
 
 output name string = batch.name
+output id string = batch.id
 output accountEndpoint string = 'https://${batch.properties.accountEndpoint}'
