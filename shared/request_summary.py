@@ -16,9 +16,11 @@ Before that it is `open`.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from shared.manifest import MESSAGE_BUDGET_BYTES, message_bytes
 from shared.records import STATES, TERMINAL, is_hidden
 
 OPEN = "open"
@@ -55,7 +57,7 @@ def counted(records: Iterable[dict]) -> list[dict]:
 
 def summarize(pipeline: str, request_id: str, records: Iterable[dict], require_all: bool = False) -> RequestSummary:
     runs = sorted(counted(records), key=lambda r: r["RowKey"])
-    inputs = [r for r in runs if r.get("kind", "task") == "task"]
+    inputs = [r for r in runs if (r.get("kind") or "task") == "task"]
     merge = next((r for r in runs if r.get("kind") == "merge"), None)
     barriers = [r for r in runs if r.get("kind") == "barrier"]
     counts = {"total": len(inputs), **{s: 0 for s in STATES}}
@@ -120,14 +122,12 @@ def common_prefix(prefixes: list[str]) -> str:
 
 
 def outputs_of(summary: RequestSummary) -> dict:
-    succeeded = [r for r in summary.inputs if r.get("state") == "succeeded" and r.get("outputPrefix")]
-    prefixes = [r["outputPrefix"] for r in succeeded]
+    """Where the request's outputs are: the container, the folder that holds them all, the merge's results; the
+    succeeded inputs' own folders are added by request_message as far as the message has room."""
     container = next((r.get("outputContainer") for r in summary.inputs if r.get("outputContainer")), None)
     out = {"container": container,
            "prefix": common_prefix([r["outputPrefix"] for r in summary.inputs if r.get("outputPrefix")]),
-           "prefixes": prefixes[:MAX_LISTED]}
-    if len(prefixes) > MAX_LISTED:
-        out["prefixesTruncated"] = True
+           "prefixes": []}
     merge = summary.merge
     if merge is not None:
         out["merge"] = {"runId": merge["RowKey"], "state": merge.get("state"),
@@ -140,15 +140,36 @@ def outputs_of(summary: RequestSummary) -> dict:
 
 
 def request_message(summary: RequestSummary, generation: int, ended_at: str) -> dict:
-    """The request-completion message (bounded: at most MAX_LISTED failures and prefixes are named)."""
+    """The request-completion message, bounded by construction (it fits on a queue however large the request):
+    up to MAX_LISTED failed inputs and succeeded inputs' output folders are named while there is room, with
+    `failedTruncated` / `outputs.prefixesTruncated` when some are left out; the counts always tell the whole."""
     message = {"kind": "request", "pipeline": summary.pipeline, "requestId": summary.request_id,
                "state": summary.state, "counts": dict(summary.counts), "outputs": outputs_of(summary),
-               "failed": [failure_entry(r) for r in summary.failed[:MAX_LISTED]], "generation": generation,
-               "endedAt": ended_at,
+               "failed": [], "generation": generation, "endedAt": ended_at,
                "messageId": request_message_id(summary.pipeline, summary.request_id, generation)}
-    if len(summary.failed) > MAX_LISTED:
+    size = message_bytes(message) + 64  # room for the two truncation flags
+    half = (MESSAGE_BUDGET_BYTES - size) // 2
+    failures = [failure_entry(r) for r in summary.failed[:MAX_LISTED]]
+    message["failed"], used = _fill(failures, half)
+    if len(message["failed"]) < len(summary.failed):
         message["failedTruncated"] = True
+    prefixes = [r["outputPrefix"] for r in summary.inputs if r.get("state") == "succeeded" and r.get("outputPrefix")]
+    message["outputs"]["prefixes"], _ = _fill(prefixes[:MAX_LISTED], MESSAGE_BUDGET_BYTES - size - used)
+    if len(message["outputs"]["prefixes"]) < len(prefixes):
+        message["outputs"]["prefixesTruncated"] = True
     return message
+
+
+def _fill(items: list, room: int) -> tuple[list, int]:
+    """The first items whose JSON fits in `room` bytes, and the bytes they take."""
+    kept, used = [], 0
+    for item in items:
+        size = len(json.dumps(item, ensure_ascii=False).encode("utf-8")) + 1
+        if used + size > room:
+            break
+        kept.append(item)
+        used += size
+    return kept, used
 
 
 def record_fields(summary: RequestSummary) -> dict:

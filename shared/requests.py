@@ -31,6 +31,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.app_context import AppContext
+from shared.batch_client import call
 from shared.records import inbox_key, now_iso, request_record_key
 from shared.request_summary import (
     OPEN,
@@ -190,7 +191,7 @@ def _skip_merge(ctx: AppContext, s: RequestSummary, send_failure: FailureSender)
         job_id = (moved or run).get("jobId")
         if job_id:
             try:
-                ctx.batch.terminate_task(job_id, run_id)
+                call(lambda j=job_id, t=run_id: ctx.batch.terminate_task(j, t), f"terminate the skipped task {run_id}")
             except ResourceNotFoundError:
                 pass
             except HttpResponseError as exc:  # completed meanwhile, or Batch is away: the safety net cleans up
