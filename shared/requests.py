@@ -71,8 +71,8 @@ def get(ctx: AppContext, pipeline: str, request_id: str) -> dict | None:
 
 def summary(ctx: AppContext, pipeline: str, request_id: str) -> RequestSummary:
     """The request summed up from its run records now (what `refresh` writes)."""
-    return summarize(pipeline, request_id, ctx.runs.by_request(pipeline, request_id, select=SUMMARY_FIELDS),
-                     _require_all(ctx, pipeline))
+    records = ctx.runs.by_request(pipeline, request_id, select=SUMMARY_FIELDS)
+    return summarize(pipeline, request_id, records.values(), _require_all(ctx, pipeline))
 
 
 def refresh(ctx: AppContext, pipeline: str, request_id: str, send_failure: FailureSender) -> dict | None:
@@ -245,7 +245,11 @@ def merge_inputs(ctx: AppContext, record: dict) -> dict:
     request_id = record.get("requestId")
     if not request_id:
         return {}
-    s = summary(ctx, record["PartitionKey"], request_id)
+    try:
+        s = summary(ctx, record["PartitionKey"], request_id)
+    except Exception:  # noqa: BLE001 - the merge's result is recorded regardless; the request's end fills this in
+        log.exception("request %s: the inputs of merge %s could not be read", request_id, record.get("RowKey"))
+        return {}
     return {**merge_fields(s), "failedInputs": [input_label(r) for r in s.failed[:50]]}
 
 

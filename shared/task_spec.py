@@ -12,10 +12,12 @@ Environment contract for worker images:
     INPUT_FILE          the same file relative to AZ_BATCH_TASK_WORKING_DIR (in/<file>)
     INPUT_NAME          the exact blob name (untrusted: treat as data), INPUT_CONTAINER, INPUT_ETAG, INPUT_SIZE,
                         INPUT_CONTENT_TYPE
-    EVENTBATCH_PIPELINE, EVENTBATCH_RUN_ID, EVENTBATCH_REQUEST_ID, EVENTBATCH_INPUT_COUNT (merge tasks)
+    EVENTBATCH_PIPELINE, EVENTBATCH_RUN_ID, EVENTBATCH_REQUEST_ID, EVENTBATCH_INPUT_COUNT and
+    EVENTBATCH_FAILED_DIR (merge tasks)
     outputs go under $AZ_BATCH_TASK_WORKING_DIR/out/ (the pipeline's output patterns); merge tasks find the
-    fan-out tasks' uploaded outputs under $AZ_BATCH_TASK_WORKING_DIR/in/, and one file per fan-out task that
-    failed while it ran under in/_failed/ (named by its run id, holding its stderr).
+    fan-out tasks' uploaded outputs under $AZ_BATCH_TASK_WORKING_DIR/in/ (by their whole blob names), and one file
+    per fan-out task that failed while it ran in $EVENTBATCH_FAILED_DIR (relative to the working directory; named
+    by its run id, holding its stderr).
 """
 
 from __future__ import annotations
@@ -269,13 +271,16 @@ def build_merge_task(pipeline: Pipeline, request_id: str, depends_on: Sequence[s
     identity = access.identity_reference()
     constraints = _constraints(pipeline, None)
     lifetime = _lifetime(constraints)
+    fanout = fanout_prefix(pipeline, request_id, now)
     source = {"storageContainerUrl": access.list_container_url(pipeline.outputs.container, lifetime),
-              "blobPrefix": fanout_prefix(pipeline, request_id, now) + "/", "filePath": "in"}
+              "blobPrefix": fanout + "/", "filePath": "in"}
     if identity:
         source["identityReference"] = identity
     env = dict(pipeline.environment)
     env.update({"EVENTBATCH_PIPELINE": pipeline.name, "EVENTBATCH_RUN_ID": task_id,
-                "EVENTBATCH_REQUEST_ID": request_id, "EVENTBATCH_INPUT_COUNT": str(len(depends_on))})
+                "EVENTBATCH_REQUEST_ID": request_id, "EVENTBATCH_INPUT_COUNT": str(len(depends_on)),
+                # Batch keeps a downloaded blob's whole name under filePath: the failed inputs' files are here.
+                "EVENTBATCH_FAILED_DIR": f"in/{failed_input_name(fanout, '')}".rstrip("/")})
     files = {"resourceFiles": [source], "outputFiles": _output_files(pipeline, access, prefix, lifetime, identity)}
     body = _task_body(pipeline, task_id, f"{pipeline.name} merge", pipeline.merge.command_line, pipeline.merge.image,
                       files, env, constraints, pipeline.required_slots, dependsOn={"taskIds": list(depends_on)})

@@ -120,6 +120,8 @@ def test_fan_out_tasks_leave_their_failure_for_the_merge(access, require_all, ac
     assert spec.body["exitConditions"] == {"default": {"dependencyAction": action}}
     env = {e["name"]: e["value"] for e in merge.body["environmentSettings"]}
     assert env["EVENTBATCH_INPUT_COUNT"] == "1"
+    # Batch keeps a downloaded blob's whole name under filePath: where the merge finds the failed inputs' files.
+    assert env["EVENTBATCH_FAILED_DIR"] == f"in/{fanout_prefix(p, 'kreq')}/_failed"
 
 
 def test_a_lone_task_has_no_failure_file(config, access):

@@ -1,15 +1,16 @@
 #!/bin/sh
 # Merge step: total every count.txt under in/ (the fan-out tasks' outputs, staged as resource files) and report
-# the inputs that did not make it: in/_failed/<run id> holds the stderr of each fan-out task that failed while it
-# ran; EVENTBATCH_INPUT_COUNT says how many there were, so inputs that failed before running (nothing uploaded)
-# are counted too.
+# the inputs that did not make it: $EVENTBATCH_FAILED_DIR/<run id> holds the stderr of each fan-out task that
+# failed while it ran; EVENTBATCH_INPUT_COUNT says how many inputs there were, so inputs that failed before
+# running (they upload nothing) are counted too.
 set -eu
 wd="${AZ_BATCH_TASK_WORKING_DIR:-$PWD}"
 out="$wd/out"
 mkdir -p "$out"
 total=0
 files=0
-find "$wd/in" -type f -name count.txt ! -path "$wd/in/_failed/*" > "$wd/counts.list"
+failed_dir="$wd/${EVENTBATCH_FAILED_DIR:-in/_failed}"
+find "$wd/in" -type f -name count.txt ! -path "$failed_dir/*" > "$wd/counts.list"
 while IFS= read -r f; do
   n=$(cat "$f")
   total=$((total + n))
@@ -18,8 +19,8 @@ done < "$wd/counts.list"
 expected="${EVENTBATCH_INPUT_COUNT:-$files}"
 failed=0
 list=""
-if [ -d "$wd/in/_failed" ]; then
-  for f in "$wd/in/_failed"/*; do
+if [ -d "$failed_dir" ]; then
+  for f in "$failed_dir"/*; do
     [ -f "$f" ] || continue
     run=$(basename "$f")
     # The last line of the task's stderr: the worker's own words for what went wrong (JSON-escaped).
