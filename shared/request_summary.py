@@ -28,7 +28,7 @@ MAX_LISTED = 50  # failed inputs and output prefixes named in one message (the c
 # What a summary needs of each run record (a $select, so a request of thousands of runs stays a small read).
 SUMMARY_FIELDS = ["RowKey", "state", "kind", "supersededBy", "inputContainer", "inputName", "failureCode",
                   "failureMessage", "reason", "rejectionCode", "outputContainer", "outputPrefix", "manifestBlob",
-                  "jobId", "receivedAt", "endedAt", "partial", "inputsFailed"]
+                  "jobId", "receivedAt", "endedAt", "partial", "inputsFailed", "stderrTail"]
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,15 @@ def input_label(record: dict) -> str:
 
 
 def failure_entry(record: dict) -> dict:
+    """A failed input as a person reads it: which run and input, the code, the reason and, for a task that ran,
+    the last line of its stderr (the worker's own words)."""
     reason = record.get("failureMessage") or record.get("reason") or ""
-    return {"runId": record["RowKey"], "input": input_label(record), "state": record.get("state"),
-            "code": record.get("failureCode") or record.get("rejectionCode"), "reason": str(reason)[:300]}
+    entry = {"runId": record["RowKey"], "input": input_label(record), "state": record.get("state"),
+             "code": record.get("failureCode") or record.get("rejectionCode"), "reason": str(reason)[:300]}
+    tail = [line for line in str(record.get("stderrTail") or "").splitlines() if line.strip()]
+    if tail:
+        entry["stderr"] = tail[-1][:300]
+    return entry
 
 
 def merge_fields(summary: RequestSummary) -> dict:

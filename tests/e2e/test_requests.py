@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import sys
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
+from devstack.common import paths
 from devstack.tools.access import batch_client
 from shared.records import request_record_key
 from tests.helpers import wait_for
@@ -102,6 +105,23 @@ def test_a_merge_over_a_partial_request(app_stack, tmp_path):
     assert message["outputs"]["merge"]["inputsFailed"] == 1
     assert message["outputs"]["prefix"] == f"wordcount/{sent.request_id}/wordcount/{tag}"
     assert len(message["outputs"]["prefixes"]) == 2
+
+    # What an operator sees: `eventbatch request ID`.
+    shown = _cli("request", sent.request_id)
+    assert shown.returncode == 0, shown.stderr
+    assert f"request {sent.request_id} (pipeline wordcount): partial" in shown.stdout
+    assert "inputs   3: succeeded 2, failed 1" in shown.stdout
+    assert f"{bad_run}  uploads/wordcount/{tag}/broken.bin  failed FailureExitCode" in shown.stdout
+    assert "is not a text file" in shown.stdout and "completion message: generation 1, sent" in shown.stdout
+    data = json.loads(_cli("request", sent.request_id, "--json").stdout)
+    assert data["state"] == "partial" and data["counts"]["failed"] == 1 and data["message"]["sent"] is True
+    missing = _cli("request", "k-none-such")
+    assert missing.returncode == 1 and "no runs of request 'k-none-such'" in missing.stderr
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "devstack.cli", *args], cwd=paths.REPO_ROOT, capture_output=True,
+                          text=True, timeout=120)
 
 
 def test_require_all_fails_the_request_without_running_the_merge(app_stack, tmp_path):
