@@ -24,6 +24,7 @@ from shared.manifest import MESSAGE_BUDGET_BYTES, message_bytes
 from shared.records import STATES, TERMINAL, is_hidden
 
 OPEN = "open"
+NO_TASK = ("NotSubmitted", "TaskGone")  # failure codes of runs that have no Batch task a merge could wait for
 MAX_LISTED = 50  # failed inputs and output prefixes named in one message (the counts always tell the whole story)
 # What a summary needs of each run record (a $select, so a request of thousands of runs stays a small read).
 SUMMARY_FIELDS = ["RowKey", "state", "kind", "supersededBy", "inputContainer", "inputName", "failureCode",
@@ -80,6 +81,16 @@ def _state(counts: dict[str, int], failed: list[dict], merge: dict | None, requi
     if failed:
         return "failed" if require_all else "partial"
     return "succeeded"
+
+
+def blocking_inputs(summary: RequestSummary, require_all: bool) -> list[dict]:
+    """The ended inputs that keep the merge from ever running: every failed one with merge.requireAll (they block
+    it), else those that never had a Batch task to wait for (rejected by Batch, never submitted, task gone)."""
+    if summary.merge is None:
+        return []
+    if require_all:
+        return list(summary.failed)
+    return [r for r in summary.failed if r.get("state") == "rejected" or r.get("failureCode") in NO_TASK]
 
 
 def input_label(record: dict) -> str:

@@ -13,16 +13,19 @@ inbox entry is what the safety net (`repair`) finds to send the request's messag
 (new runs, the old attempts marked `supersededBy`) is `open` again, and when it ends again it gets a new message
 with the next generation number in its messageId.
 
-merge.requireAll: the fan-out tasks block their dependants when they fail, so a request with a failed input never
-runs its merge. Once an input failed, the waiting barrier and merge runs are failed here (code InputFailed, naming
-the failed inputs) and their Batch tasks terminated, so nothing waits for a merge that cannot run.
+A merge that can never run is not left waiting: with merge.requireAll the fan-out tasks block their dependants
+when they fail, and without it an input that never became a Batch task (rejected by Batch, never submitted, its
+task gone) is a dependency that never completes. Once such an input has ended, the waiting barrier and merge runs
+are failed here (code InputFailed, naming those inputs) and their Batch tasks terminated.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -34,9 +37,11 @@ from shared.app_context import AppContext
 from shared.batch_client import call
 from shared.records import inbox_key, now_iso, request_record_key
 from shared.request_summary import (
+    NO_TASK,
     OPEN,
     SUMMARY_FIELDS,
     RequestSummary,
+    blocking_inputs,
     input_label,
     merge_fields,
     request_message,
@@ -47,7 +52,7 @@ from shared.request_summary import (
 )
 
 log = logging.getLogger("eventbatch.requests")
-WRITE_TRIES = 8  # guarded writes of the request record, each after reading it and its runs again
+WRITE_TRIES = 12  # guarded writes of the request record, each after reading it and its runs again
 REQUEST_KIND = "request"
 _busy = threading.local()  # request ids this thread is working on (the merge it skips ends through here too)
 
@@ -76,26 +81,32 @@ def summary(ctx: AppContext, pipeline: str, request_id: str) -> RequestSummary:
 
 
 def refresh(ctx: AppContext, pipeline: str, request_id: str, send_failure: FailureSender) -> dict | None:
-    """Recompute the request from its runs and write it; claim and send its completion message if it ended."""
+    """Recompute the request from its runs and write it; claim and send its completion message if it ended.
+
+    The record is read before the runs, so a writer whose view is older than the claim always loses its ETag. A
+    count written while runs are still ending may lose the race to another: it is left to the next run's end
+    (the last end always sees every run ended), so a burst of ends never fails a run's recording over it."""
     busy = _busy.__dict__.setdefault("ids", set())
     if (pipeline, request_id) in busy:
         return None  # a run this call ends itself (a skipped merge): the outer call sees it when it reads again
     busy.add((pipeline, request_id))
     try:
-        for _ in range(WRITE_TRIES):
+        for attempt in range(WRITE_TRIES):
             current = get(ctx, pipeline, request_id)
             s = summary(ctx, pipeline, request_id)
-            if _require_all(ctx, pipeline) and s.failed and s.pending_steps:
-                _skip_merge(ctx, s, send_failure)
+            blocking = blocking_inputs(s, _require_all(ctx, pipeline))
+            if blocking and s.pending_steps:
+                _skip_merge(ctx, s, blocking, send_failure)
                 continue  # the skipped runs changed the request: read it again
             if not s.ended:
-                if _write(ctx, current, s, claim=False):
+                if _write(ctx, current, s, claim=False) or attempt >= 2:
                     return None
                 continue
             if current is not None and current.get("state") != OPEN and current.get("digest") == s.digest:
                 return None  # this completion was claimed already (its claimer sends it, or the safety net does)
             claimed = _write(ctx, current, s, claim=True)
             if claimed is None:
+                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # noqa: S311 - jitter, not a secret
                 continue
             return _send(ctx, claimed, s)
         raise RuntimeError(f"request {request_id} kept changing while it was recorded; its next run retries")
@@ -170,17 +181,23 @@ def _mark_sent(ctx: AppContext, pipeline: str, request_id: str) -> None:
             ctx.runs.table.delete_entity(pipeline, inbox_key(key))
 
 
-def _skip_merge(ctx: AppContext, s: RequestSummary, send_failure: FailureSender) -> None:
-    """merge.requireAll and an input failed: the merge (and its barriers) will never run; fail them with the
-    reason, naming the failed inputs, and terminate their blocked tasks."""
-    names = [input_label(r) for r in s.failed]
+def _skip_merge(ctx: AppContext, s: RequestSummary, blocking: list[dict], send_failure: FailureSender) -> None:
+    """The merge (and its barriers) can never run: merge.requireAll and an input failed, or an input never became a
+    Batch task (the merge would wait for it forever). Fail them with the reason, naming those inputs, and terminate
+    their waiting tasks."""
+    names = [input_label(r) for r in blocking]
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    reason = (f"the merge was skipped: merge.requireAll is set and {len(names)} of {s.counts['total']} input(s) "
-              f"failed: {shown}")
+    if any(r.get("state") == "failed" and r.get("failureCode") not in NO_TASK for r in blocking):
+        reason = (f"the merge was skipped: merge.requireAll is set and {len(names)} of {s.counts['total']} "
+                  f"input(s) failed: {shown}")
+    else:
+        reason = (f"the merge cannot run: {len(names)} of {s.counts['total']} input(s) never became a Batch task "
+                  f"that it could wait for: {shown}")
     for run in s.pending_steps:  # barriers first: the merge is the last of them
         run_id = run["RowKey"]
         moved = ctx.runs.advance(s.pipeline, run_id, "failed", {"reason": reason, "failureCode": "InputFailed",
-                                                                "failureMessage": reason, "inputsFailed": len(names)})
+                                                                "failureMessage": reason,
+                                                                "inputsFailed": len(s.failed)})
         if moved is not None:
             send_failure(ctx, moved, {"runId": run_id, "state": "failed", "pipeline": s.pipeline,
                                       "kind": moved.get("kind"), "jobId": moved.get("jobId"), "taskId": run_id,

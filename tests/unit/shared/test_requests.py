@@ -145,3 +145,17 @@ def test_the_request_message_is_json_a_consumer_can_read():
     back = json.loads(text)
     assert back["state"] == "succeeded" and back["outputs"]["prefix"] == "wordcount/kreq/wc"
     assert "merge" not in back["outputs"] and back["failed"] == []
+
+
+def test_inputs_that_keep_the_merge_from_ever_running():
+    from shared.request_summary import blocking_inputs
+
+    ran = run("a", "failed", failureCode="FailureExitCode")
+    never = run("b", "failed", failureCode="NotSubmitted")
+    refused = run("c", "rejected", rejectionCode="batch-client-error")
+    s = request(run("ok", "succeeded"), ran, never, refused, run("m", "submitted", "merge"))
+    # Without requireAll a failure that ran satisfies the merge; inputs with no Batch task never complete for it.
+    assert [r["RowKey"] for r in blocking_inputs(s, require_all=False)] == ["b", "c"]
+    assert [r["RowKey"] for r in blocking_inputs(s, require_all=True)] == ["a", "b", "c"]
+    assert [r["RowKey"] for r in s.pending_steps] == ["m"]
+    assert blocking_inputs(request(ran, never), require_all=True) == []  # no merge: nothing to skip
