@@ -111,3 +111,31 @@ def test_a_claimed_request_message_whose_sender_died_is_sent_by_the_safety_net(a
     assert app.ctx.runs.inbox_entry(PIPELINE, request_record_key(request_id)) is None
     Reconciler(app.ctx, clock=lambda: later + timedelta(minutes=5)).tick()
     assert _request_messages(app, request_id) == []
+
+
+def test_a_merge_whose_input_never_became_a_task_is_failed_not_left_waiting(app):
+    from shared import requests
+    from shared.outcomes import fail_run
+
+    pipeline = "wordcount"  # no requireAll: a failure that ran satisfies the merge, a missing task never does
+    request_id = "k" + secrets.token_hex(8)
+    inputs = [f"{pipeline}-t{secrets.token_hex(6)}" for _ in range(2)]
+    merge_id = f"{pipeline}-m{secrets.token_hex(6)}"
+    app.ctx.runs.create_many(pipeline, [(r, {"kind": "task", "requestId": request_id, "inputContainer": "data",
+                                             "inputName": f"in/{r}.txt", "mergeTaskId": merge_id})
+                                        for r in inputs] +
+                             [(merge_id, {"kind": "merge", "requestId": request_id})], state="submitted")
+    moved = app.ctx.runs.advance(pipeline, inputs[0], "succeeded")
+    from shared.notify import notify_completion
+
+    notify_completion(app.ctx, moved, {"runId": inputs[0], "state": "succeeded", "pipeline": pipeline})
+    assert fail_run(app.ctx, pipeline, inputs[1], "not submitted to Batch after 5 deliveries", "NotSubmitted")
+    merge = app.ctx.runs.get(pipeline, merge_id)
+    assert merge["state"] == "failed" and merge["failureCode"] == "InputFailed"
+    assert "never became a Batch task" in merge["failureMessage"] and f"data/in/{inputs[1]}.txt" in merge[
+        "failureMessage"]
+    (message,) = _request_messages(app, request_id)
+    assert message["state"] == "failed" and message["outputs"]["merge"]["failure"]["code"] == "InputFailed"
+    assert requests.get(app.ctx, pipeline, request_id)["notified"] is True
+    failures = [m for m in app.drain_queue(app.ctx.settings.queues.failures) if m.get("runId") == merge_id]
+    assert len(failures) == 1 and failures[0]["failure"]["code"] == "InputFailed"  # the merge's own message
