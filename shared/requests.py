@@ -66,7 +66,10 @@ def run_ended(ctx: AppContext, record: dict, send_failure: FailureSender) -> dic
     request_id = record.get("requestId")
     if not request_id or record.get("PartitionKey") is None:
         return None
-    return refresh(ctx, record["PartitionKey"], request_id, send_failure)
+    # Retried through a Storage outage (an Azurite restart) like the run's own mark, for a quarter of
+    # NOTIFY_REPAIR_AFTER, so that the run's mark after it still comes before the safety net would take over.
+    return call(lambda: refresh(ctx, record["PartitionKey"], request_id, send_failure),
+                f"update request {request_id}", budget=ctx.settings.notify_repair_after.total_seconds() / 4)
 
 
 def get(ctx: AppContext, pipeline: str, request_id: str) -> dict | None:
