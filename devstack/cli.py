@@ -25,6 +25,7 @@ DELEGATED = {
     "replay": ("devstack.tools.commands", "replay",
                "count or move back poisoned messages and dead-lettered events (--apply)"),
     "demo": ("devstack.tools.demo", "main", "run the sample work end to end and show the results"),
+    "metrics": ("devstack.tools.metrics", "main", "runs by state, waits, latencies, throughput, failure reasons"),
     "request": ("devstack.tools.request_view", "main", "one request as a unit: state, counts, merge, failed inputs"),
 }
 
