@@ -33,6 +33,7 @@ DELEGATED = {
     "demo": ("devstack.tools.demo", "main", "run the sample work end to end and show the results"),
     "wait": ("devstack.tools.wait", "main", "block until runs or a request have ended (exit 0 only if all succeeded)"),
     "metrics": ("devstack.tools.metrics", "main", "runs by state, waits, latencies, throughput, failure reasons"),
+    "request": ("devstack.tools.request_view", "main", "one request as a unit: state, counts, merge, failed inputs"),
 }
 # name -> (module, function returning the command's argparse parser, called with the name): for completion
 PARSERS = {

@@ -7,6 +7,8 @@ completed only once all of them are done, so the marker only says "look now": a 
 looked at again through a delayed message on CHECK_QUEUE (functions/task_check.py), never by sleeping. A task that
 completed is recorded by `Completer.finish` (shared with the safety net, shared.reconcile), then deleted (unless
 TASK_RETENTION keeps it, or a merge still depends on it: the safety net takes those), and its marker removed.
+A merge's manifest and record also say what it was given (shared.requests.merge_inputs): `partial`,
+`inputsExpected`, `inputsFailed` and the failed inputs' names.
 
 Recording is exactly-once per run: the move of the record to succeeded/failed is guarded by its ETag, and only the
 worker that won it writes the message (shared.notify). Recording is also bounded: every failed attempt (from a
@@ -27,7 +29,7 @@ from datetime import timedelta
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
-from shared import ids
+from shared import ids, requests
 from shared.app_context import AppContext
 from shared.batch_client import call
 from shared.manifest import (
@@ -118,13 +120,19 @@ class Completer:
         outputs, logs = self._outputs(container, prefix)
         tail = self._stderr_tail(container, prefix) if outcome["state"] == "failed" else None
         manifest = build_manifest(record, job_id, task_id, outcome, outputs, logs, tail, now_iso())
+        merged = requests.merge_inputs(self.ctx, record) if record.get("kind") == "merge" else {}
+        manifest.update(merged)  # a merge says what it was given: partial, inputsExpected, inputsFailed, failedInputs
         manifest_name = f"{prefix}/manifest.json"
         self._write_manifest(container, manifest_name, manifest)
-        fields = {**record_update(manifest, manifest_name), "jobId": job_id}
+        fields = {**record_update(manifest, manifest_name), "jobId": job_id,
+                  **{k: v for k, v in merged.items() if k != "failedInputs"}}
         for _ in range(ADVANCE_TRIES):
             moved = self.ctx.runs.advance(pipeline, task_id, outcome["state"], fields, record=record)
             if moved is not None:
-                notify_completion(self.ctx, moved, completion_message(manifest, container, manifest_name))
+                message = completion_message(manifest, container, manifest_name)
+                if merged:
+                    message.update(partial=merged["partial"], inputsFailed=merged["inputsFailed"])
+                notify_completion(self.ctx, moved, message)
                 return "recorded", moved
             # The record changed since it was read. Another worker recorded the run (and sends its message), or
             # it only moved forward meanwhile (the safety net's move to `running`): that must not keep the result

@@ -6,11 +6,15 @@ between the move and the message leaves a claim that the safety net takes over o
 repeat only when a worker died after sending and before marking (or Storage stayed away longer than
 the marking's retries): consumers that must never see a repeat dedupe on
 `messageId` (`<run id>:<state>`, the same for every copy of a message). Delivery is at least once, with that key.
+
+A run of a request also updates the request's record and, when it is the last one, sends the request's completion
+message (shared.requests), after its own message and before its mark: a worker that dies in between leaves the run
+in the inbox, and the safety net's repeat of its message brings the request up to date too.
 """
 
 from __future__ import annotations
 
-from shared import quotas, telemetry
+from shared import quotas, requests, telemetry
 from shared.app_context import AppContext
 from shared.batch_client import call
 
@@ -23,6 +27,8 @@ def _send(ctx: AppContext, record: dict, message: dict, send) -> dict:
     run_id = record["RowKey"]
     message = {**message, "messageId": message_id(run_id, record.get("state") or message.get("state"))}
     send(message)
+    # Before the mark: until the run is marked, the safety net sends its message again and so comes back here.
+    requests.run_ended(ctx, record, notify_failure)
     # Marking is what keeps the safety net from sending the message again: it is retried through a Storage outage
     # (an Azurite restart) for up to half of NOTIFY_REPAIR_AFTER, not given up at the first error.
     call(lambda: ctx.runs.mark_notified(record["PartitionKey"], run_id), f"mark {run_id} notified",

@@ -59,6 +59,9 @@ class MergeStep:
     # fan-out waits on barrier tasks of fan_in tasks each, and the merge waits on the barriers.
     fan_in: int = 1000
     barrier_command_line: str = "/bin/sh -c 'exit 0'"
+    # requireAll: a failed input blocks the merge (Batch dependencyAction block): the merge is skipped and the
+    # request fails. Without it the merge runs over the inputs that succeeded and is told which failed.
+    require_all: bool = False
 
 
 @dataclass(frozen=True)
@@ -232,14 +235,15 @@ def _inputs(inputs: Reader) -> tuple[BlobInputPolicy | None, bool]:
 
 
 def _merge(merge_r: Reader, where: str) -> MergeStep:
-    merge_r.known("commandLine", "image", "outputs", "fanIn", "barrierCommandLine")
+    merge_r.known("commandLine", "image", "outputs", "fanIn", "barrierCommandLine", "requireAll")
     merge_out = merge_r.sub("outputs", required=True)
     merge_out.known("path")
     path = merge_out.str("path", required=True)
     check_template(path, f"{where}.merge.outputs.path")
     return MergeStep(command_line=merge_r.str("commandLine", ""), path=path, image=merge_r.str("image"),
                      fan_in=merge_r.int("fanIn", 1000, 2, 1000),
-                     barrier_command_line=merge_r.str("barrierCommandLine", "/bin/sh -c 'exit 0'"))
+                     barrier_command_line=merge_r.str("barrierCommandLine", "/bin/sh -c 'exit 0'"),
+                     require_all=merge_r.bool("requireAll", False))
 
 
 def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:

@@ -8,7 +8,8 @@ of the safety net finds what those paths cannot:
 - unfinished runs, from the inbox (shared.records, one key-range query per pipeline): a run left `received` with no
   task after RESUBMIT_AFTER (its worker died before submitting) is submitted again, once its record is read again;
   a `submitted` run whose task no longer exists is failed with a reason, and so is a run stuck for RUN_STUCK_AFTER;
-  a run whose message was claimed but never marked sent (its worker died in between) gets its message;
+  a run whose message was claimed but never marked sent (its worker died in between) gets its message, and so
+  does a request whose completion message was (shared.requests.repair);
 - cleanup: recorded tasks are deleted (TASK_RETENTION), dependency chains once their merge is recorded, and jobs
   of past periods with nothing left, so listings stay short and the active-job quota is never reached;
 - quotas (shared.quotas, shared.job_limits): held runs (maxConcurrentTasks) that a lost event left held are
@@ -27,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from shared import ids
+from shared import ids, requests
 from shared.app_context import AppContext
 from shared.batch_client import call
 from shared.completion import TASK_FIELDS, Completer, delete_marker, pipeline_of_job
@@ -196,6 +197,9 @@ class Reconciler:
         now = self.clock()
         resubmit, held = [], 0
         for entry in self.ctx.runs.inbox(pipeline):
+            if entry.get("kind") == requests.REQUEST_KIND:
+                self._request(pipeline, entry, result)
+                continue
             run_id = entry.get("runId") or entry["RowKey"].removeprefix(INBOX_PREFIX)
             since = _time(entry.get("since")) or now
             age = now - since
@@ -265,6 +269,12 @@ class Reconciler:
         detail = " (the job's maxWallClockTime, JOB_MAX_WALL_CLOCK)" if why == "MaxWallClockTimeExpiry" else ""
         self._fail(pipeline, run_id, f"its job {job_id} ended ({why}{detail}) while its task was still {task_state}",
                    result, "JobEnded")
+
+    def _request(self, pipeline: str, entry: dict, result: ReconcileResult) -> None:
+        """A request whose completion message was claimed and never marked sent: send it (shared.requests)."""
+        sent = requests.repair(self.ctx, pipeline, entry, now=self.clock())
+        if sent:
+            result.renotified.append(f"request:{sent}")
 
     def _check_submitted(self, pipeline: str, run_id: str, job_id: str | None, age: timedelta,
                          result: ReconcileResult) -> None:

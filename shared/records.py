@@ -17,7 +17,12 @@ pipeline's partition, created in the same transaction as the request's first rec
 the canonical request (shared.work_items.request_digest), so the same key sent with other content is told apart
 from a redelivery (shared.intake rejects it as `idempotency-conflict`) and never mixes into the first request.
 
-Inbox entries and request rows are bookkeeping, not runs: is_hidden() names them, and every reader that shows
+The request record. Every request id (a queue request's runs share one) gets a hidden entity `~req-<request id>`
+in its pipeline's partition once one of its runs ends: counts per state, recomputed from the run records, and the
+claim of the request's one completion message (shared.requests). While that message is claimed and not yet sent,
+an inbox entry `~inbox-~req-<request id>` (kind `request`) lets the safety net find it.
+
+Inbox entries, request rows and request records are bookkeeping, not runs: is_hidden() names them, and every reader that shows
 records to a person or counts runs leaves them out (query() does).
 
 Notifications go out once: the writer that wins the ETag-guarded move to a terminal state also claims the
@@ -41,7 +46,8 @@ ORDER = {s: i for i, s in enumerate(STATES[:4])} | {"succeeded": 4, "failed": 4,
 MAX_TEXT = 8000
 INBOX_PREFIX = "~inbox-"
 REQUEST_PREFIX = "~request-"
-HIDDEN_PREFIXES = (INBOX_PREFIX, REQUEST_PREFIX)
+REQUEST_RECORD_PREFIX = "~req-"  # one per request id: its counts and its one completion message (shared.requests)
+HIDDEN_PREFIXES = (INBOX_PREFIX, REQUEST_PREFIX, REQUEST_RECORD_PREFIX)
 _INBOX_END = "~inbox."  # the first key after every `~inbox-...` (ord('.') == ord('-') + 1)
 RUNS_PER_TRANSACTION = 50  # two operations per run (record + inbox); a transaction holds at most 100
 
@@ -62,8 +68,13 @@ def request_key(idempotency_key: str) -> str:
     return REQUEST_PREFIX + idempotency_key
 
 
+def request_record_key(request_id: str) -> str:
+    return REQUEST_RECORD_PREFIX + request_id
+
+
 def is_hidden(row_key: str) -> bool:
-    """A bookkeeping row (an inbox entry or a request row), never a run: left out wherever runs are listed."""
+    """A bookkeeping row (an inbox entry, a request row or a request record), never a run: left out wherever runs
+    are listed."""
     return row_key.startswith(HIDDEN_PREFIXES)
 
 
@@ -353,8 +364,8 @@ class RunStore:
                                          parameters={"p": pipeline, "a": INBOX_PREFIX, "b": _INBOX_END})
         return [with_etag(e) for e in rows]
 
-    def by_request(self, pipeline: str, request_id: str) -> dict[str, dict]:
-        rows = self.query("PartitionKey eq @p and requestId eq @r", {"p": pipeline, "r": request_id})
+    def by_request(self, pipeline: str, request_id: str, select: list[str] | None = None) -> dict[str, dict]:
+        rows = self.query("PartitionKey eq @p and requestId eq @r", {"p": pipeline, "r": request_id}, select)
         return {r["RowKey"]: r for r in rows}
 
 

@@ -12,9 +12,12 @@ Environment contract for worker images:
     INPUT_FILE          the same file relative to AZ_BATCH_TASK_WORKING_DIR (in/<file>)
     INPUT_NAME          the exact blob name (untrusted: treat as data), INPUT_CONTAINER, INPUT_ETAG, INPUT_SIZE,
                         INPUT_CONTENT_TYPE
-    EVENTBATCH_PIPELINE, EVENTBATCH_RUN_ID, EVENTBATCH_REQUEST_ID, EVENTBATCH_INPUT_COUNT (merge tasks)
+    EVENTBATCH_PIPELINE, EVENTBATCH_RUN_ID, EVENTBATCH_REQUEST_ID, EVENTBATCH_INPUT_COUNT and
+    EVENTBATCH_FAILED_DIR (merge tasks)
     outputs go under $AZ_BATCH_TASK_WORKING_DIR/out/ (the pipeline's output patterns); merge tasks find the
-    fan-out tasks' uploaded outputs under $AZ_BATCH_TASK_WORKING_DIR/in/.
+    fan-out tasks' uploaded outputs under $AZ_BATCH_TASK_WORKING_DIR/in/ (by their whole blob names), and one file
+    per fan-out task that failed while it ran in $EVENTBATCH_FAILED_DIR (relative to the working directory; named
+    by its run id, holding its stderr).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ INPUT_PATH_WRAPPER = ("/bin/sh -c 'INPUT_PATH=\"$AZ_BATCH_TASK_WORKING_DIR/$INPU
                       "exec \"$@\"' eventbatch-input ")
 LOG_SLACK = 100  # room for "/logs/stderr.txt" and the worker's own file names under the output prefix
 BLOB_EVENTS_REQUEST = "_events"
+FAILED_FOLDER = "_failed"  # under a request's fan-out prefix: one file per failed fan-out task (for its merge)
 SAS_MARGIN = timedelta(hours=1)  # time to wait for a node and to upload, on top of the task's own running time
 
 
@@ -212,10 +216,35 @@ def build_task(item: WorkItem, pipeline: Pipeline, access: BlobAccess, *, now: d
     body = _task_body(pipeline, task_id, f"{pipeline.name} {values['inputKey']}", command, None, files, env,
                       constraints, pipeline.required_slots)
     if merge_follows:
-        # A failed fan-out task must not block the merge forever: it runs after all of them, with what succeeded.
-        body["exitConditions"] = {"default": {"dependencyAction": "satisfy"}}
+        _tell_the_merge(body, pipeline, access, item.request_id or BLOB_EVENTS_REQUEST, task_id, lifetime, identity,
+                        now)
     return TaskSpec(task_id=task_id, pipeline=pipeline.name, body=body, output_container=pipeline.outputs.container,
                     output_prefix=prefix, work_item=item, sas_lifetime=lifetime)
+
+
+def failed_input_name(fanout: str, task_id: str) -> str:
+    """Where a failed fan-out task leaves its stderr for the merge: `<fan-out prefix>/_failed/<task id>`, which the
+    merge downloads with the outputs (in/_failed/<task id>)."""
+    return f"{fanout}/{FAILED_FOLDER}/{task_id}"
+
+
+def _tell_the_merge(body: dict, pipeline: Pipeline, access: BlobAccess, request_id: str, task_id: str,
+                    lifetime: timedelta | None, identity: dict | None, now: datetime) -> None:
+    """A fan-out task that a merge waits for. When it fails it uploads its stderr to the request's `_failed/`
+    folder (uploadCondition taskfailure: Batch uploads before it marks the task completed, so the merge, which
+    depends on it, finds the file; a task that failed before it ran uploads nothing, which the merge tells from
+    EVENTBATCH_INPUT_COUNT). Its dependency action: without merge.requireAll a failure satisfies the merge, which
+    runs after all of them with what succeeded; with it, a failure blocks the merge (shared.requests skips it)."""
+    fanout = fanout_prefix(pipeline, request_id, now)
+    container = {"containerUrl": access.write_container_url(pipeline.outputs.container, f"{fanout}/{FAILED_FOLDER}",
+                                                            lifetime),
+                 "path": failed_input_name(fanout, task_id)}
+    if identity:
+        container["identityReference"] = identity
+    body["outputFiles"].append({"filePattern": "../stderr.txt", "destination": {"container": container},
+                                "uploadOptions": {"uploadCondition": "taskfailure"}})
+    action = "block" if pipeline.merge.require_all else "satisfy"
+    body["exitConditions"] = {"default": {"dependencyAction": action}}
 
 
 def marker_name(job_id: str, task_id: str) -> str:
@@ -258,13 +287,16 @@ def build_merge_task(pipeline: Pipeline, request_id: str, depends_on: Sequence[s
     identity = access.identity_reference()
     constraints = _constraints(pipeline, None)
     lifetime = _lifetime(constraints)
+    fanout = fanout_prefix(pipeline, request_id, now)
     source = {"storageContainerUrl": access.list_container_url(pipeline.outputs.container, lifetime),
-              "blobPrefix": fanout_prefix(pipeline, request_id, now) + "/", "filePath": "in"}
+              "blobPrefix": fanout + "/", "filePath": "in"}
     if identity:
         source["identityReference"] = identity
     env = dict(pipeline.environment)
     env.update({"EVENTBATCH_PIPELINE": pipeline.name, "EVENTBATCH_RUN_ID": task_id,
-                "EVENTBATCH_REQUEST_ID": request_id, "EVENTBATCH_INPUT_COUNT": str(len(depends_on))})
+                "EVENTBATCH_REQUEST_ID": request_id, "EVENTBATCH_INPUT_COUNT": str(len(depends_on)),
+                # Batch keeps a downloaded blob's whole name under filePath: the failed inputs' files are here.
+                "EVENTBATCH_FAILED_DIR": f"in/{failed_input_name(fanout, '')}".rstrip("/")})
     files = {"resourceFiles": [source], "outputFiles": _output_files(pipeline, access, prefix, lifetime, identity)}
     body = _task_body(pipeline, task_id, f"{pipeline.name} merge", pipeline.merge.command_line, pipeline.merge.image,
                       files, env, constraints, pipeline.required_slots, dependsOn={"taskIds": list(depends_on)})

@@ -66,7 +66,8 @@ def test_demo_runs_every_sample_to_success(app_stack):
     merge = next(r for r in runs.values() if r.get("kind") == "merge")
     total = _blob_json(access, merge["outputContainer"], f"{merge['outputPrefix']}/total.json")
     expected = sum(len(p.read_bytes().split()) for p in (SAMPLES / "wordcount").iterdir())
-    assert total == {"files": n, "words": expected}
+    assert total == {"files": n, "words": expected, "inputsExpected": n, "inputsFailed": 0, "partial": False,
+                     "failed": []}
     assert f"{expected} words" in proc.stdout
 
     # greet: ENTRYPOINT mode. The task's command line is empty and the image's ENTRYPOINT wrote the greeting.

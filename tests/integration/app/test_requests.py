@@ -64,7 +64,8 @@ def test_250_inputs_fan_out_in_three_calls_and_merge_runs_after_all(app, counted
     assert merge["startedAt"] >= max(r["endedAt"] for r in done.values())
     assert any(r.get("runningAt") for r in done.values())  # the reconciler saw tasks running on the way
     total = app.read_json(app.output_container, f"wordcount/{request_id}/_merged/total.json")
-    assert total == {"files": N, "words": expected_words}
+    assert total == {"files": N, "words": expected_words, "inputsExpected": N, "inputsFailed": 0, "partial": False,
+                     "failed": []}
     one = app.read_json(app.output_container, f"wordcount/{request_id}/{names[5]}/manifest.json")
     assert one["input"]["name"] == names[5] and one["requestId"] == request_id
 
@@ -102,7 +103,8 @@ def test_fan_out_wider_than_the_fan_in_merges_through_barriers(app):
     done = app.wait_terminal("widecount", list(records))
     assert {r["state"] for r in done.values()} == {"succeeded"}
     total = app.read_json(app.output_container, f"widecount/{request_id}/_merged/total.json")
-    assert total == {"files": 7, "words": sum(range(1, 8))}
+    assert total == {"files": 7, "words": sum(range(1, 8)), "inputsExpected": 7, "inputsFailed": 0, "partial": False,
+                     "failed": []}
     job = next(iter(done.values()))["jobId"]
     for _ in range(3):
         app.tick("reconciler")
