@@ -11,10 +11,11 @@ app sends the same ones to Application Insights (shared.telemetry).
 from __future__ import annotations
 
 import argparse
-import json
+import io
 import re
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import TextIO
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -23,7 +24,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 
-from devstack.tools import runs_view
+from devstack.tools import runs_view, ui
 from devstack.tools.access import AccessError, AppAccess, normalize_argv
 from devstack.tools.commands import _common
 from shared.records import TERMINAL, RunStore, is_hidden
@@ -97,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         access = AppAccess.from_args(args, needs_batch=False)
         if args.pipeline and args.pipeline not in access.config.pipelines:
-            print(f"eventbatch metrics: unknown pipeline {args.pipeline!r}; known: "
-                  f"{', '.join(sorted(access.config.pipelines))}", file=sys.stderr)
+            ui.error("metrics", f"unknown pipeline {args.pipeline!r}; known: "
+                                f"{', '.join(sorted(access.config.pipelines))}")
             return 2
         try:
             records = read_records(access.runs, since, args.pipeline)
@@ -116,14 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"storage refused the query ({exc.status_code}: {str(exc).splitlines()[0]})")
     figures = summarize(records, now, since, args.pipeline, max(0, args.top))
     if args.json:
-        print(json.dumps(figures, indent=2, ensure_ascii=False))
+        ui.print_json(figures)
     else:
-        print(render(figures))
+        show(figures)
     return 0
 
 
 def _fail(message: str) -> int:
-    print(f"eventbatch metrics: {message}", file=sys.stderr)
+    ui.error("metrics", message)
     return 1
 
 
@@ -140,28 +141,36 @@ def seconds(value: float | None) -> str:
 
 
 def render(figures: dict) -> str:
-    """The figures as a person reads them: one line per pipeline, then each pipeline's latencies and reasons."""
+    """The report as plain text (what a pipe or a file gets)."""
+    out = io.StringIO()
+    show(figures, out)
+    return out.getvalue().rstrip("\n")
+
+
+def show(figures: dict, stream: TextIO | None = None) -> None:
+    """The figures as a person reads them: a table with a row per pipeline (fitted to the terminal, plain off
+    one), then each pipeline's latencies and failure reasons."""
+    stream = stream or sys.stdout
     window = (f"since {figures['since']} ({figures['windowMinutes']:g} min)" if figures.get("since")
               else "no runs recorded")
     pipelines = figures["pipelines"]
-    lines = [f"runs {window}, until {figures['until']}"]
+    print(f"runs {window}, until {figures['until']}", file=stream)
     if not pipelines:
-        lines.append("\nno runs in this window: widen it with --since 1d (or --since all), or submit work with "
-                     "`eventbatch submit PIPELINE FILE...`")
-        return "\n".join(lines)
+        print("\nno runs in this window: widen it with --since 1d (or --since all), or submit work with "
+              "`eventbatch submit PIPELINE FILE...`", file=stream)
+        return
     total = figures["total"]
     states = [s for s, n in total["states"].items() if n or s in ("succeeded", "failed")]
-    header = ["PIPELINE", "RUNS", *(s.upper() for s in states), "ENDED/MIN"]
+    columns = [ui.Column("PIPELINE", shrink=False), ui.Column("RUNS", shrink=False),
+               *(ui.Column(s.upper(), shrink=False) for s in states), ui.Column("ENDED/MIN", shrink=False)]
     body = [[name, str(f["runs"]), *(str(f["states"].get(s, 0)) for s in states),
              _rate(f["throughput"]["perMinute"])] for name, f in pipelines.items()]
     if len(pipelines) > 1:
         body.append(["(all)", str(total["runs"]), *(str(total["states"].get(s, 0)) for s in states),
                      _rate(total["throughput"]["perMinute"])])
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-    lines.append("")
-    lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
-                                                                                             strict=True)))
-              for row in [header, *body]]
+    print(file=stream)
+    ui.table(columns, body, wide=True, stream=stream)
+    lines = []
     for name, f in pipelines.items():
         lines += ["", f"{name}:"]
         for key, label in LATENCIES:
@@ -175,7 +184,7 @@ def render(figures: dict) -> str:
             example = runs_view.printable(reason["example"], 80)
             lines.append(f"  {reason['count']:>5} x {reason['state']} {runs_view.printable(reason['code'])}"
                          + (f": {example}" if reason["example"] else ""))
-    return "\n".join(lines)
+    print("\n".join(lines), file=stream)
 
 
 def _rate(value: float | None) -> str:
