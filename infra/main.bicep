@@ -51,6 +51,7 @@ var queueNames = {
   completions: 'completions'
   failures: 'failures'
   check: 'taskcheck'
+  control: 'control'
 }
 var runsTableName = 'runs'
 // Generated from pipelines.yaml by infra/generate_pools.py (a test fails when it is out of date).
@@ -108,6 +109,7 @@ module storage 'modules/storage.bicep' = {
       queueNames.completions
       queueNames.failures
       queueNames.check
+      queueNames.control
     ]
     requestsQueueName: queueNames.requests
     runsTableName: runsTableName
@@ -188,6 +190,7 @@ module functionApp 'modules/functionapp.bicep' = {
       COMPLETIONS_QUEUE: queueNames.completions
       FAILURES_QUEUE: queueNames.failures
       CHECK_QUEUE: queueNames.check
+      CONTROL_QUEUE: queueNames.control
       RUNS_TABLE: runsTableName
     }
   }
