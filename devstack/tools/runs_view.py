@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from shared.records import STATES, RunStore, is_hidden
 
-_STAMPS = ("receivedAt", "rejectedAt", "submittedAt", "runningAt", "succeededAt", "failedAt")
+_STAMPS = ("receivedAt", "rejectedAt", "submittedAt", "runningAt", "succeededAt", "failedAt", "cancelledAt")
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def _outputs(row: RunRow) -> str:
         n = row.output_count
         return f"{row.output_container}/{row.output_prefix}/" + (f" ({n} file{'s' if n != 1 else ''})"
                                                                   if n is not None else "")
-    if row.state in ("failed", "rejected"):
+    if row.state in ("failed", "rejected", "cancelled"):
         return row.reason or "-"
     return "-"
 
