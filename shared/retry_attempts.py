@@ -6,10 +6,10 @@ output folder, `<first attempt's output folder>/attempt-<n>/` (so the old output
 `eventbatch logs` shows each attempt's own). The old record keeps its state and outputs and gets `supersededBy` =
 the new run id: it no longer counts for its request (shared.records.is_current).
 
-An input of a request with a merge is retried with a new merge attempt, which depends on the new attempts and, like
-the first merge, reads every output under the request's fan-out folder, so the inputs that succeeded before are
-merged again with the new ones (their old outputs are where the merge looks; the retried inputs' new outputs are
-under their attempt folders). Retrying only the merge makes a new merge attempt over what is there.
+An input of a request with a merge is retried with a new merge attempt, which depends on the new attempts and reads
+the output folders of the request's current runs: the inputs that succeeded before and the new attempts, never the
+outputs of an attempt that was replaced (a forced retry of a succeeded input is merged once). Retrying only the
+merge makes a new merge attempt over what is there.
 
 Attempts are submitted within the call (never deferred to the submit queue, whose retries rebuild a run from the
 blob event that made it): an attempt Batch does not take yet stays `received` and is reported `pending`, and asking
@@ -36,6 +36,8 @@ from shared.run_actions import RunAction
 from shared.submission import PendingRun, SubmitReport, submit_runs
 from shared.task_spec import TaskSpec, build_merge_task, build_task, retarget
 from shared.work_items import Overrides, WorkItem, check_enabled, shown
+
+MAX_MERGE_SOURCES = 500  # one resource file per fan-out folder; a task (with its SAS URLs) must stay under 1 MB
 
 
 @dataclass(frozen=True)
@@ -130,8 +132,12 @@ def _retry_group(ctx: AppContext, pipeline_name: str, request_id: str | None, ol
             results.append(RunAction(old["RowKey"], pipeline_name, "refused", exc.reason))
     if with_merge and (attempts or merges):
         try:
+            replaced = {a.old["RowKey"] for a in attempts if a.old}
+            sources = [a.spec.output_prefix for a in attempts] + [
+                r["outputPrefix"] for r in siblings.values() if (r.get("kind") or "task") == "task" and is_current(r)
+                and r["RowKey"] not in replaced and r.get("outputPrefix")]
             attempts.append(merge_attempt(ctx, pipeline, request_id, old_merge, merge_number, merge_id,
-                                          [a.spec.task_id for a in attempts], siblings, by))
+                                          [a.spec.task_id for a in attempts], sources, by))
         except Rejection as exc:
             return [*results, RunAction(merge_id, pipeline_name, "refused", exc.reason)]
     if not attempts:
@@ -228,15 +234,21 @@ def fanout_attempt(ctx: AppContext, pipeline: Pipeline, old: dict, by: str, merg
 
 
 def merge_attempt(ctx: AppContext, pipeline: Pipeline, request_id: str, old: dict | None, number: int, merge_id: str,
-                  depends_on: list[str], siblings: dict[str, dict], by: str) -> Attempt:
-    """A new merge of the request: after the new attempts, over every output of the request's fan-out folder."""
+                  depends_on: list[str], sources: list[str], by: str) -> Attempt:
+    """A new merge of the request, after the new attempts (`depends_on`), over the output folders of the request's
+    current fan-out runs (`sources`): the inputs that succeeded before and the new attempts, not the outputs of
+    the attempts they replace. A request with more inputs than MAX_MERGE_SOURCES is merged over its whole fan-out
+    folder, as its first merge was."""
     spec = build_merge_task(pipeline, request_id, depends_on, ctx.task_access)
     base = (old or {}).get("attemptBasePrefix") or (old or {}).get("outputPrefix") or spec.output_prefix
     spec = retarget(spec, pipeline, ctx.task_access, merge_id, f"{base}/attempt-{number}", f"attempt {number}")
-    inputs = sum(1 for r in siblings.values() if (r.get("kind") or "task") == "task" and is_current(r))
     body = {k: v for k, v in spec.body.items() if k != "dependsOn" or depends_on}
+    sources = sorted(set(sources))  # an attempt asked for again is a current run already
+    if len(sources) <= MAX_MERGE_SOURCES:
+        folder = body["resourceFiles"][0]
+        body["resourceFiles"] = [{**folder, "blobPrefix": prefix + "/"} for prefix in sources]
     body["environmentSettings"] = [e if e["name"] != "EVENTBATCH_INPUT_COUNT" else
-                                   {"name": "EVENTBATCH_INPUT_COUNT", "value": str(inputs)}
+                                   {"name": "EVENTBATCH_INPUT_COUNT", "value": str(len(sources))}
                                    for e in body["environmentSettings"]]
     spec = replace(spec, body=body)
     fields = {"pipeline": pipeline.name, "source": "queue", "kind": "merge", "requestId": request_id,

@@ -191,3 +191,35 @@ def test_a_cancel_racing_a_completion_records_one_end_and_one_message(app_stack)
                              + messages(app_stack, queues.completions, winners)) and len(m) >= len(winners) and m,
                     30, "one message per raced run")
     assert sorted(m["messageId"] for m in sent) == sorted(f"{r}:{s}" for r, s in winners.items())
+
+
+def test_a_forced_retry_of_a_merged_input_merges_the_current_outputs_once(app_stack, tmp_path):
+    tag = f"e2e-remerge-{secrets.token_hex(3)}"
+    files = []
+    for i, words in enumerate((3, 5)):
+        f = tmp_path / f"{tag}-{i}.txt"
+        f.write_text(" ".join(["word"] * words) + "\n")
+        files.append(str(f))
+    out = eventbatch("submit", "wordcount", "--request", *files, "--prefix", tag)
+    assert out.returncode == 0, out.stderr
+    run_ids = re.findall(r"^  run (\S+)", out.stdout, re.M)
+    wait_for(lambda: {record(app_stack, "wordcount", r).get("state") for r in run_ids} == {"succeeded"}, 120,
+             "the request to succeed", interval=1)
+    merge_id = next(r for r in run_ids if record(app_stack, "wordcount", r)["kind"] == "merge")
+    first = next(r for r in run_ids if r != merge_id)
+
+    refused = eventbatch("retry", first)
+    assert refused.returncode == 1 and "add --force" in refused.stdout
+    out = eventbatch("retry", first, "--force", "--json")
+    assert out.returncode == 0, out.stderr + out.stdout
+    news = {r["run_id"]: r["new_run_id"] for r in json.loads(out.stdout)["runs"]}
+    assert set(news) == {first, merge_id}  # the input and, with it, a new merge attempt
+    new_merge = news[merge_id]
+    wait_for(lambda: record(app_stack, "wordcount", new_merge).get("state") == "succeeded", 120,
+             "the new merge attempt to succeed", interval=1)
+    assert record(app_stack, "wordcount", news[first])["state"] == "succeeded"
+    merged = record(app_stack, "wordcount", new_merge)
+    assert merged["attempt"] == 2 and merged["retryOf"] == merge_id
+    assert record(app_stack, "wordcount", merge_id)["supersededBy"] == new_merge
+    logs = eventbatch("logs", new_merge, "--stdout")
+    assert "merge: 2 files, 8 words" in logs.stdout  # the replaced attempt's count is not merged again

@@ -141,21 +141,24 @@ def test_an_attempt_has_its_own_id_and_output_folder_and_the_same_input(config, 
     assert again.body["displayName"].endswith("attempt 2")
 
 
-def test_a_new_merge_attempt_waits_for_the_new_inputs_only_and_counts_them_all(config, access):
+def test_a_new_merge_attempt_waits_for_the_new_inputs_and_reads_only_current_outputs(config, access):
     pipeline = config.pipeline("wordcount")
-    siblings = {f"w{i}": {"RowKey": f"w{i}", "kind": "task", **({"supersededBy": "x"} if i == 0 else {})}
-                for i in range(4)}
     old_merge = {"RowKey": "wordcount-mold", "outputPrefix": "wordcount/req/_merged", "attempt": 1}
     new_id = merge_attempt_id("wordcount", "req", 2)
+    sources = ["wordcount/req/a.txt/attempt-2", "wordcount/req/b.txt", "wordcount/req/b.txt"]
     attempt = merge_attempt(SimpleNamespace(task_access=access), pipeline, "req", old_merge, 2, new_id,
-                            ["wordcount-new1"], siblings, "alice")
+                            ["wordcount-new1"], sources, "alice")
     body = attempt.spec.body
     assert body["id"] == new_id and body["dependsOn"] == {"taskIds": ["wordcount-new1"]}
+    # One folder per current input: the replaced attempt's outputs (wordcount/req/a.txt/count.txt) are not read.
+    assert [r["blobPrefix"] for r in body["resourceFiles"]] == ["wordcount/req/a.txt/attempt-2/",
+                                                                 "wordcount/req/b.txt/"]
+    assert all(r["filePath"] == "in" and r["storageContainerUrl"] for r in body["resourceFiles"])
     env = {e["name"]: e["value"] for e in body["environmentSettings"]}
-    assert env["EVENTBATCH_INPUT_COUNT"] == "3"  # the current fan-out runs, not only the retried one
+    assert env["EVENTBATCH_INPUT_COUNT"] == "2"
     assert attempt.fields["outputPrefix"] == "wordcount/req/_merged/attempt-2"
     assert attempt.fields["retryOf"] == "wordcount-mold" and attempt.fields["retriedBy"] == "alice"
-    alone = merge_attempt(SimpleNamespace(task_access=access), pipeline, "req", old_merge, 2, new_id, [], siblings,
+    alone = merge_attempt(SimpleNamespace(task_access=access), pipeline, "req", old_merge, 2, new_id, [], sources,
                           "alice")
     assert "dependsOn" not in alone.spec.body  # a merge retried on its own runs over what is there
 
