@@ -112,6 +112,7 @@ module storage 'modules/storage.bicep' = {
       queueNames.control
     ]
     requestsQueueName: queueNames.requests
+    controlQueueName: queueNames.control
     runsTableName: runsTableName
     functionPrincipalId: identities.outputs.functionIdentityPrincipalId
     poolPrincipalId: identities.outputs.poolIdentityPrincipalId
