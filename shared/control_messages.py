@@ -8,7 +8,8 @@ The message runs shared.control's cancel_runs / retry_runs, the functions the CL
 one of these (not JSON, an unknown action or key, no selector, a pipeline that does not exist) is rejected once
 with the reason, like a bad request: a `rejected` record (partition `unrouted`) and a message on the rejected queue,
 never retried and never poisoned. A retry whose new attempts Batch did not take yet raises ControlDeferred, so the
-host delivers the message again (the same retry again submits them; it creates nothing twice).
+host delivers the message again (the same retry again submits them; it creates nothing twice); on the message's
+last delivery (host.json maxDequeueCount) they are failed `NotSubmitted` with the reason instead.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from shared.app_context import AppContext
 from shared.control import cancel_runs, retry_runs
 from shared.deliveries import is_last_delivery
 from shared.errors import Rejection
-from shared.outcomes import UNROUTED, IntakeResult, reject
+from shared.outcomes import UNROUTED, IntakeResult, fail_run, reject
 from shared.redaction import redact_request_text
 from shared.run_actions import ControlError, ControlReport, Selection
 from shared.work_items import decode_request, shown
@@ -98,4 +99,8 @@ def handle_control_message(ctx: AppContext, body: bytes | str, message_id: str |
     if report.pending and not is_last_delivery(dequeue_count, ctx.settings.environ):
         raise ControlDeferred(f"{len(report.pending)} new attempt(s) not taken by Batch yet: "
                               f"{report.pending[0].detail}")
+    for pending in report.pending:  # the last delivery: end them with the reason rather than leave them waiting
+        reason = (f"not submitted to Batch after {dequeue_count} deliveries of its control message; "
+                  f"{pending.detail}")[:1000]
+        fail_run(ctx, pending.pipeline, pending.new_run_id, reason, "NotSubmitted")
     return report

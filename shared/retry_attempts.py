@@ -12,8 +12,9 @@ outputs of an attempt that was replaced (a forced retry of a succeeded input is 
 merge makes a new merge attempt over what is there.
 
 Attempts are submitted within the call (never deferred to the submit queue, whose retries rebuild a run from the
-blob event that made it): an attempt Batch does not take yet stays `received` and is reported `pending`, and asking
-for the same retry again submits it.
+blob event that made it): an attempt Batch does not take yet stays `received` and is reported `pending` (its inbox
+entry says so, so the safety net leaves it), and asking for the same retry again submits it; a control message
+asks again by being delivered again, and its last delivery fails what is still pending (shared.control_messages).
 
 A retry reads the input again, so it is refused when the input was deleted or changed since (another version is
 new work: upload it again), and when the request set environment overrides: their values are not kept anywhere but
@@ -183,6 +184,8 @@ def _submit(ctx: AppContext, pipeline: str, attempts: list[Attempt], barriers: l
                                                                    f"{report.rejected[new_id]}", new_id))
         else:
             why = report.deferred.get(new_id) or "not submitted"
+            # Not the safety net's to resubmit (it rebuilds a run from its blob event, which made the first attempt)
+            ctx.runs.touch_inbox(pipeline, new_id, {"attempts": 1, "lastError": why[:500]})
             results.append(RunAction(old_id, pipeline, "pending", f"attempt {a.number} is recorded as {new_id}, but "
                                                                    f"Batch did not take it yet ({why}); ask for the "
                                                                    "same retry again to submit it", new_id))

@@ -223,3 +223,34 @@ def test_a_forced_retry_of_a_merged_input_merges_the_current_outputs_once(app_st
     assert record(app_stack, "wordcount", merge_id)["supersededBy"] == new_merge
     logs = eventbatch("logs", new_merge, "--stdout")
     assert "merge: 2 files, 8 words" in logs.stdout  # the replaced attempt's count is not merged again
+
+
+def test_a_retry_batch_cannot_take_waits_as_pending_and_the_same_retry_submits_it(app_stack, tmp_path):
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from shared.context import create_context
+    from shared.control import retry_runs
+    from shared.run_actions import Selection
+
+    tag = f"e2e-pending-{secrets.token_hex(3)}"
+    _, (run_id,) = submit_sleep_request(tmp_path, tag, count=1)
+    wait_for(lambda: record(app_stack, "sleep", run_id).get("state") in ("submitted", "running"), 60,
+             "the request to be submitted", interval=0.5)
+    assert eventbatch("cancel", run_id).returncode == 0
+    settings = app_stack.access.settings
+    away = replace(settings, batch=replace(settings.batch, url="http://127.0.0.1:9"),
+                   batch_retry_budget=timedelta(seconds=1))
+    report = retry_runs(create_context(away, ensure_resources=False), Selection(runs=(run_id,)), "e2e")
+    (pending,) = report.results
+    assert pending.outcome == "pending" and "ask for the same retry again" in pending.detail
+    new = record(app_stack, "sleep", pending.new_run_id)
+    assert new["state"] == "received" and new["retryOf"] == run_id
+    assert app_stack.access.runs.inbox_entry("sleep", pending.new_run_id)["attempts"] == 1  # not the safety net's
+
+    again = eventbatch("retry", run_id, "--json")  # Batch is back: the same retry submits the same attempt
+    assert again.returncode == 0, again.stdout + again.stderr
+    (retried,) = json.loads(again.stdout)["runs"]
+    assert retried["outcome"] == "retried" and retried["new_run_id"] == pending.new_run_id
+    wait_for(lambda: record(app_stack, "sleep", pending.new_run_id).get("state") == "succeeded", 120,
+             "the attempt to succeed", interval=1)
