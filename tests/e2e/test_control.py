@@ -9,6 +9,7 @@ import secrets
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
@@ -148,7 +149,7 @@ def test_the_control_queue_cancels_and_rejects_a_bad_message(app_stack, tmp_path
 
 
 def test_a_cancel_racing_a_completion_records_one_end_and_one_message(app_stack):
-    """Both finishers read the same record and move it at once: the ETag lets exactly one win."""
+    """Both finishers read the same record and then move it: the ETag lets exactly one win, whichever it is."""
     from shared.context import create_context
     from shared.control import cancel_one
     from shared.notify import notify_completion
@@ -168,8 +169,9 @@ def test_a_cancel_racing_a_completion_records_one_end_and_one_message(app_stack)
             start.wait()
             outcome["cancel"] = cancel_one(ctx, snapshot, "racer", "cancelled by racer").outcome
 
-        def complete(snapshot=snapshot, outcome=outcome, start=start, run_id=run_id):
+        def complete(snapshot=snapshot, outcome=outcome, start=start, run_id=run_id, late=i % 2):
             start.wait()
+            time.sleep(0.05 * late)  # every other round the cancel gets a head start: each side wins sometimes
             moved = ctx.runs.advance("sleep", run_id, "succeeded", {"exitCode": 0}, record=snapshot)
             outcome["complete"] = moved is not None
             if moved is not None:
@@ -186,6 +188,7 @@ def test_a_cancel_racing_a_completion_records_one_end_and_one_message(app_stack)
         if outcome["cancel"] != "cancelled":
             assert outcome["cancel"] == "left"  # the loser says the run had ended, and changes nothing
         winners[run_id] = final
+    assert set(winners.values()) == {"cancelled", "succeeded"}
     queues = app_stack.access.settings.queues
     sent = wait_for(lambda: (m := messages(app_stack, queues.failures, winners)
                              + messages(app_stack, queues.completions, winners)) and len(m) >= len(winners) and m,
@@ -254,3 +257,25 @@ def test_a_retry_batch_cannot_take_waits_as_pending_and_the_same_retry_submits_i
     assert retried["outcome"] == "retried" and retried["new_run_id"] == pending.new_run_id
     wait_for(lambda: record(app_stack, "sleep", pending.new_run_id).get("state") == "succeeded", 120,
              "the attempt to succeed", interval=1)
+
+
+def test_a_run_never_submitted_is_cancelled_without_batch(app_stack):
+    from dataclasses import replace
+
+    from shared.context import create_context
+    from shared.control import cancel_runs
+    from shared.run_actions import Selection
+
+    settings = app_stack.access.settings
+    no_batch = replace(settings, batch=replace(settings.batch, url="http://127.0.0.1:9"))  # any call would fail
+    ctx = create_context(no_batch, ensure_resources=False)
+    run_id = f"sleep-held{secrets.token_hex(4)}"
+    ctx.runs.create("sleep", run_id, "received", {"pipeline": "sleep", "kind": "task", "requestId": "r-held"})
+    report = cancel_runs(ctx, Selection(runs=(run_id,)), "e2e-operator", "not needed")
+    (result,) = report.results
+    assert result.outcome == "cancelled" and result.detail == "cancelled before it was submitted to Batch"
+    rec = record(app_stack, "sleep", run_id)
+    assert rec["state"] == "cancelled" and rec["cancelledFrom"] == "received" and rec["notified"] is True
+    assert app_stack.access.runs.inbox_entry("sleep", run_id) is None  # nothing left for the safety net
+    sent = wait_for(lambda: messages(app_stack, settings.queues.failures, {run_id}), 30, "the failure message")
+    assert [m["messageId"] for m in sent] == [f"{run_id}:cancelled"]
