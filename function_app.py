@@ -1,4 +1,4 @@
-"""The eventbatch function app: registers the trigger blueprints in functions/, nothing else."""
+"""The eventbatch function app: registers the trigger blueprints in functions/ and starts the metrics."""
 
 import azure.functions as func
 
@@ -10,7 +10,9 @@ from functions.scheduled import bp as scheduled
 from functions.submit_drain import bp as submit_drain
 from functions.task_check import bp as task_check
 from functions.task_marker import bp as task_marker
+from shared import telemetry
 
+telemetry.configure()  # metrics to Application Insights when the app has its connection string, else nothing
 app = func.FunctionApp()
 for blueprint in (blob_intake, queue_intake, task_marker, task_check, submit_drain, reconciler, scheduled, control):
     app.register_functions(blueprint)

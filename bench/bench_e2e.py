@@ -31,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from bench.hosting import REPO, BenchError, load_average, percentile
+from shared.pipelines import BlobInputPolicy
+from shared.task_spec import relative_input, render_path
 
 PIPELINE = "noop"
 MANIFEST_POLL = 0.05  # the same interval as the floor polls its task
@@ -109,7 +111,9 @@ def eventbatch_sample(stack: Stack, pipeline: dict, tag: str, index: int, timeou
 
     prefix = pipeline["inputs"]["blob"]["prefix"]
     name = f"{prefix}{tag}/{index:03d}.txt"
-    output_prefix = pipeline["outputs"]["path"].replace("{pipeline}", PIPELINE).replace("{input}", name).strip("/")
+    policy = BlobInputPolicy(stack.values["INPUT_CONTAINER"], prefix)  # the app's own rule for {input}
+    output_prefix = render_path(pipeline["outputs"]["path"], {"pipeline": PIPELINE, "input": relative_input(
+        policy, policy.container, name)})
     manifest = stack.blob.get_blob_client(stack.values["OUTPUT_CONTAINER"], f"{output_prefix}/manifest.json")
     blob = stack.blob.get_blob_client(stack.values["INPUT_CONTAINER"], name)
     uploaded_at = time.time()

@@ -27,6 +27,7 @@ DELEGATED = {
     "cancel": ("devstack.tools.control", "cancel", "cancel runs: terminate their tasks, record them cancelled"),
     "retry": ("devstack.tools.control", "retry", "run failed or cancelled runs again as new attempts"),
     "demo": ("devstack.tools.demo", "main", "run the sample work end to end and show the results"),
+    "metrics": ("devstack.tools.metrics", "main", "runs by state, waits, latencies, throughput, failure reasons"),
 }
 
 

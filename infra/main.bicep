@@ -24,6 +24,10 @@ param useSpotNodes bool = true
 @description('Deploy the GPU (N-series) pools of pipelines.yaml; needs GPU core quota for the Batch account.')
 param deployGpuPools bool = false
 
+@description('The Batch account\'s active job and schedule quota (Azure\'s default: 100; raise it after a quota increase). The app keeps its jobs under ACTIVE_JOB_QUOTA_SHARE of it.')
+@minValue(1)
+param batchActiveJobQuota int = 100
+
 @description('Storage replication (see infra/modules/storage.bicep).')
 param storageSku string = 'Standard_LRS'
 
@@ -193,6 +197,8 @@ module functionApp 'modules/functionapp.bicep' = {
       CHECK_QUEUE: queueNames.check
       CONTROL_QUEUE: queueNames.control
       RUNS_TABLE: runsTableName
+      BATCH_ACTIVE_JOB_QUOTA: string(batchActiveJobQuota)
+      ACTIVE_JOB_QUOTA_SHARE: '0.8'
     }
   }
 }

@@ -20,6 +20,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from shared.settings import BatchSettings
+from shared.telemetry import BatchCallPolicy
 
 log = logging.getLogger("eventbatch.batch")
 T = TypeVar("T")
@@ -39,6 +40,7 @@ def make_batch_client(settings: BatchSettings, **kwargs):
     kwargs.setdefault("retry_total", 0)
     kwargs.setdefault("connection_timeout", 10)
     kwargs.setdefault("read_timeout", 60)
+    kwargs.setdefault("custom_hook_policy", BatchCallPolicy())  # every call counted and timed (shared.telemetry)
     return BatchClient(settings.url, credential, **kwargs)
 
 

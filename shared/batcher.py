@@ -9,7 +9,11 @@ Batcher, then returns; the Batcher's thread adds what is waiting with addTaskCol
   (SUBMIT_BATCH_HOLD, 5 s): a burst of a thousand costs about ten calls even when it arrives at 20 events a
   second, and its last tasks wait a second once it ends; a burst goes in whole chunks (130 waiting: 100 now,
   the 30 wait for company);
-- more than one chunk is added in parallel (`parallel` calls at a time).
+- more than one chunk is added in parallel (`parallel` calls at a time);
+- higher `priority` pipelines first (pipelines.yaml, -1000..1000): a burst over several pipelines is taken and
+  added in that order, then by arrival;
+- `release_held(pipeline)` (a run of a pipeline with maxConcurrentTasks ended, shared.quotas.slot_freed) releases
+  that pipeline's held runs on this thread at once, before new work of the same priority.
 
 Nothing is lost if the process dies while it holds tasks: their records are `received` with an inbox entry, and
 the safety net (shared.reconcile) submits such runs again after RESUBMIT_AFTER. A run handed over a second time
@@ -39,8 +43,11 @@ class Batcher:
 
     def __init__(self, submit: Callable[[str, list[PendingRun]], SubmitReport], runs=None, *, hold: float = 5.0,
                  gap: float = 1.0, lone_window: float = 0.5, max_batch: int = 100, parallel: int = 4,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, priority: Callable[[str], int] = lambda p: 0,
+                 release: Callable[[str], SubmitReport] | None = None):
         self.submit, self.runs = submit, runs
+        self.priority, self.release = priority, release
+        self._release: set[str] = set()  # pipelines whose held runs may go
         self.hold, self.gap, self.lone_window = hold, gap, lone_window
         self.max_batch, self.parallel = max_batch, parallel
         self.clock = clock
@@ -63,17 +70,31 @@ class Batcher:
                 raise RuntimeError("the batcher is closed (the worker is shutting down)")
             self._items.append((pipeline, run, now, recheck, now - self._last_arrival > self.lone_window))
             self._last_arrival = now
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="eventbatch-batcher", daemon=True)
-                self._thread.start()
-                atexit.register(self.close)
+            self._start()
             self._cond.notify_all()
+
+    def release_held(self, pipeline: str) -> None:
+        """Release the pipeline's held runs soon, on this batcher's thread; returns at once."""
+        if self.release is None:
+            return
+        with self._cond:
+            if self._closed:
+                return
+            self._release.add(pipeline)
+            self._start()
+            self._cond.notify_all()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="eventbatch-batcher", daemon=True)
+            self._thread.start()
+            atexit.register(self.close)
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Block until everything handed over has been submitted (tools and tests)."""
         deadline = self.clock() + timeout
         with self._cond:
-            while self._items or self._busy:
+            while self._items or self._busy or self._release:
                 left = deadline - self.clock()
                 if left <= 0:
                     return False
@@ -92,6 +113,8 @@ class Batcher:
     # ---- the submitting side -----------------------------------------------------------------------------
     def _wait_time(self, now: float) -> float | None:
         """Seconds until the next add is due (0: now), None when nothing waits."""
+        if self._release:
+            return 0.0
         if not self._items:
             return None
         if self._closed or len(self._items) >= self.max_batch:
@@ -128,10 +151,15 @@ class Batcher:
                         break
                     else:
                         self._cond.wait(wait)
-                batch = self._items[: self._take(self.clock())]
-                del self._items[: len(batch)]
+                releases = sorted(self._release, key=lambda p: -self.priority(p))
+                self._release.clear()
+                batch = []
+                if self._items and (not releases or self._wait_time(self.clock()) == 0):
+                    batch = self._pick(self._take(self.clock()))
                 self._busy = True
             try:
+                for pipeline in releases:
+                    self._release_one(pipeline)
                 self._submit(batch)
             except Exception:  # noqa: BLE001 - the runs stay `received`; the safety net submits them later
                 log.exception("submitting %d run(s) failed; the safety net will submit them again", len(batch))
@@ -140,7 +168,27 @@ class Batcher:
                     self._busy = False
                     self._cond.notify_all()
 
+    def _pick(self, n: int) -> list[tuple[str, PendingRun, float, bool, bool]]:
+        """Take `n` waiting runs, higher priority pipelines first, then by arrival (the rest keep their order)."""
+        if len({item[0] for item in self._items}) == 1:
+            picked = self._items[:n]
+            del self._items[:n]
+            return picked
+        order = sorted(range(len(self._items)), key=lambda i: (-self.priority(self._items[i][0]), i))[:n]
+        chosen = set(order)
+        picked = [self._items[i] for i in order]
+        self._items = [item for i, item in enumerate(self._items) if i not in chosen]
+        return picked
+
+    def _release_one(self, pipeline: str) -> None:
+        try:
+            self.reports.append(self.release(pipeline))
+        except Exception:  # noqa: BLE001 - the runs stay held; the safety net releases them later
+            log.exception("releasing the held runs of %s failed; the safety net will release them", pipeline)
+
     def _submit(self, batch: list[tuple[str, PendingRun, float, bool, bool]]) -> None:
+        if not batch:
+            return
         per_pipeline: dict[str, dict[str, PendingRun]] = {}
         for pipeline, run, _, recheck, _ in batch:
             if recheck:

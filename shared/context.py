@@ -17,12 +17,13 @@ from shared.app_context import AppContext
 from shared.batch_client import make_batch_client
 from shared.batcher import Batcher
 from shared.image_rules import check_startup
+from shared.job_limits import JobLimits
 from shared.messages import Messenger
 from shared.pipelines import check_containers, load_config
 from shared.records import RunStore
 from shared.settings import Settings, load_settings
 from shared.storage import StorageClients
-from shared.submission import submit_runs
+from shared.submission import release_held, submit_runs
 from shared.submitter import Submitter
 from shared.task_access import make_task_access
 
@@ -48,9 +49,12 @@ def create_context(settings: Settings, *, batch_client=None, ensure_resources: b
                      task_access=make_task_access(storage, settings.sas_validity, settings.node_identity_resource_id,
                                                   hierarchical=settings.hierarchical_namespace),
                      batch=batch, submitter=Submitter(batch, config, create_missing_pools=settings.create_missing_pools,
-                                                      retry_budget=settings.batch_retry_budget.total_seconds()))
+                                                      retry_budget=settings.batch_retry_budget.total_seconds(),
+                                                      limits=JobLimits.from_settings(settings)))
     ctx.batcher = Batcher(lambda pipeline, pending: submit_runs(ctx, pipeline, pending), runs,
-                          hold=settings.submit_hold.total_seconds())
+                          hold=settings.submit_hold.total_seconds(),
+                          priority=lambda p: config.pipelines[p].priority if p in config.pipelines else 0,
+                          release=lambda pipeline: release_held(ctx, pipeline))
     return ctx
 
 

@@ -29,7 +29,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared import ids
+from shared import ids, telemetry
 from shared.app_context import AppContext
 from shared.deliveries import is_last_delivery
 from shared.errors import Rejection, RequestDeferred
@@ -84,6 +84,7 @@ def handle_blob(ctx: AppContext, container: str, name: str, props_loader=None) -
                       fields={"inputContainer": container, "inputName": name, "inputEtag": etag or None})
     created, record = ctx.runs.create(pipeline.name, spec.task_id, "received", record_fields(item, spec))
     if created:
+        telemetry.runs_received(pipeline.name)
         ctx.batcher.offer(pipeline.name, PendingRun(spec=spec, etag=record.get("_etag")))
         return IntakeResult("queued", (spec.task_id,))
     if record.get("state") == "received" and _older_than(record.get("receivedAt"), ctx.settings.resubmit_after):
@@ -224,6 +225,7 @@ def submit_request(ctx: AppContext, pipeline: str, request_id: str, specs: list,
         specs = [s for s in specs if s.task_id in existing]  # e.g. a blob rewritten since: not a new run
     etags = ctx.runs.create_many(pipeline, [(s.task_id, _spec_fields(s, request_id)) for s in specs
                                             if s.task_id not in existing], request=request_row)
+    telemetry.runs_received(pipeline, len(etags))
     etags.update({rid: r.get("_etag") for rid, r in existing.items() if r.get("state") == "received"})
     # A redelivered request stays in the job it was first submitted to (the merge task depends on its siblings).
     job_id = next((r["jobId"] for r in existing.values() if r.get("jobId")), None) or ids.job_id(

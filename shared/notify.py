@@ -10,6 +10,7 @@ the marking's retries): consumers that must never see a repeat dedupe on
 
 from __future__ import annotations
 
+from shared import quotas, telemetry
 from shared.app_context import AppContext
 from shared.batch_client import call
 
@@ -26,6 +27,8 @@ def _send(ctx: AppContext, record: dict, message: dict, send) -> dict:
     # (an Azurite restart) for up to half of NOTIFY_REPAIR_AFTER, not given up at the first error.
     call(lambda: ctx.runs.mark_notified(record["PartitionKey"], run_id), f"mark {run_id} notified",
          budget=ctx.settings.notify_repair_after.total_seconds() / 2)
+    telemetry.run_ended(record)
+    quotas.slot_freed(ctx, record)  # a run of a pipeline with maxConcurrentTasks ended: release its held runs
     return message
 
 

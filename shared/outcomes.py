@@ -67,7 +67,7 @@ def reject_refused(ctx: AppContext, pipeline: str, spec: TaskSpec, reason: str, 
 
 def fail_run(ctx: AppContext, pipeline: str, run_id: str, reason: str, code: str, job_id: str | None = None) -> bool:
     """Move a run that will not end on its own to `failed` (reason, failureCode) and send its one failure message;
-    `code` says why (NotSubmitted | TaskGone | Stuck | NotRecorded). False when it was terminal already (someone
+    `code` says why (NotSubmitted | TaskGone | Stuck | NotRecorded | JobEnded). False when it was terminal already (someone
     else finished it)."""
     moved = ctx.runs.advance(pipeline, run_id, "failed", {"reason": reason, "failureCode": code,
                                                           "failureMessage": reason})

@@ -27,7 +27,9 @@ from shared.schedules import Schedule, parse_schedule_section
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 OVERRIDABLE = ("environment", "retries", "maxWallClockTime")
-TEMPLATE_FIELDS = ("pipeline", "input", "inputKey", "request", "task", "date")
+# Output path placeholders: {input} is the input name below the folder of the pipeline's blob prefix (blob
+# `transform/a/b.txt` of prefix `transform/` is `a/b.txt`), {inputName} the whole blob name (see task_spec).
+TEMPLATE_FIELDS = ("pipeline", "input", "inputName", "inputKey", "request", "task", "date")
 UPLOAD_CONDITIONS = ("tasksuccess", "taskfailure", "taskcompletion")
 WORKING_DIRECTORIES = ("taskWorkingDirectory", "containerImageDefault")
 
@@ -42,7 +44,7 @@ class BlobInputPolicy:
 @dataclass(frozen=True)
 class Outputs:
     container: str
-    path: str  # template: {pipeline} {input} {inputKey} {request} {task} {date}
+    path: str  # template: {pipeline} {input} {inputName} {inputKey} {request} {task} {date}
     patterns: tuple[str, ...] = ("out/**",)
     upload_condition: str = "tasksuccess"
     logs: bool = True
@@ -84,6 +86,8 @@ class Pipeline:
     schedule: Schedule | None = None  # shared.schedules: run over a prefix at fixed times
     preparation: Preparation | None = None  # per-node step, the job's jobPreparationTask (pipeline_preparation)
     task_user: Any = None  # shared.pipeline_users.TaskUserOptions: userIdentity, bind mounts, registry
+    max_concurrent_tasks: int | None = None  # shared.quotas: runs in flight beyond it wait `received`, held
+    priority: int = 0  # the job's Batch priority (-1000..1000) and the order of submission (shared.quotas)
 
 
 @dataclass(frozen=True)
@@ -243,7 +247,7 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
     r.known("name", "description", "pool", "image", "commandLine", "containerRunOptions", "workingDirectory",
             "inputs", "maxInputBytes", "maxInputs", "environment", "overridable", "outputs", "merge", "retries",
             "maxWallClockTime", "requiredSlots", "enabled", "schedule", "preparation", "userIdentity",
-            "containerHostBatchBindMounts", "registry")
+            "containerHostBatchBindMounts", "registry", "maxConcurrentTasks", "priority")
     name = r.str("name", required=True, pattern=PIPELINE_NAME)
     pool = r.str("pool", required=True)
     if pool not in pools:
@@ -270,6 +274,9 @@ def _pipeline(data: Any, where: str, pools: Mapping[str, Pool]) -> Pipeline:
         enabled=r.bool("enabled", True), preparation=parse_preparation(r.sub("preparation")),
         task_user=pipeline_users.task_user_options(r), schedule=None if r.data.get("schedule") is None else
         parse_schedule_section(r.data["schedule"], f"{where}.schedule", blob_policy),
+        max_concurrent_tasks=None if r.data.get("maxConcurrentTasks") is None else
+        r.int("maxConcurrentTasks", 1, 1, 100000),
+        priority=r.int("priority", 0, -1000, 1000),
     )
 
 

@@ -10,7 +10,10 @@ of the safety net finds what those paths cannot:
   a `submitted` run whose task no longer exists is failed with a reason, and so is a run stuck for RUN_STUCK_AFTER;
   a run whose message was claimed but never marked sent (its worker died in between) gets its message;
 - cleanup: recorded tasks are deleted (TASK_RETENTION), dependency chains once their merge is recorded, and jobs
-  of past periods with nothing left, so listings stay short and the active-job quota is never reached.
+  of past periods with nothing left, so listings stay short and the active-job quota is never reached;
+- quotas (shared.quotas, shared.job_limits): held runs (maxConcurrentTasks) that a lost event left held are
+  released, higher priority pipelines first; a run whose job ended before its task did (the job's maxWallClockTime
+  expired, or someone terminated the job) is failed with the job's terminate reason (JobEnded).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from shared.manifest import completion_message
 from shared.notify import notify_completion, notify_failure, notify_rejection
 from shared.outcomes import fail_run
 from shared.records import INBOX_PREFIX, TERMINAL
-from shared.submission import rebuild, submit_runs
+from shared.submission import rebuild, release_held, submit_runs
 
 log = logging.getLogger("eventbatch.reconcile")
 WORKERS = 8
@@ -67,6 +70,8 @@ class Reconciler:
         # Tasks recorded but still in Batch (retention, or fan-out tasks waiting for their merge): remembered so
         # that each tick does not read their records again.
         self._known: dict[str, dict] = {}
+        self._ended: dict[str, str] = {}  # job id -> terminate reason, of this tick's completed jobs
+        self._stranded: dict[str, tuple[str, str]] = {}  # task id -> (job id, task state): unfinished in such a job
 
     @property
     def batch(self):
@@ -75,8 +80,11 @@ class Reconciler:
     def tick(self) -> ReconcileResult:
         result = ReconcileResult()
         prefix = self.ctx.settings.job_prefix + "-"
-        jobs = call(lambda: list(self.batch.list_jobs(filter=f"startswith(id,'{prefix}')", select=["id", "state"])),
-                    "list jobs")
+        jobs = call(lambda: list(self.batch.list_jobs(filter=f"startswith(id,'{prefix}')",
+                                                      select=["id", "state", "executionInfo"])), "list jobs")
+        self._ended = {j["id"]: (j.get("executionInfo") or {}).get("terminateReason") or "terminated"
+                       for j in jobs if j.get("state") == "completed"}
+        self._stranded = {}
         result.batch_calls += 1
         seen: dict[str, str] = {}  # task id -> state, of every job listed
         listed: set[str] = set()
@@ -92,7 +100,8 @@ class Reconciler:
                     listed.add(job_id)
             if clean:
                 self._cleanup_job(job_id, job.get("state"), result)
-        for pipeline in self.ctx.config.pipelines:
+        by_priority = sorted(self.ctx.config.pipelines.values(), key=lambda p: -p.priority)
+        for pipeline in (p.name for p in by_priority):
             try:
                 self._inbox(pipeline, seen, listed, result)
             except Exception:  # noqa: BLE001 - one pipeline's trouble must not stop the others
@@ -109,6 +118,8 @@ class Reconciler:
             return False
         result.batch_calls += max(1, -(-len(tasks) // 1000))
         seen.update((t["id"], t.get("state")) for t in tasks)
+        if job_id in self._ended:
+            self._stranded.update((t["id"], (job_id, t.get("state"))) for t in tasks if t.get("state") != "completed")
         completed = [t for t in tasks if t.get("state") == "completed"]
         for t in tasks:
             if t.get("state") == "running" and t["id"] not in self._running_seen:
@@ -183,7 +194,7 @@ class Reconciler:
     def _inbox(self, pipeline: str, seen: dict[str, str], listed: set[str], result: ReconcileResult) -> None:
         settings = self.ctx.settings
         now = self.clock()
-        resubmit = []
+        resubmit, held = [], 0
         for entry in self.ctx.runs.inbox(pipeline):
             run_id = entry.get("runId") or entry["RowKey"].removeprefix(INBOX_PREFIX)
             since = _time(entry.get("since")) or now
@@ -192,6 +203,12 @@ class Reconciler:
             if state in TERMINAL:
                 if age >= settings.notify_repair_after:
                     self._renotify(pipeline, run_id, result)
+                continue
+            if run_id in self._stranded:  # its job ended first: the task never runs (the inbox may say received)
+                self._job_ended(pipeline, run_id, *self._stranded[run_id], result)
+                continue
+            if state == "received" and entry.get("held"):
+                held += 1  # waits for a slot (shared.quotas): released below, not resubmitted
                 continue
             if state == "received":
                 if age < settings.resubmit_after or entry.get("attempts"):
@@ -236,6 +253,18 @@ class Reconciler:
             result.batch_calls += report.batch_calls
             log.info("safety net: %d run(s) of %s were left received; %d submitted again", len(resubmit),
                      pipeline, len(report.submitted))
+        if held:
+            report = release_held(self.ctx, pipeline)
+            result.resubmitted.extend(report.submitted)
+            result.batch_calls += report.batch_calls
+
+    def _job_ended(self, pipeline: str, run_id: str, job_id: str, task_state: str | None,
+                   result: ReconcileResult) -> None:
+        """The run's job is completed while its task is not: the task will never run (or finish)."""
+        why = self._ended[job_id]
+        detail = " (the job's maxWallClockTime, JOB_MAX_WALL_CLOCK)" if why == "MaxWallClockTimeExpiry" else ""
+        self._fail(pipeline, run_id, f"its job {job_id} ended ({why}{detail}) while its task was still {task_state}",
+                   result, "JobEnded")
 
     def _check_submitted(self, pipeline: str, run_id: str, job_id: str | None, age: timedelta,
                          result: ReconcileResult) -> None:

@@ -323,6 +323,22 @@ class RunStore:
         self.table.upsert_entity(_clean({"PartitionKey": pipeline, "RowKey": inbox_key(run_id), "runId": run_id,
                                          **fields}), mode=UpdateMode.MERGE)
 
+    def note_many(self, pipeline: str, fields: dict[str, dict], inbox_fields: dict[str, dict] | None = None,
+                  records: bool = True) -> None:
+        """Merge `fields[run id]` into many runs' records and `inbox_fields[run id]` (default: the same) into their
+        inbox entries, RUNS_PER_TRANSACTION runs per transaction (shared.quotas: held marks; submit errors)."""
+        ids = list(fields)
+        inbox_fields = fields if inbox_fields is None else inbox_fields
+        for i in range(0, len(ids), RUNS_PER_TRANSACTION):
+            ops = []
+            for run_id in ids[i:i + RUNS_PER_TRANSACTION]:
+                if records:
+                    ops.append(("update", {"PartitionKey": pipeline, "RowKey": run_id, **fields[run_id]},
+                                {"mode": UpdateMode.MERGE}))
+                ops.append(("upsert", {"PartitionKey": pipeline, "RowKey": inbox_key(run_id), "runId": run_id,
+                                       **inbox_fields[run_id]}, {"mode": UpdateMode.MERGE}))
+            self.table.submit_transaction(ops)
+
     def merge(self, pipeline: str, run_id: str, fields: dict) -> None:
         self.table.update_entity(_clean({"PartitionKey": pipeline, "RowKey": run_id, **fields}), mode=UpdateMode.MERGE)
 

@@ -165,7 +165,8 @@ def _submit(ctx: AppContext, pipeline: str, attempts: list[Attempt], barriers: l
     for old_id, new_id in [*((a.old["RowKey"], a.spec.task_id) for a in attempts if a.old), *((b, merge_id)
                                                                                           for b in barriers)]:
         ctx.runs.merge(pipeline, old_id, {"supersededBy": new_id, "supersededAt": stamp})
-    report = submit_runs(ctx, pipeline, pending, defer=False) if pending else SubmitReport()
+    # Let through as a whole, like a request (shared.quotas): a held attempt would be rebuilt from its blob event.
+    report = submit_runs(ctx, pipeline, pending, defer=False, admitted=True) if pending else SubmitReport()
     results = []
     for a in attempts:
         new_id = a.spec.task_id

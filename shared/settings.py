@@ -108,6 +108,9 @@ class Settings:
     run_stuck_after: timedelta = timedelta(days=2)
     batch_retry_budget: timedelta = timedelta(minutes=2)
     deadletter_container: str = "eventgrid-deadletter"
+    batch_active_job_quota: int = 100  # the account's active job and schedule quota (Azure's default: 100)
+    active_job_quota_share: float = 0.8  # the share of that quota this app may fill with its own jobs
+    job_max_wall_clock: timedelta | None = None  # a job's maxWallClockTime; None: sized per pipeline (quotas)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -147,6 +150,31 @@ def _bounded(env: Mapping[str, str], name: str, default: str, low: timedelta, hi
 
 
 _CONTAINER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    text = _get(env, name, str(default))
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"setting {name}: {text!r} is not a number; use a fraction from 0.05 to 1, e.g. "
+                          f"{default}") from None
+    if not 0.05 <= value <= 1:
+        raise ConfigError(f"setting {name}: {value:g} is out of range; use a fraction from 0.05 to 1, e.g. {default}")
+    return value
+
+
+def _job_wall_clock(env: Mapping[str, str]) -> timedelta | None:
+    """JOB_MAX_WALL_CLOCK: `auto` (the default: sized from the job's period and its pipeline's task limits) or a
+    duration of at least PT1H."""
+    text = _get(env, "JOB_MAX_WALL_CLOCK", "auto")
+    if text.lower() == "auto":
+        return None
+    value = _duration(env, "JOB_MAX_WALL_CLOCK", "auto")
+    if not timedelta(hours=1) <= value <= timedelta(days=180):
+        raise ConfigError(f"setting JOB_MAX_WALL_CLOCK: {text} is out of range; use auto or a duration between "
+                          "PT1H and P180D (it must outlast the job's period, or the job ends while it takes tasks)")
+    return value
 
 
 def _container(env: Mapping[str, str], name: str, default: str) -> str:
@@ -286,5 +314,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         run_stuck_after=_bounded(env, "RUN_STUCK_AFTER", "P2D", timedelta(minutes=5), timedelta(days=180)),
         batch_retry_budget=_bounded(env, "BATCH_RETRY_BUDGET", "PT2M", timedelta(seconds=1), timedelta(minutes=10)),
         deadletter_container=_container(env, "DEADLETTER_CONTAINER", "eventgrid-deadletter"),
+        batch_active_job_quota=_int(env, "BATCH_ACTIVE_JOB_QUOTA", 100, 1, 100000),
+        active_job_quota_share=_share(env, "ACTIVE_JOB_QUOTA_SHARE", 0.8),
+        job_max_wall_clock=_job_wall_clock(env),
         environ=env,
     )

@@ -16,13 +16,15 @@ waiting for a queue's time-to-live to drop them silently.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared import ids
+from shared import ids, quotas, telemetry
 from shared.app_context import AppContext
 from shared.errors import Rejection
+from shared.job_limits import JobQuotaReached
 from shared.messages import RetryMessage
 from shared.outcomes import fail_run, reject_refused
 from shared.task_spec import TaskSpec, build_task, with_completion_marker
@@ -48,23 +50,67 @@ class SubmitReport:
     rejected: dict[str, str] = field(default_factory=dict)
     deferred: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    held: list[str] = field(default_factory=list)  # beyond the pipeline's maxConcurrentTasks (shared.quotas)
     batch_calls: int = 0
 
 
 def submit_runs(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], *, now: datetime | None = None,
-                job_id: str | None = None, defer: bool = True) -> SubmitReport:
+                job_id: str | None = None, defer: bool = True, admitted: bool = False) -> SubmitReport:
     """Submit the runs of one pipeline in bulk and record what became of each; never raises for Batch's answers.
-    `defer=False` leaves unsubmitted runs to the caller (a request message that the host retries)."""
+    `defer=False` leaves unsubmitted runs to the caller (a request message that the host retries). A pipeline with
+    maxConcurrentTasks holds back what is beyond it (shared.quotas) unless `admitted` (released held runs)."""
     report = SubmitReport(job_id=job_id or ids.job_id(ctx.settings.job_prefix, pipeline, ctx.settings.job_period,
                                                       now))
     unique = list({r.spec.task_id: r for r in runs}.values())
     if not unique:
         return report
+    if quotas.limit_of(ctx, pipeline) is None or admitted:
+        return _submit(ctx, pipeline, unique, report, defer)
+    with quotas.lock(pipeline):
+        unique, held = quotas.admit(ctx, pipeline, unique, is_request=_of_request)
+        report.held = [r.spec.task_id for r in held]
+        return _submit(ctx, pipeline, unique, report, defer) if unique else report
+
+
+def _of_request(run: PendingRun) -> bool:
+    return run.spec.work_item is None or bool(run.spec.work_item.request_id)
+
+
+def release_held(ctx: AppContext, pipeline: str, now: datetime | None = None) -> SubmitReport:
+    """Submit the pipeline's held runs that fit under its maxConcurrentTasks now, oldest first (every held run when
+    the limit was removed). The notify hook (through the Batcher) and the safety net call it; one inbox query."""
+    report = SubmitReport()
+    limit = quotas.limit_of(ctx, pipeline)
+    with quotas.lock(pipeline):
+        entries = ctx.runs.inbox(pipeline)
+        held = quotas.held_entries(entries)
+        free = len(held) if limit is None else max(0, limit - quotas.in_flight(entries))
+        pending, gone = [], []
+        for entry in held[:free]:
+            run_id = quotas.run_id_of(entry)
+            record = ctx.runs.get(pipeline, run_id)
+            if record is None or record.get("state") != "received":
+                gone.append(run_id)  # it got further meanwhile (or is gone): the mark is all that is left
+                continue
+            run = rebuild(ctx, record, attempt=1, now=now)
+            if run is not None:
+                pending.append(run)
+        quotas.unmark_held(ctx, pipeline, [r.spec.task_id for r in pending] + gone)
+        if pending:
+            log.info("%s: releasing %d held run(s) (%d still held)", pipeline, len(pending), len(held) - free)
+            report = _submit(ctx, pipeline, pending, SubmitReport(job_id=ids.job_id(
+                ctx.settings.job_prefix, pipeline, ctx.settings.job_period, now)), True)
+    return report
+
+
+def _submit(ctx: AppContext, pipeline: str, unique: list[PendingRun], report: SubmitReport,
+            defer: bool) -> SubmitReport:
     identity = ctx.task_access.identity_reference()
     try:
         ctx.submitter.ensure_job(report.job_id, pipeline)
     except Exception as exc:  # noqa: BLE001 - pool missing, job quota, Batch down: every run waits for a retry
-        reason = f"the job {report.job_id} could not be created or its pool is not usable: {_reason(exc)}"
+        reason = str(exc) if isinstance(exc, JobQuotaReached) else \
+            f"the job {report.job_id} could not be created or its pool is not usable: {_reason(exc)}"
         log.warning("%s (%d run(s) wait)", reason, len(unique))
         report.deferred = {r.spec.task_id: reason for r in unique}
         if defer:
@@ -79,12 +125,18 @@ def submit_runs(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], *, n
         return marker_urls[spec.sas_lifetime]
 
     specs = [with_completion_marker(r.spec, report.job_id, marker_url(r.spec), identity) for r in unique]
+    started = time.monotonic()
     outcome = ctx.submitter.submit(report.job_id, specs)
+    seconds = time.monotonic() - started
     report.batch_calls = outcome.calls
     by_id = {r.spec.task_id: r for r in unique}
     accepted = [t for t in outcome.accepted if t in by_id]
     report.submitted = accepted
-    ctx.runs.advance_many(pipeline, {t: by_id[t].etag for t in accepted}, "submitted", {"jobId": report.job_id})
+    moved = {"jobId": report.job_id, "submitSeconds": round(seconds, 3)}
+    if quotas.limit_of(ctx, pipeline) is not None:
+        moved["held"] = ""  # a released run's reason goes with its move
+    ctx.runs.advance_many(pipeline, {t: by_id[t].etag for t in accepted}, "submitted", moved)
+    telemetry.runs_submitted(pipeline, len(accepted), seconds, outcome.calls)
     for task_id, reason in outcome.rejected.items():
         report.rejected[task_id] = reject_refused(ctx, pipeline, by_id[task_id].spec, reason, report.job_id)
     report.deferred = dict(outcome.unsubmitted)
@@ -119,8 +171,10 @@ def _defer(ctx: AppContext, pipeline: str, runs: Sequence[PendingRun], report: S
         chunk = ids_[i:i + MAX_RUNS_PER_RETRY_MESSAGE]
         message = RetryMessage(pipeline, tuple(chunk), attempt + 1, reason)
         ctx.messenger.submit(message.to_message(), delay=retry_delay(attempt))
-    for run_id in ids_:
-        ctx.runs.touch_inbox(pipeline, run_id, {"attempts": attempt, "lastError": reason[:500]})
+    # The reason on the records too, where `eventbatch status` shows it (e.g. the active job quota).
+    text = reason[:500]
+    ctx.runs.note_many(pipeline, {r: {"lastError": text} for r in ids_},
+                       {r: {"attempts": attempt, "lastError": text} for r in ids_})
 
 
 def work_item_of(record: dict) -> WorkItem:
@@ -170,5 +224,6 @@ def retry_from_message(ctx: AppContext, body: str | bytes, now: datetime | None 
             pending.append(run)
     if not pending:
         return SubmitReport()
-    return submit_runs(ctx, pipeline, pending, now=now)
+    # Let through before (they count as in flight while they wait): not held again behind later runs.
+    return submit_runs(ctx, pipeline, pending, now=now, admitted=True)
 

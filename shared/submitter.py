@@ -9,6 +9,9 @@
   until the offending task is alone).
 - A job per pipeline and period (ids.job_id) and the pool are created when missing; JobExists/PoolExists are
   success, and what exists is remembered per process so steady state costs no extra calls.
+- A new job carries its pipeline's priority and a maxWallClockTime, and is created only while the account's
+  active jobs stay under the app's share of the quota (shared.job_limits); Batch's
+  ActiveJobAndScheduleQuotaReached (a 409, like JobExists) is that same JobQuotaReached, never taken for success.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from azure.batch import models
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from shared.batch_client import backoff, call, error_code
+from shared.job_limits import QUOTA_CODE, JobLimits, JobQuotaReached, quota_message
 from shared.pipeline_preparation import job_preparation_task
 from shared.pipelines import PipelineConfig
 from shared.pool_spec import build_pool
@@ -79,8 +83,9 @@ def _message(exc: HttpResponseError) -> str:
 
 class Submitter:
     def __init__(self, client, config: PipelineConfig, *, create_missing_pools: bool = True, sleep=time.sleep,
-                 retry_budget: float = 120.0):
+                 retry_budget: float = 120.0, limits: JobLimits | None = None):
         self.client = client
+        self.limits = limits or JobLimits()
         self.retry_budget = retry_budget
         self.config = config
         self.create_missing_pools = create_missing_pools
@@ -126,16 +131,38 @@ class Submitter:
         pipeline = self.config.pipelines[pipeline_name]
         self.ensure_pool(pipeline.pool)
         body = {"id": job_id, "poolInfo": {"poolId": pipeline.pool}, "usesTaskDependencies": pipeline.merge is not None,
-                "onAllTasksComplete": "noaction",
+                "onAllTasksComplete": "noaction", "priority": pipeline.priority,
                 "metadata": [{"name": "eventbatch-pipeline", "value": pipeline_name}]}
+        if pipeline.max_concurrent_tasks is not None:  # Batch's own cap too: instances that admit at once never
+            body["maxParallelTasks"] = pipeline.max_concurrent_tasks  # run more (the extra wait `active`)
+        constraints = self.limits.constraints(pipeline)
+        if constraints is not None:
+            body["constraints"] = constraints
         if pipeline.preparation is not None:  # once per node before the pipeline's tasks (pipeline_preparation)
             body["jobPreparationTask"] = job_preparation_task(pipeline.preparation, pipeline)
-        try:
-            self._call(lambda: self.client.create_job(models.BatchJobCreateOptions(body)), "create job")
-        except ResourceExistsError:
-            pass
+        active = self.active_jobs()
+        if job_id.lower() not in active:  # another worker may have made this period's job: then no quota matters
+            self.limits.check(len(active) + self.active_schedules(), job_id)
+            try:
+                self._call(lambda: self.client.create_job(models.BatchJobCreateOptions(body)), "create job")
+                log.info("created job %s (priority %d)", job_id, pipeline.priority)
+            except ResourceExistsError as exc:
+                if error_code(exc) == QUOTA_CODE:
+                    raise JobQuotaReached(quota_message(job_id, f"Batch answered {QUOTA_CODE}")) from None
         with self._lock:
             self._jobs.add(job_id)
+
+    def active_jobs(self) -> set[str]:
+        """The ids (lower case) of the account's active jobs: one listing. Called only when this process meets a job
+        it has not seen (once per pipeline and period)."""
+        jobs = self._call(lambda: list(self.client.list_jobs(filter="state eq 'active'", select=["id"])),
+                          "list active jobs")
+        return {(j["id"] if isinstance(j, dict) else j.id).lower() for j in jobs}
+
+    def active_schedules(self) -> int:
+        """The account's active job schedules, which the quota counts with the jobs (the app makes none)."""
+        return len(self._call(lambda: list(self.client.list_job_schedules(filter="state eq 'active'",
+                                                                          select=["id"])), "list job schedules"))
 
     def forget_job(self, job_id: str) -> None:
         with self._lock:

@@ -20,6 +20,7 @@ Environment contract for worker images:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,7 @@ from shared import ids, pipeline_users
 from shared.durations import format_duration, parse_duration
 from shared.errors import Rejection
 from shared.names import MAX_BLOB_NAME, local_file_name
-from shared.pipelines import TEMPLATE_FIELDS, Pipeline
+from shared.pipelines import TEMPLATE_FIELDS, BlobInputPolicy, Pipeline
 from shared.work_items import WorkItem
 
 # The fixed wrapper that turns INPUT_FILE into an absolute INPUT_PATH inside the container; it contains no input
@@ -74,11 +75,24 @@ class TaskSpec:
         return len(json.dumps(self.body, separators=(",", ":")).encode("utf-8"))
 
 
+_FIELD = re.compile(r"\{(" + "|".join(TEMPLATE_FIELDS) + r")\}")
+
+
 def render_path(template: str, values: dict[str, str]) -> str:
-    out = template
-    for name in TEMPLATE_FIELDS:
-        out = out.replace("{" + name + "}", values.get(name, ""))
-    return out.strip("/")
+    """The template with its fields filled in one pass (a blob name holding `{date}` stays as it is)."""
+    return _FIELD.sub(lambda m: values.get(m.group(1), ""), template).strip("/")
+
+
+def relative_input(policy: BlobInputPolicy | None, container: str, name: str) -> str:
+    """What {input} means in an output path: the input's name below the folder of the pipeline's blob prefix
+    (prefix `transform/`: `transform/a/b.txt` -> `a/b.txt`; prefix `logs/2026-`: `logs/2026-01.csv` ->
+    `2026-01.csv`), so the output path does not repeat the pipeline's folder. Cutting one common folder keeps
+    names apart (requests of a pipeline with a blob policy must match it); the whole name where the input is not
+    under that folder (another container, a queue-only pipeline) or nothing would remain."""
+    folder = policy.prefix[:policy.prefix.rfind("/") + 1] if policy else ""
+    if policy and container == policy.container and folder and name.startswith(folder) and len(name) > len(folder):
+        return name[len(folder):]
+    return name
 
 
 def task_id_for(item: WorkItem) -> str:
@@ -168,7 +182,8 @@ def build_task(item: WorkItem, pipeline: Pipeline, access: BlobAccess, *, now: d
     now = now or datetime.now(UTC)
     blob = item.blob
     task_id = task_id_for(item)
-    values = {"pipeline": pipeline.name, "input": blob.name, "inputKey": ids.input_key(blob.container, blob.name),
+    values = {"pipeline": pipeline.name, "input": relative_input(pipeline.blob_input, blob.container, blob.name),
+              "inputName": blob.name, "inputKey": ids.input_key(blob.container, blob.name),
               "request": item.request_id or BLOB_EVENTS_REQUEST, "task": task_id, "date": now.strftime("%Y-%m-%d")}
     prefix = render_path(pipeline.outputs.path, values)
     if len(prefix) + LOG_SLACK > MAX_BLOB_NAME:
@@ -225,7 +240,8 @@ def fanout_prefix(pipeline: Pipeline, request_id: str, now: datetime | None = No
     """The output folder shared by all fan-out tasks of a request: the template cut before the first per-input
     field. The merge task downloads everything under it."""
     template = pipeline.outputs.path
-    cut = min([template.index(f) for f in ("{input}", "{inputKey}", "{task}") if f in template] or [len(template)])
+    cut = min([template.index(f) for f in ("{input}", "{inputName}", "{inputKey}", "{task}")
+                if f in template] or [len(template)])
     now = now or datetime.now(UTC)
     return render_path(template[:cut], {"pipeline": pipeline.name, "request": request_id,
                                         "date": now.strftime("%Y-%m-%d")})

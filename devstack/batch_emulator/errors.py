@@ -55,6 +55,12 @@ def not_found(kind: str, ident: str = "") -> BatchError:
     return BatchError(404, f"{name}NotFound", f"The specified {kind} does not exist.")
 
 
+def job_quota_reached(quota: int) -> BatchError:
+    """Batch's answer to a job add past the account's active job and schedule quota (409, like JobExists)."""
+    return BatchError(409, "ActiveJobAndScheduleQuotaReached", "The number of active jobs and job schedules has "
+                      f"reached the quota of the account ({quota}).", {"Quota": str(quota)})
+
+
 def exists(kind: str) -> BatchError:
     name = _KIND[kind]
     return BatchError(409, f"{name}Exists", f"The specified {kind} already exists.")

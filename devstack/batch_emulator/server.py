@@ -61,6 +61,7 @@ class Config:
     faults: FaultSettings = FaultSettings()
     blob_events: Path | None = None
     preemption: PreemptionSettings = PreemptionSettings()
+    active_job_quota: int | None = None
 
 
 def parse_args(argv: list[str] | None) -> Config:
@@ -98,6 +99,9 @@ def parse_args(argv: list[str] | None) -> Config:
     p.add_argument("--preempt-duration", type=float, default=DEFAULT_DURATION, metavar="SECONDS",
                    help=f"how long a preempted node stays preempted before it starts again (default "
                         f"{DEFAULT_DURATION:g})")
+    p.add_argument("--active-job-quota", type=int, default=None, metavar="N",
+                   help="answer 409 ActiveJobAndScheduleQuotaReached to a job add while N jobs are active, as Batch "
+                        "does at the account's quota (default: no quota)")
     ns = p.parse_args(argv)
     accounts = {}
     for item in ns.account or [f"{DEFAULT_ACCOUNT}:{DEFAULT_KEY}"]:
@@ -119,6 +123,8 @@ def parse_args(argv: list[str] | None) -> Config:
         raise ConfigError(f"--fault-retry-after {ns.fault_retry_after}: must be 0 or more seconds")
     if ns.fault_latency_ms < 0:
         raise ConfigError(f"--fault-latency-ms {ns.fault_latency_ms:g}: must be 0 or more milliseconds")
+    if ns.active_job_quota is not None and ns.active_job_quota < 1:
+        raise ConfigError(f"--active-job-quota {ns.active_job_quota}: must be 1 or more (leave it out for no quota)")
     if ns.client_timeout <= 0:
         raise ConfigError(f"--client-timeout {ns.client_timeout:g}: must be more than 0 seconds")
     faults = FaultSettings(ns.fault_rate, ns.fault_retry_after, ns.fault_latency_ms, ns.fault_seed)
@@ -129,7 +135,8 @@ def parse_args(argv: list[str] | None) -> Config:
         raise ConfigError(str(exc)) from None
     return Config(ns.host, ns.port, Path(ns.data_dir), accounts, ns.runtime, ns.log_level,
                   allow_host_access=ns.allow_host_access, client_timeout=ns.client_timeout, faults=faults,
-                  blob_events=Path(ns.blob_events) if ns.blob_events else None, preemption=preemption)
+                  blob_events=Path(ns.blob_events) if ns.blob_events else None, preemption=preemption,
+                  active_job_quota=ns.active_job_quota)
 
 
 def _blob_events(host_state_dir: Path | None):
@@ -173,6 +180,7 @@ class EmulatorApp:
                                                  allow_host_access=config.allow_host_access,
                                                  on_blobs_created=_blob_events(config.blob_events),
                                                  preemption=config.preemption)
+            self.services[name].model.active_job_quota = config.active_job_quota
         self.faults = FaultInjector(config.faults) if config.faults.active else None
         self.started = time.time()
         self.url = ""

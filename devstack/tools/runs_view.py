@@ -53,6 +53,8 @@ def to_row(record: dict) -> RunRow:
     out_container = record.get("outputContainer")
     manifest = record.get("manifestBlob")
     reason = record.get("reason") or record.get("failureMessage")
+    if record.get("state") == "received":  # waiting: held back (maxConcurrentTasks) or the last submit error
+        reason = record.get("held") or record.get("lastError") or reason
     if record.get("state") == "failed" and record.get("failureCode"):
         reason = f"{record['failureCode']}: {reason or ''}".rstrip(": ")
     exit_code = record.get("exitCode")
@@ -146,7 +148,7 @@ def _outputs(row: RunRow) -> str:
         n = row.output_count
         return f"{row.output_container}/{row.output_prefix}/" + (f" ({n} file{'s' if n != 1 else ''})"
                                                                   if n is not None else "")
-    if row.state in ("failed", "rejected", "cancelled"):
+    if row.state in ("failed", "rejected", "received", "cancelled"):
         return row.reason or "-"
     return "-"
 

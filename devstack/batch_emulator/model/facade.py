@@ -61,6 +61,7 @@ class BatchModel:
     changed = _Shared()
     schedule_needed = _Shared()
     allow_host_access = _Shared()
+    active_job_quota = _Shared()
     account_url = _Shared()
     pools = _Shared()
     nodes = _Shared()

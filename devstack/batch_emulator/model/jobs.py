@@ -35,6 +35,7 @@ class Jobs:
         with self.state.lock:
             if key in self.state.jobs:
                 raise errors.exists("job")
+            self._check_quota()
             job.setdefault("priority", 0)
             job.setdefault("usesTaskDependencies", False)
             job.setdefault("allowTaskPreemption", False)
@@ -55,6 +56,16 @@ class Jobs:
             result = wire(job)
         self.state.store.flush()
         return result
+
+    def _check_quota(self) -> None:
+        """--active-job-quota: like Batch, refuse a new job while that many jobs are not completed. Jobs made by a
+        job schedule count like any other; the schedules themselves are not counted (Batch counts both)."""
+        quota = self.state.active_job_quota
+        if quota is None:
+            return
+        active = sum(1 for j in self.state.jobs.values() if j["state"] not in ("completed", "deleting"))
+        if active >= quota:
+            raise errors.job_quota_reached(quota)
 
     def get_job(self, job_id: str) -> dict:
         with self.state.lock:

@@ -78,6 +78,7 @@ class State:
         self.nodes_dir = self.data_dir / "nodes"
         self.store = store or Store(self.data_dir / "state.sqlite")
         self.allow_host_access = False  # --allow-host-access: containerRunOptions may reach into the host
+        self.active_job_quota: int | None = None  # --active-job-quota: the account's active job limit
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.pools: dict[str, dict] = {}

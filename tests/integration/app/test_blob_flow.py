@@ -23,7 +23,7 @@ def test_blob_becomes_a_task_with_outputs_manifest_record_and_message(app):
     assert rec["state"] == "succeeded" and rec["exitCode"] == 0
     for state in ("received", "submitted", "succeeded"):
         assert rec[f"{state}At"]
-    prefix = f"transform/{name}"
+    prefix = name  # input/transform/x lands under output/transform/x/: {pipeline}/{input}, {input} below transform/
     assert app.read_text(app.output_container, f"{prefix}/result.txt") == "HELLO BATCH\nSECOND LINE\n"
     manifest = app.read_json(app.output_container, f"{prefix}/manifest.json")
     assert manifest["input"]["name"] == name and manifest["input"]["etag"] == props.etag.strip('"')  # unquoted, as events and listings give it

@@ -108,8 +108,8 @@ def test_the_corpus_ends_once_each_with_a_reason_and_runs_no_injected_command(ap
         rec = done[run_id]
         assert rec["state"] == "succeeded", (name, rec.get("failureMessage"), rec.get("stderrTail"))
         assert rec["inputName"] == name
-        assert app.read_json(app.output_container, f"transform/{name}/manifest.json")["input"]["name"] == name
-        assert app.read_text(app.output_container, f"transform/{name}/result.txt") == contents[name].upper()
+        assert app.read_json(app.output_container, f"{name}/manifest.json")["input"]["name"] == name
+        assert app.read_text(app.output_container, f"{name}/result.txt") == contents[name].upper()
     assert [done[r]["state"] for r in keyed] == ["succeeded"]  # the first user of the key was not disturbed
 
     # Rejections: exactly one message per bad input, matching its record, none for anything else.
@@ -134,7 +134,7 @@ def test_the_corpus_ends_once_each_with_a_reason_and_runs_no_injected_command(ap
     # No injected command ran: only the positive control's canary exists among the outputs, none on the host.
     outputs = [b.name for b in app.ctx.storage.blob.get_container_client(app.output_container).list_blobs()]
     canaries = sorted(n for n in outputs if n.rsplit("/", 1)[-1].startswith("pwned"))
-    assert "control/control/corpus-canary.txt/pwned-control" in canaries
+    assert "control/corpus-canary.txt/pwned-control" in canaries
     assert [c for c in canaries if not c.startswith("control/")] == [], "command injection!"
     assert not os.path.exists(HOST_CANARY), "command injection on the host!"
     assert "rejected rej-" in caplog.text  # the app's log was captured

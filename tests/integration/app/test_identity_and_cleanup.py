@@ -34,7 +34,7 @@ def test_identity_reference_mode_runs_without_any_sas(app):
         assert "sig=" not in str(task["resourceFiles"]) + str(task["outputFiles"])
         rec = app.wait_terminal("transform", [run_id])[run_id]
         assert rec["state"] == "succeeded"
-        assert app.read_text(app.output_container, f"transform/{name}/result.txt") == "IDENTITY\n"
+        assert app.read_text(app.output_container, f"{name}/result.txt") == "IDENTITY\n"
     finally:
         set_context(app.ctx)
 

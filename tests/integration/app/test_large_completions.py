@@ -45,7 +45,7 @@ def test_a_task_with_500_outputs_completes_with_the_full_manifest_and_a_message_
     manifest = app.read_json(app.output_container, rec["manifestBlob"])
     names = [o["name"] for o in manifest["outputs"]]
     assert len(names) == 500 and len(set(names)) == 500
-    assert f"manyout/{name}/daily-summary-by-region-and-product-line/part-500-of-00500.snappy.parquet" in names
+    assert f"{name}/daily-summary-by-region-and-product-line/part-500-of-00500.snappy.parquet" in names
     ((raw, msg),) = _messages_for(app, app.ctx.settings.queues.completions, run_id)
     assert len(base64.b64encode(raw.encode("utf-8"))) <= 64 * 1024
     assert msg["outputCount"] == 500 and msg["outputsTruncated"] is True

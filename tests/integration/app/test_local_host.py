@@ -81,7 +81,7 @@ def test_blob_and_request_through_the_local_host(stack, host):
     values, blob, log = host
     name = "transform/through the host.txt"
     blob.get_blob_client(values["INPUT_CONTAINER"], name).upload_blob(b"via host\n")
-    manifest = _wait_blob(blob, values["OUTPUT_CONTAINER"], f"transform/{name}/manifest.json", log)
+    manifest = _wait_blob(blob, values["OUTPUT_CONTAINER"], f"{name}/manifest.json", log)
     assert manifest["state"] == "succeeded" and manifest["input"]["name"] == name
     queues = QueueServiceClient.from_connection_string(stack.storage_connection_string)
     queues.get_queue_client(values["REQUESTS_QUEUE"]).send_message(json.dumps(

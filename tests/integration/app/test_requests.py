@@ -146,7 +146,7 @@ def test_a_reused_idempotency_key_with_another_request_is_rejected_and_mixes_not
     assert '"TRANSFORM_MODE": "<redacted, 15 chars>"' in msg["payload"]
     done = app.wait_terminal("transform", list(runs))
     assert [r["state"] for r in done.values()] == ["succeeded"]
-    assert app.read_text(app.output_container, "transform/transform/key-a.txt/result.txt") == \
+    assert app.read_text(app.output_container, "transform/key-a.txt/result.txt") == \
         "TRANSFORM/KEY-A.TXT\n"
     rows = query_runs(app.ctx.runs, pipeline="transform", request_id=request_id)
     assert [r.run_id for r in rows] == list(runs)  # the request row is bookkeeping, not a run

@@ -43,4 +43,4 @@ def test_occurrence_runs_every_blob_under_the_prefix_once(app):
     assert {r["state"] for r in done.values()} == {"succeeded"}
     for r in done.values():
         i = r["inputName"].rsplit("-", 1)[-1].removesuffix(".txt")
-        assert app.read_text(app.output_container, f"nightly/{r['inputName']}/result.txt") == f"LINE {i}\n"
+        assert app.read_text(app.output_container, f"{r['inputName']}/result.txt") == f"LINE {i}\n"

@@ -56,7 +56,7 @@ def test_a_tasks_sas_urls_reach_only_its_own_input_and_output(app):
     # The run itself works with exactly these rights: input read, outputs and marker written.
     rec = app.wait_terminal("transform", [run_id])[run_id]
     assert rec["state"] == "succeeded", rec
-    assert app.read_text(app.output_container, f"transform/{name}/result.txt") == "MINE\n"
+    assert app.read_text(app.output_container, f"{name}/result.txt") == "MINE\n"
 
     # The input SAS reads its one blob, not its neighbour, and cannot write it.
     assert BlobClient.from_blob_url(read_url).download_blob().readall() == b"mine\n"
@@ -67,12 +67,12 @@ def test_a_tasks_sas_urls_reach_only_its_own_input_and_output(app):
     # The output SAS writes (create and overwrite) in the output container, and does nothing else there:
     # no reading other runs' outputs or manifests, no listing, no deleting.
     out = ContainerClient.from_container_url(write_url)
-    out.upload_blob(f"transform/{name}/out/extra.txt", b"ok", overwrite=True)
-    result = out.get_blob_client(f"transform/{name}/result.txt")
+    out.upload_blob(f"{name}/out/extra.txt", b"ok", overwrite=True)
+    result = out.get_blob_client(f"{name}/result.txt")
     assert _refused(lambda: result.download_blob().readall()) == 403
     assert _refused(lambda: list(out.list_blobs())) == 403
     assert _refused(lambda: result.delete_blob()) == 403
-    assert app.read_text(app.output_container, f"transform/{name}/result.txt") == "MINE\n"
+    assert app.read_text(app.output_container, f"{name}/result.txt") == "MINE\n"
 
     # Neither write SAS opens another container: not the input, not the markers, not the other way round.
     for url, container in ((write_url, app.input_container), (write_url, app.ctx.settings.marker_container),

@@ -25,7 +25,8 @@ class FlakyRuns:
 def _ctx(runs, repair=timedelta(seconds=30)):
     sent = []
     return SimpleNamespace(runs=runs, messenger=SimpleNamespace(completed=sent.append),
-                           settings=SimpleNamespace(notify_repair_after=repair)), sent
+                           settings=SimpleNamespace(notify_repair_after=repair),
+                           config=SimpleNamespace(pipelines={}), batcher=None), sent
 
 
 def test_marking_a_sent_message_is_retried_through_a_storage_outage():

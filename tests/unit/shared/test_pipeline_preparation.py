@@ -74,6 +74,12 @@ def test_submitter_sets_it_on_the_pipelines_job():
         def create_job(self, job):
             self.bodies.append(job.as_dict())
 
+        def list_jobs(self, **_):
+            return []
+
+        def list_job_schedules(self, **_):
+            return []
+
     client = Recording()
     submitter = Submitter(client, cfg, sleep=lambda s: None)
     submitter._pools.add(cfg.pipeline(name).pool)  # the pool exists: only the job is created here

@@ -1,5 +1,6 @@
 import json
 import shlex
+from dataclasses import replace
 
 import pytest
 
@@ -22,7 +23,7 @@ def _env(spec):
 def test_blob_task_has_input_outputs_logs_container_and_constraints(config, access):
     spec = build_task(_item(), config.pipeline("transform"), access)
     body = spec.body
-    assert body["id"] == spec.task_id and spec.output_prefix == "transform/transform/hello.txt"
+    assert body["id"] == spec.task_id and spec.output_prefix == "transform/hello.txt"
     assert body["resourceFiles"] == [{"httpUrl": access.endpoint + "/input/transform/hello.txt?sig=read",
                                       "filePath": "in/hello.txt"}]
     patterns = {f["filePattern"]: f for f in body["outputFiles"]}
@@ -34,7 +35,7 @@ def test_blob_task_has_input_outputs_logs_container_and_constraints(config, acce
                                          "workingDirectory": "taskWorkingDirectory"}
     assert body["constraints"] == {"maxWallClockTime": "PT10M", "maxTaskRetryCount": 1}
     assert _env(spec)["TRANSFORM_MODE"] == "upper" and _env(spec)["INPUT_FILE"] == "in/hello.txt"
-    assert spec.manifest_blob == "transform/transform/hello.txt/manifest.json"
+    assert spec.manifest_blob == "transform/hello.txt/manifest.json"
 
 
 def test_hostile_name_travels_only_in_the_environment(config, access):
@@ -46,7 +47,7 @@ def test_hostile_name_travels_only_in_the_environment(config, access):
     assert argv[-1] == "/app/transform.sh" and body["commandLine"] == INPUT_PATH_WRAPPER + "/app/transform.sh"
     assert "touch" not in body["commandLine"] and "pwned" not in body["displayName"]
     assert "%24%28touch%20/tmp/pwned%29%3B%20%60id%60" in body["resourceFiles"][0]["httpUrl"]
-    assert spec.output_prefix == "transform/" + HOSTILE  # exact name preserved in the output path
+    assert spec.output_prefix == HOSTILE  # exact name preserved in the output path (transform/ + below transform/)
 
 
 def test_same_input_same_task_new_version_new_task(config, access):
@@ -141,3 +142,36 @@ def test_entrypoint_mode_sends_an_empty_command_line_as_batch_expects(config, ac
     assert spec.body["commandLine"] == ""
     assert spec.body["containerSettings"] == {"imageName": greet.image, "workingDirectory": "taskWorkingDirectory"}
     assert _env(spec)["INPUT_PATH"] == _env(spec)["INPUT_FILE"] == "in/hello.txt"
+
+
+def _with_outputs(pipeline, path, prefix=None):
+    blob = pipeline.blob_input if prefix is None else replace(pipeline.blob_input, prefix=prefix)
+    return replace(pipeline, outputs=replace(pipeline.outputs, path=path), blob_input=blob)
+
+
+def test_input_in_an_output_path_is_the_name_below_the_pipelines_folder(config, access):
+    transform = config.pipeline("transform")  # inputs: input/transform/*, outputs: output/{pipeline}/{input}
+    spec = build_task(_item("transform/a/b.txt"), transform, access)
+    assert spec.output_prefix == "transform/a/b.txt"  # not transform/transform/a/b.txt
+    assert _env(spec)["INPUT_NAME"] == "transform/a/b.txt"  # the worker still gets the whole name
+    whole = _with_outputs(transform, "{pipeline}/{inputName}")
+    assert build_task(_item("transform/a/b.txt"), whole, access).output_prefix == "transform/transform/a/b.txt"
+    # A prefix that ends mid-name cuts its folder only: names stay whole words and apart.
+    dated = _with_outputs(transform, "results/{input}", prefix="transform/2026-")
+    assert build_task(_item("transform/2026-01.csv"), dated, access).output_prefix == "results/2026-01.csv"
+    bare = _with_outputs(transform, "results/{input}", prefix="transform")
+    assert build_task(_item("transform/x.txt"), bare, access).output_prefix == "results/transform/x.txt"
+
+
+def test_input_outside_the_blob_policy_keeps_its_whole_name(config, access):
+    # wordcount takes queue requests only: there is no folder to cut.
+    item = _item("uploads/wordcount/t1/a.txt", pipeline="wordcount", request_id="kabc")
+    assert build_task(item, config.pipeline("wordcount"), access).output_prefix == "wordcount/kabc/uploads/wordcount/t1/a.txt"
+    other = WorkItem(pipeline="transform", blob=BlobInfo("elsewhere", "transform/a.txt", '"0x1"', 1, "text/plain"),
+                     source="queue")
+    assert build_task(other, config.pipeline("transform"), access).output_prefix == "transform/transform/a.txt"
+
+
+def test_fields_inside_a_blob_name_are_not_filled_in(config, access):
+    spec = build_task(_item("transform/{date}-{task}.txt"), config.pipeline("transform"), access)
+    assert spec.output_prefix == "transform/{date}-{task}.txt"
