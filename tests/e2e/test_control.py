@@ -279,3 +279,46 @@ def test_a_run_never_submitted_is_cancelled_without_batch(app_stack):
     assert app_stack.access.runs.inbox_entry("sleep", run_id) is None  # nothing left for the safety net
     sent = wait_for(lambda: messages(app_stack, settings.queues.failures, {run_id}), 30, "the failure message")
     assert [m["messageId"] for m in sent] == [f"{run_id}:cancelled"]
+
+
+def test_cancelling_an_input_cancels_its_requests_merge(app_stack):
+    """Batch holds a merge whose input was terminated: the merge is cancelled with it, saying why."""
+    from dataclasses import replace
+
+    from shared.context import create_context
+    from shared.control import cancel_runs
+    from shared.run_actions import Selection
+
+    settings = app_stack.access.settings
+    ctx = create_context(replace(settings, batch=replace(settings.batch, url="http://127.0.0.1:9")),
+                         ensure_resources=False)
+    tag = secrets.token_hex(4)
+    request_id, fanout, merge = f"r{tag}", f"wordcount-in{tag}", f"wordcount-m{tag}"
+    ctx.runs.create("wordcount", fanout, "received", {"pipeline": "wordcount", "kind": "task", "requestId": request_id,
+                                                      "mergeTaskId": merge})
+    ctx.runs.create("wordcount", merge, "received", {"pipeline": "wordcount", "kind": "merge", "requestId": request_id})
+    report = cancel_runs(ctx, Selection(runs=(fanout,)), "e2e-operator")
+    assert [(r.run_id, r.outcome) for r in report.results] == [(fanout, "cancelled"), (merge, "cancelled")]
+    merged = record(app_stack, "wordcount", merge)
+    assert merged["state"] == "cancelled" and "an input of its request was cancelled" in merged["reason"]
+
+
+def test_a_run_whose_request_set_environment_overrides_is_not_retried_without_them(app_stack, tmp_path):
+    tag = f"e2e-ovr-{secrets.token_hex(3)}"
+    blob = f"sleep/{tag}/a.txt"
+    app_stack.access.storage.blob.get_blob_client("uploads", blob).upload_blob(b"a\n", overwrite=True)
+    requests = app_stack.access.storage.queue.get_queue_client(app_stack.access.settings.queues.requests)
+    requests.send_message(json.dumps({"pipeline": "sleep", "inputs": [f"uploads/{blob}"],
+                                      "overrides": {"environment": {"SLEEP_SECONDS": "120"}}}))
+
+    def the_run():
+        rows = app_stack.access.runs.query("PartitionKey eq @p and inputName eq @n", {"p": "sleep", "n": blob})
+        return rows[0] if rows and rows[0]["state"] in ("submitted", "running") else None
+
+    run = wait_for(the_run, 60, "the request's run", interval=0.5)
+    assert eventbatch("cancel", run["RowKey"]).returncode == 0
+    out = eventbatch("retry", run["RowKey"])
+    assert out.returncode == 1 and "refused" in out.stdout
+    assert "environment overrides (SLEEP_SECONDS)" in out.stdout and "send the request again" in out.stdout
+    assert "120" not in out.stdout  # the value itself is never shown
+    assert not record(app_stack, "sleep", run["RowKey"]).get("supersededBy")
