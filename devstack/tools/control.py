@@ -1,7 +1,8 @@
 """`eventbatch cancel | retry`: stop runs, or run failed and cancelled ones again, locally or on Azure.
 
     eventbatch cancel RUN... | --request ID | --pipeline P --state S   [--reason TEXT] [--by WHO] [--json]
-    eventbatch retry RUN... | --request ID --failed  [--force] [--by WHO] [--json]
+    eventbatch retry RUN... | --request ID --failed | --pipeline P --state failed|cancelled  [--force] [--by WHO]
+        [--json]
 
 Both call shared.control (cancel_runs, retry_runs), the code the app's control-queue function runs, with a
 context built from the app's settings (`--settings FILE`, `--env`: see devstack.tools.access). Who asks is
@@ -41,6 +42,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p = argparse.ArgumentParser(prog="eventbatch retry", description="Run failed or cancelled runs again as new "
                                     "attempts (a new run id, its own output folder); the old runs are kept.")
         p.add_argument("--failed", action="store_true", help="with --request: its failed and cancelled runs")
+        p.add_argument("--state", choices=("failed", "cancelled"),
+                       help="with --pipeline: every current run of the pipeline in this state")
         p.add_argument("--force", action="store_true", help="also run succeeded runs again")
     p.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or unique prefixes), as `eventbatch status` shows")
     p.add_argument("--request", metavar="ID", help="the runs of this request id")
@@ -69,7 +72,7 @@ def run(command: str, argv: list[str]) -> int:
               "succeeded ones too)", file=sys.stderr)
         return 2
     selection = Selection(runs=tuple(args.runs), request=args.request, pipeline=args.pipeline,
-                          state=getattr(args, "state", None))
+                          state=args.state)
     try:
         access = AppAccess.open(args.settings, args.env)
         ctx = create_context(access.settings, ensure_resources=False)

@@ -42,6 +42,15 @@ def record(app_stack, pipeline: str, run_id: str) -> dict:
     return app_stack.access.runs.get(pipeline, run_id) or {}
 
 
+def forget(app_stack, pipeline: str, run_ids) -> None:
+    """Remove records a test wrote by hand (and their inbox entries), so that other tests never see them."""
+    from shared.records import inbox_key
+
+    for run_id in run_ids:
+        for key in (run_id, inbox_key(run_id)):
+            app_stack.access.runs.table.delete_entity(pipeline, key)
+
+
 def messages(app_stack, queue: str, run_ids) -> list[dict]:
     """The messages about `run_ids` on a queue (read without removing them: they come back after 1 s)."""
     client = app_stack.access.storage.queue.get_queue_client(queue)
@@ -194,6 +203,7 @@ def test_a_cancel_racing_a_completion_records_one_end_and_one_message(app_stack)
                              + messages(app_stack, queues.completions, winners)) and len(m) >= len(winners) and m,
                     30, "one message per raced run")
     assert sorted(m["messageId"] for m in sent) == sorted(f"{r}:{s}" for r, s in winners.items())
+    forget(app_stack, "sleep", winners)
 
 
 def test_a_forced_retry_of_a_merged_input_merges_the_current_outputs_once(app_stack, tmp_path):
@@ -279,6 +289,7 @@ def test_a_run_never_submitted_is_cancelled_without_batch(app_stack):
     assert app_stack.access.runs.inbox_entry("sleep", run_id) is None  # nothing left for the safety net
     sent = wait_for(lambda: messages(app_stack, settings.queues.failures, {run_id}), 30, "the failure message")
     assert [m["messageId"] for m in sent] == [f"{run_id}:cancelled"]
+    forget(app_stack, "sleep", [run_id])
 
 
 def test_cancelling_an_input_cancels_its_requests_merge(app_stack):
@@ -301,6 +312,7 @@ def test_cancelling_an_input_cancels_its_requests_merge(app_stack):
     assert [(r.run_id, r.outcome) for r in report.results] == [(fanout, "cancelled"), (merge, "cancelled")]
     merged = record(app_stack, "wordcount", merge)
     assert merged["state"] == "cancelled" and "an input of its request was cancelled" in merged["reason"]
+    forget(app_stack, "wordcount", [fanout, merge])
 
 
 def test_a_run_whose_request_set_environment_overrides_is_not_retried_without_them(app_stack, tmp_path):
