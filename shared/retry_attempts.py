@@ -132,15 +132,21 @@ def _retry_group(ctx: AppContext, pipeline_name: str, request_id: str | None, ol
         except Rejection as exc:
             results.append(RunAction(old["RowKey"], pipeline_name, "refused", exc.reason))
     if with_merge and (attempts or merges):
+        ours = {a.old["RowKey"] for a in attempts if a.old} | {a.spec.task_id for a in attempts}
+        others = [r for r in siblings.values() if (r.get("kind") or "task") == "task" and is_current(r)
+                  and r["RowKey"] not in ours]
         try:
-            replaced = {a.old["RowKey"] for a in attempts if a.old}
-            sources = [a.spec.output_prefix for a in attempts] + [
-                r["outputPrefix"] for r in siblings.values() if (r.get("kind") or "task") == "task" and is_current(r)
-                and r["RowKey"] not in replaced and r.get("outputPrefix")]
+            unfinished = [r["RowKey"] for r in others if r.get("state") not in TERMINAL]
+            if unfinished:  # the new merge could not wait for them: they are tasks of another job
+                raise Rejection("request-unfinished", f"{len(unfinished)} other input(s) of its request are still "
+                                                      f"running ({unfinished[0]}, ...): retry once they have ended")
+            sources = [a.spec.output_prefix for a in attempts] + [r["outputPrefix"] for r in others
+                                                                  if r.get("outputPrefix")]
             attempts.append(merge_attempt(ctx, pipeline, request_id, old_merge, merge_number, merge_id,
                                           [a.spec.task_id for a in attempts], sources, by))
         except Rejection as exc:
-            return [*results, RunAction(merge_id, pipeline_name, "refused", exc.reason)]
+            return [*results, *(RunAction(r["RowKey"], pipeline_name, "refused", exc.reason)
+                                for r in [*(a.old for a in attempts if a.old), *merges])]
     if not attempts:
         return results
     barriers = [r["RowKey"] for r in siblings.values() if r.get("kind") == "barrier" and is_current(r)]

@@ -196,3 +196,21 @@ def test_the_signed_in_principal_is_read_from_the_token():
     assert principal_of(_token({"upn": "alice@contoso.com", "oid": "123"})) == "alice@contoso.com"
     assert principal_of(_token({"oid": "0000-1111"})) == "0000-1111"  # a managed identity has only its object id
     assert principal_of("not-a-token") is None
+
+
+def test_an_input_is_not_retried_while_other_inputs_of_its_request_still_run(config, access):
+    from shared.retry_attempts import plan_retries
+
+    failed = {"PartitionKey": "wordcount", "RowKey": "wordcount-a", "state": "failed", "kind": "task",
+              "requestId": "req", "mergeTaskId": "wordcount-m", "inputContainer": "uploads", "inputName": "a.txt",
+              "inputEtag": "0x1", "outputPrefix": "wordcount/req/a.txt"}
+    running = {**failed, "RowKey": "wordcount-b", "state": "running", "inputName": "b.txt"}
+    merge = {"PartitionKey": "wordcount", "RowKey": "wordcount-m", "state": "cancelled", "kind": "merge",
+             "requestId": "req"}
+    runs = SimpleNamespace(by_request=lambda p, r: {x["RowKey"]: x for x in (failed, running, merge)},
+                           get=lambda p, r: None)
+    storage = SimpleNamespace(lookup_blob=lambda c, n: BlobInfo(c, n, "0x1", 2))
+    ctx = SimpleNamespace(config=config, runs=runs, storage=storage, task_access=access)
+    (result,) = plan_retries(ctx, [failed], "alice", force=False)
+    assert result.run_id == "wordcount-a" and result.outcome == "refused"
+    assert "other input(s) of its request are still running (wordcount-b" in result.detail
