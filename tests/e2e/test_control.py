@@ -174,13 +174,14 @@ def test_a_cancel_racing_a_completion_records_one_end_and_one_message(app_stack)
         start = threading.Barrier(2)
         outcome = {}
 
-        def cancel(snapshot=snapshot, outcome=outcome, start=start):
+        def cancel(snapshot=snapshot, outcome=outcome, start=start, late=1 - i % 2):
             start.wait()
+            time.sleep(0.2 * late)  # one side is a little late, by turns: each wins, the other must lose cleanly
             outcome["cancel"] = cancel_one(ctx, snapshot, "racer", "cancelled by racer").outcome
 
         def complete(snapshot=snapshot, outcome=outcome, start=start, run_id=run_id, late=i % 2):
             start.wait()
-            time.sleep(0.05 * late)  # every other round the cancel gets a head start: each side wins sometimes
+            time.sleep(0.2 * late)
             moved = ctx.runs.advance("sleep", run_id, "succeeded", {"exitCode": 0}, record=snapshot)
             outcome["complete"] = moved is not None
             if moved is not None:
@@ -194,6 +195,7 @@ def test_a_cancel_racing_a_completion_records_one_end_and_one_message(app_stack)
         final = ctx.runs.get("sleep", run_id)["state"]
         assert (outcome["cancel"] == "cancelled") != outcome["complete"], outcome  # exactly one winner
         assert final == ("cancelled" if outcome["cancel"] == "cancelled" else "succeeded")
+        assert final == ("succeeded" if i % 2 == 0 else "cancelled")  # the one on time won
         if outcome["cancel"] != "cancelled":
             assert outcome["cancel"] == "left"  # the loser says the run had ended, and changes nothing
         winners[run_id] = final
