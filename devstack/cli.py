@@ -30,6 +30,8 @@ DELEGATED = {
     "logs": ("devstack.tools.commands", "logs", "stdout/stderr of a run"),
     "replay": ("devstack.tools.commands", "replay",
                "count or move back poisoned messages and dead-lettered events (--apply)"),
+    "cancel": ("devstack.tools.control", "cancel", "cancel runs: terminate their tasks, record them cancelled"),
+    "retry": ("devstack.tools.control", "retry", "run failed or cancelled runs again as new attempts"),
     "demo": ("devstack.tools.demo", "main", "run the sample work end to end and show the results"),
     "wait": ("devstack.tools.wait", "main", "block until runs or a request have ended (exit 0 only if all succeeded)"),
     "metrics": ("devstack.tools.metrics", "main", "runs by state, waits, latencies, throughput, failure reasons"),

@@ -55,6 +55,7 @@ var queueNames = {
   completions: 'completions'
   failures: 'failures'
   check: 'taskcheck'
+  control: 'control'
 }
 var runsTableName = 'runs'
 // Generated from pipelines.yaml by infra/generate_pools.py (a test fails when it is out of date).
@@ -112,8 +113,10 @@ module storage 'modules/storage.bicep' = {
       queueNames.completions
       queueNames.failures
       queueNames.check
+      queueNames.control
     ]
     requestsQueueName: queueNames.requests
+    controlQueueName: queueNames.control
     runsTableName: runsTableName
     functionPrincipalId: identities.outputs.functionIdentityPrincipalId
     poolPrincipalId: identities.outputs.poolIdentityPrincipalId
@@ -193,6 +196,7 @@ module functionApp 'modules/functionapp.bicep' = {
       COMPLETIONS_QUEUE: queueNames.completions
       FAILURES_QUEUE: queueNames.failures
       CHECK_QUEUE: queueNames.check
+      CONTROL_QUEUE: queueNames.control
       RUNS_TABLE: runsTableName
       BATCH_ACTIVE_JOB_QUOTA: string(batchActiveJobQuota)
       ACTIVE_JOB_QUOTA_SHARE: '0.8'

@@ -3,8 +3,9 @@
 Table `runs` (RUNS_TABLE): PartitionKey = pipeline name ("unrouted" for rejections that name no known pipeline),
 RowKey = run id (the Batch task ID for runs, `rej-...` for rejections).
 States: received -> submitted -> running -> succeeded | failed; rejected (terminal, from intake or a Batch client
-error). Each state sets `<state>At` (ISO 8601 UTC). Transitions use the entity's ETag, so two workers never move the
-same run twice.
+error); cancelled (terminal, from any unfinished state: shared.control). Each state sets `<state>At` (ISO 8601
+UTC). Transitions use the entity's ETag, so two workers never move the same run twice. A retry makes a new record
+(`attempt`, `retryOf`) and marks the old one `supersededBy` (is_current).
 
 The inbox. Beside every run that is not finished yet lives a small entity in the same partition, RowKey
 `~inbox-<run id>`: written in the same transaction as the run record, updated with it, and deleted in the same
@@ -40,9 +41,9 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-STATES = ("received", "submitted", "running", "succeeded", "failed", "rejected")
-TERMINAL = ("succeeded", "failed", "rejected")
-ORDER = {s: i for i, s in enumerate(STATES[:4])} | {"succeeded": 4, "failed": 4, "rejected": 4}
+STATES = ("received", "submitted", "running", "succeeded", "failed", "rejected", "cancelled")
+TERMINAL = ("succeeded", "failed", "rejected", "cancelled")
+ORDER = {s: i for i, s in enumerate(STATES[:4])} | {"succeeded": 4, "failed": 4, "rejected": 4, "cancelled": 4}
 MAX_TEXT = 8000
 INBOX_PREFIX = "~inbox-"
 REQUEST_PREFIX = "~request-"
@@ -70,6 +71,12 @@ def request_key(idempotency_key: str) -> str:
 
 def request_record_key(request_id: str) -> str:
     return REQUEST_RECORD_PREFIX + request_id
+
+
+def is_current(record: dict) -> bool:
+    """False for a run a retry replaced (`supersededBy` names the new attempt): it no longer counts for its
+    request, though it keeps its state and outputs."""
+    return not record.get("supersededBy")
 
 
 def is_hidden(row_key: str) -> bool:

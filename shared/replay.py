@@ -1,7 +1,7 @@
 """Replay: what the host or Event Grid gave up on, brought back for another try (`eventbatch replay`).
 
 Three places hold work that nothing reads on its own:
-- `<queue>-poison` of each queue with a trigger (requests, submit, taskcheck): the host moved a message there after
+- `<queue>-poison` of each queue with a trigger (requests, submit, taskcheck, control): the host moved a message there after
   maxDequeueCount failed deliveries. Replay puts the body back, byte for byte, on its queue.
 - `webjobs-blobtrigger-poison`: the host's blob trigger gave up on a blob version after poisonBlobThreshold failures
   and left a message `{"Type": "BlobTrigger", "FunctionId", "BlobType", "ContainerName", "BlobName", "ETag"}`.
@@ -73,7 +73,8 @@ class Replayer:
 
     def run(self, apply: bool = False) -> list[SourceReport]:
         names = self.settings.queues
-        reports = [self._queue(f"{q}-poison", q, apply) for q in (names.requests, names.submit, names.check)]
+        reports = [self._queue(f"{q}-poison", q, apply) for q in (names.requests, names.submit, names.check,
+                                                                 names.control)]
         reports.append(self._blob_poison(apply))
         reports.append(self._dead_letters(apply))
         return reports

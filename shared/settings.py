@@ -77,9 +77,10 @@ class QueueNames:
     completions: str = "completions"
     failures: str = "failures"
     check: str = "taskcheck"
+    control: str = "control"  # cancel / retry messages (shared.control)
 
     def all(self) -> list[str]:
-        return [self.requests, self.submit, self.rejected, self.completions, self.failures, self.check]
+        return [self.requests, self.submit, self.rejected, self.completions, self.failures, self.check, self.control]
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,7 @@ def _batch(env: Mapping[str, str]) -> BatchSettings:
 
 def _queue_names(env: Mapping[str, str]) -> QueueNames:
     values = {}
-    for attr in ("requests", "submit", "rejected", "completions", "failures", "check"):
+    for attr in ("requests", "submit", "rejected", "completions", "failures", "check", "control"):
         setting = f"{attr.upper()}_QUEUE"
         value = _get(env, setting, getattr(QueueNames, attr))
         if not _QUEUE_NAME.match(value):
@@ -264,7 +265,7 @@ def _queue_names(env: Mapping[str, str]) -> QueueNames:
         values[attr] = value
     names = QueueNames(**values)
     if len(set(names.all())) != len(names.all()):
-        raise ConfigError("settings *_QUEUE: the six queues must have different names")
+        raise ConfigError("settings *_QUEUE: the queues must have different names")
     return names
 
 

@@ -349,3 +349,15 @@ def plan_merge(pipeline: Pipeline, request_id: str, fanout: Sequence[TaskSpec], 
                                          {"name": "EVENTBATCH_INPUT_COUNT", "value": str(len(fanout))}
                                          for e in merge.body["environmentSettings"]]
     return [*tasks, *barriers, merge]
+
+
+def retarget(spec: TaskSpec, pipeline: Pipeline, access: BlobAccess, task_id: str, prefix: str,
+             label: str = "") -> TaskSpec:
+    """The same task as another attempt (shared.control's retries): a new id and its own output folder, the same
+    inputs, command, environment and constraints."""
+    env = [e if e["name"] != "EVENTBATCH_RUN_ID" else {"name": "EVENTBATCH_RUN_ID", "value": task_id}
+           for e in spec.body.get("environmentSettings") or []]
+    body = {**spec.body, "id": task_id, "displayName": f"{spec.body.get('displayName', '')} {label}".strip(),
+            "environmentSettings": env,
+            "outputFiles": _output_files(pipeline, access, prefix, spec.sas_lifetime, access.identity_reference())}
+    return replace(spec, task_id=task_id, body=body, output_prefix=prefix)

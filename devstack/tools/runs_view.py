@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from devstack.tools import ui
 from shared.records import STATES, TERMINAL, RunStore, is_hidden
 
-_STAMPS = ("receivedAt", "rejectedAt", "submittedAt", "runningAt", "succeededAt", "failedAt")
+_STAMPS = ("receivedAt", "rejectedAt", "submittedAt", "runningAt", "succeededAt", "failedAt", "cancelledAt")
 
 
 @dataclass(frozen=True)

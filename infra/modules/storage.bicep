@@ -19,6 +19,8 @@ param deadLetterContainerName string
 param queueNames array
 param runsTableName string
 param requestsQueueName string
+@description('The control queue (cancel / retry messages): the deploying user may send to it.')
+param controlQueueName string
 @description('Principal of the function app identity: blob/queue/table data roles on this account.')
 param functionPrincipalId string
 @description('Principal of the Batch pool identity: reads and writes the containers of poolStorageAccess only.')
@@ -156,6 +158,11 @@ resource requestsQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2
   name: requestsQueueName
 }
 
+resource controlQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  parent: queueService
+  name: controlQueueName
+}
+
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -289,6 +296,18 @@ resource deployerOutputReader 'Microsoft.Authorization/roleAssignments@2022-04-0
 resource deployerRequestSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
   name: guid(storage.id, requestsQueueName, deployerPrincipalId, 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a')
   scope: requestsQueue
+  properties: {
+    principalId: deployerPrincipalId
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a')
+  }
+  dependsOn: [
+    queues
+  ]
+}
+
+resource deployerControlSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(storage.id, controlQueueName, deployerPrincipalId, 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a')
+  scope: controlQueue
   properties: {
     principalId: deployerPrincipalId
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a')

@@ -49,6 +49,7 @@ EXPECTED_ROLES = {
     ("modules/storage.bicep", "functionPrincipalId", QUEUE_DATA_CONTRIBUTOR, "storage"),
     ("modules/storage.bicep", "functionPrincipalId", TABLE_DATA_CONTRIBUTOR, "storage"),
     ("modules/storage.bicep", "deployerPrincipalId", QUEUE_MESSAGE_SENDER, "requestsQueue"),
+    ("modules/storage.bicep", "deployerPrincipalId", QUEUE_MESSAGE_SENDER, "controlQueue"),
     ("modules/storage.bicep", "deployerPrincipalId", TABLE_DATA_READER, "runsTable"),
     ("modules/batch.bicep", "functionPrincipalId", BATCH_JOB_SUBMITTER, "batch"),
     ("modules/registry.bicep", "poolPrincipalId", ACR_PULL, "registry"),

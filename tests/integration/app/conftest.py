@@ -241,7 +241,7 @@ def app(stack, batch_emulator, tmp_path_factory):
         "PIPELINES_FILE": str(pipelines), "INPUT_CONTAINER": f"in-{tag}", "OUTPUT_CONTAINER": f"out-{tag}",
         "REQUESTS_QUEUE": f"requests-{tag}", "SUBMIT_QUEUE": f"submit-{tag}", "REJECTED_QUEUE": f"rejected-{tag}",
         "COMPLETIONS_QUEUE": f"completions-{tag}", "FAILURES_QUEUE": f"failures-{tag}", "RUNS_TABLE": f"runs{tag}",
-        "CHECK_QUEUE": f"check-{tag}", "MARKER_CONTAINER": f"markers-{tag}",
+        "CHECK_QUEUE": f"check-{tag}", "CONTROL_QUEUE": f"control-{tag}", "MARKER_CONTAINER": f"markers-{tag}",
         "JOB_ID_PREFIX": f"t{tag}", "POOL_SCALE_MODE": "fixed", "POOL_FIXED_NODES": "2",
         # The safety net takes over a run left `received` after 5 s (2 min on Azure), so its tests need not wait
         # long; a claimed message only after 30 s: a live but slow sender (a loaded machine) must not be repeated.

@@ -63,4 +63,4 @@ def test_rows_sort_newest_first_and_counts_cover_every_state():
     new = runs_view.to_row(record(RowKey="b", state="failed", receivedAt="2026-11-28T11:00:00.000Z"))
     assert [r.run_id for r in runs_view.sort_rows([old, new])] == ["b", "a"]
     assert runs_view.counts([old, new]) == {"received": 0, "submitted": 0, "running": 0, "succeeded": 1,
-                                            "failed": 1, "rejected": 0}
+                                            "failed": 1, "rejected": 0, "cancelled": 0}
