@@ -46,6 +46,9 @@ PARSERS = {
     "wait": ("devstack.tools.wait", "parser"),
     "demo": ("devstack.tools.demo", "parser"),
     "metrics": ("devstack.tools.metrics", "parser"),
+    "request": ("devstack.tools.request_view", "parser"),
+    "cancel": ("devstack.tools.control", "parser"),
+    "retry": ("devstack.tools.control", "parser"),
 }
 COMPLETION_SHELLS = ("bash", "zsh", "fish", "tcsh")
 

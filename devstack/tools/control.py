@@ -17,13 +17,12 @@ import argparse
 import base64
 import getpass
 import json
-import sys
-from pathlib import Path
 
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
 
-from devstack.tools import runs_view
-from devstack.tools.access import AccessError, AppAccess
+from devstack.tools import runs_view, ui
+from devstack.tools.access import AccessError, AppAccess, normalize_argv
+from devstack.tools.commands import _common
 from shared.context import create_context
 from shared.control import cancel_runs, retry_runs
 from shared.run_actions import ControlError, ControlReport, Selection
@@ -50,11 +49,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
     p.add_argument("--pipeline", metavar="P", help="only runs of this pipeline")
     p.add_argument("--by", metavar="WHO", help="who asks (default: the signed-in principal, or the OS user)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--settings", type=Path, metavar="FILE",
-                       help="a local.settings.json to read the app settings from (default: the local stack's)")
-    where.add_argument("--env", action="store_true", help="read the app settings from the environment (Azure)")
+    _common(p)
     return p
+
+
+def parser(name: str) -> argparse.ArgumentParser:
+    """The parser of `eventbatch cancel` or `eventbatch retry` (for completion)."""
+    return _parser(name)
 
 
 def cancel(argv: list[str]) -> int:
@@ -66,15 +67,16 @@ def retry(argv: list[str]) -> int:
 
 
 def run(command: str, argv: list[str]) -> int:
-    args = _parser(command).parse_intermixed_args(argv)
+    args = _parser(command).parse_intermixed_args(normalize_argv(argv))
+    ui.configure(no_color=args.no_color)
     if command == "retry" and args.request and not (args.failed or args.force):
-        print("eventbatch retry: --request needs --failed (its failed and cancelled runs) or --force (every run, "
-              "succeeded ones too)", file=sys.stderr)
+        ui.error("retry", "--request needs --failed (its failed and cancelled runs) or --force (every run, "
+                          "succeeded ones too)")
         return 2
     selection = Selection(runs=tuple(args.runs), request=args.request, pipeline=args.pipeline,
                           state=args.state)
     try:
-        access = AppAccess.open(args.settings, args.env)
+        access = AppAccess.from_args(args)
         ctx = create_context(access.settings, ensure_resources=False)
         by = args.by or who(access)
         if command == "cancel":
@@ -82,38 +84,44 @@ def run(command: str, argv: list[str]) -> int:
         else:
             report = retry_runs(ctx, selection, by, force=args.force)
     except ControlError as exc:
-        print(f"eventbatch {command}: {exc}", file=sys.stderr)
+        ui.error(command, str(exc))
         return 2
     except AccessError as exc:
-        print(f"eventbatch {command}: {exc}", file=sys.stderr)
+        ui.error(command, str(exc))
         return 1
     except ServiceRequestError as exc:
-        print(f"eventbatch {command}: cannot reach storage or Batch ({str(exc).splitlines()[0]}); is the stack up? "
-              "Run `make up` (or check --settings/--env)", file=sys.stderr)
+        ui.error(command, f"cannot reach storage or Batch ({str(exc).splitlines()[0]}); is the stack up? "
+                          "Run `make up` (or check --settings/--env)")
         return 1
     except ClientAuthenticationError as exc:
-        print(f"eventbatch {command}: not signed in or no access ({str(exc).splitlines()[0]}); on Azure run "
-              "`az login` and check your roles", file=sys.stderr)
+        ui.error(command, f"not signed in or no access ({str(exc).splitlines()[0]}); on Azure run "
+                          "`az login` and check your roles")
         return 1
     except HttpResponseError as exc:
-        print(f"eventbatch {command}: the service refused the request ({exc.status_code}: "
-              f"{str(exc).splitlines()[0]})", file=sys.stderr)
+        ui.error(command, f"the service refused the request ({exc.status_code}: "
+                          f"{str(exc).splitlines()[0]})")
         return 1
     print_report(report, args.json)
     return 1 if any(r.outcome in FAILING for r in report.results) else 0
 
 
+REPORT_COLUMNS = (ui.Column("OUTCOME", shrink=False, style_by_value={"cancelled": "yellow", "retried": "green",
+                                                                      "refused": "red", "error": "red",
+                                                                      "not-found": "red", "pending": "cyan"}),
+                  ui.Column("RUN", shrink=False), ui.Column("DETAIL"))
+
+
 def print_report(report: ControlReport, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
+        ui.print_json(report.as_json())
         return
     if not report.results:
         print(f"nothing to {report.action}: no run matched")
         return
-    width = max(len(r.outcome) for r in report.results)
-    for r in report.results:
-        new = f" -> {r.new_run_id}" if r.new_run_id and r.new_run_id != r.run_id else ""
-        print(f"{r.outcome.ljust(width)}  {runs_view.printable(r.run_id)}{new}  {runs_view.printable(r.detail)}")
+    rows = [[r.outcome, runs_view.printable(r.run_id) + (f" -> {r.new_run_id}" if r.new_run_id
+                                                          and r.new_run_id != r.run_id else ""),
+             runs_view.printable(r.detail)] for r in report.results]
+    ui.table(REPORT_COLUMNS, rows)
     counts = ", ".join(f"{n} {outcome}" for outcome, n in report.counts().items())
     print(f"\n{counts} (by {runs_view.printable(report.by)}); follow with: eventbatch status")
 

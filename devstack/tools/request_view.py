@@ -1,7 +1,7 @@
 """`eventbatch request ID`: one request as a unit: its state, counts per state, the merge, where the outputs are,
 which inputs failed and why, and whether its completion message went out.
 
-    eventbatch request ID [--pipeline P] [--json] [--settings FILE | --env]
+    eventbatch request ID [--pipeline P] [--json] [--settings FILE | --env | --azd-env NAME]
 
 The counts are summed up from the run records now (what the app writes on the request record as runs end), so the
 view is right while the request is still running too. Exit code 0 when the request was found, 1 when not.
@@ -10,13 +10,13 @@ view is right while the request is still running too. Exit code 0 when the reque
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from azure.core.exceptions import ResourceNotFoundError, ServiceRequestError
 
-from devstack.tools.access import AccessError, AppAccess
+from devstack.tools import ui
+from devstack.tools.access import AccessError, AppAccess, normalize_argv
+from devstack.tools.commands import _common
 from devstack.tools.runs_view import printable
 from shared import requests
 from shared.request_summary import OPEN, failure_entry, outputs_of
@@ -28,10 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("request_id", metavar="ID", help="the request id (`eventbatch submit --request` prints it)")
     p.add_argument("--pipeline", help="the request's pipeline (default: look in every pipeline)")
     p.add_argument("--json", action="store_true", help="print the request as JSON")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--settings", type=Path, metavar="FILE", help="a local.settings.json to read the settings from")
-    where.add_argument("--env", action="store_true", help="read the app settings from the environment")
+    _common(p)
     return p
+
+
+def parser(name: str = "request") -> argparse.ArgumentParser:
+    """The parser of `eventbatch request` (for completion)."""
+    return _parser()
 
 
 def describe(access, pipeline: str, request_id: str) -> dict | None:
@@ -82,31 +85,32 @@ def _text(view: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(normalize_argv(list(sys.argv[1:] if argv is None else argv)))
+    ui.configure(no_color=args.no_color)
     try:
-        access = AppAccess.open(args.settings, args.env)
+        access = AppAccess.from_args(args, needs_batch=False)
         if args.pipeline and args.pipeline not in access.config.pipelines:
-            print(f"eventbatch request: unknown pipeline {args.pipeline!r}; known: "
-                  f"{', '.join(sorted(access.config.pipelines))}", file=sys.stderr)
+            ui.error("request", f"unknown pipeline {args.pipeline!r}; known: "
+                                f"{', '.join(sorted(access.config.pipelines))}")
             return 2
         pipelines = [args.pipeline] if args.pipeline else sorted(access.config.pipelines)
         views = [v for v in (describe(access, p, args.request_id) for p in pipelines) if v]
     except AccessError as exc:
-        print(f"eventbatch request: {exc}", file=sys.stderr)
+        ui.error("request", str(exc))
         return 1
     except ResourceNotFoundError:
         views = []  # no runs table yet
     except ServiceRequestError as exc:
-        print(f"eventbatch request: cannot reach storage ({str(exc).splitlines()[0]}); is the stack up? Run `make up` "
-              "(or check --settings/--env)", file=sys.stderr)
+        ui.error("request", f"cannot reach storage ({str(exc).splitlines()[0]}); is the stack up? Run `make up` "
+                            "(or check --settings/--env)")
         return 1
     if not views:
-        print(f"eventbatch request: no runs of request {args.request_id!r}"
-              f"{' in pipeline ' + args.pipeline if args.pipeline else ''}; `eventbatch status` lists recent runs "
-              "with their request ids", file=sys.stderr)
+        ui.error("request", f"no runs of request {args.request_id!r}"
+                            f"{' in pipeline ' + args.pipeline if args.pipeline else ''}; `eventbatch status` lists "
+                            "recent runs with their request ids")
         return 1
     if args.json:
-        print(json.dumps(views[0] if len(views) == 1 else views, indent=2, ensure_ascii=False))
+        ui.print_json(views[0] if len(views) == 1 else views)
     else:
         print("\n\n".join(_text(v) for v in views))
     return 0
