@@ -1,4 +1,5 @@
-"""ISO 8601 durations (PT10M, P1D, PT0S) as used by Batch and by our settings, parsed with `isodate`.
+"""ISO 8601 durations (PT10M, P1D, PT0S) as used by Batch and by our settings, parsed with `isodate`; and the
+ISO 8601 timestamps the records carry (`parse_timestamp`).
 
 Batch speaks ISO 8601 durations on the wire; parsing them once here lets settings and pipelines be validated at
 start-up instead of failing on the first submitted task. Only days, hours, minutes and seconds are taken, never
@@ -9,7 +10,8 @@ format: shared.dotnet_timespan.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import isodate
 
@@ -38,3 +40,16 @@ def format_duration(value: timedelta) -> str:
     if time or not days:
         out += "T" + (time or "0S")
     return out
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """A record's ISO 8601 timestamp (`2026-12-04T10:00:00.123Z`, or a datetime as the table SDK gives it); None
+    when absent or unreadable."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -12,8 +12,9 @@ Manifest, `<output prefix>/manifest.json` in the output container:
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
+
+from shared.durations import parse_timestamp
 
 SCHEMA = "eventbatch.manifest/1"
 STDERR_TAIL_BYTES = 4096
@@ -24,19 +25,9 @@ MAX_FAILURE_TEXT = 2000
 MAX_CONTENT_TYPE = 256
 
 
-def _time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
 
 def _iso(value: Any) -> str | None:
-    t = _time(value)
+    t = parse_timestamp(value)
     return t.isoformat().replace("+00:00", "Z") if t else None
 
 
@@ -45,7 +36,7 @@ def task_outcome(task: dict) -> dict:
     info = task.get("executionInfo") or {}
     failure = info.get("failureInfo")
     result = info.get("result") or ("failure" if failure or info.get("exitCode") not in (0, None) else "success")
-    start, end = _time(info.get("startTime")), _time(info.get("endTime"))
+    start, end = parse_timestamp(info.get("startTime")), parse_timestamp(info.get("endTime"))
     return {
         "result": result,
         "state": "succeeded" if result == "success" else "failed",

@@ -32,6 +32,7 @@ from shared import ids, requests
 from shared.app_context import AppContext
 from shared.batch_client import call
 from shared.completion import TASK_FIELDS, Completer, delete_marker, pipeline_of_job
+from shared.durations import parse_timestamp
 from shared.manifest import completion_message
 from shared.notify import notify_completion, notify_failure, notify_rejection
 from shared.outcomes import fail_run
@@ -54,12 +55,6 @@ class ReconcileResult:
     errors: list[str] = field(default_factory=list)
     batch_calls: int = 0
 
-
-def _time(value) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 class Reconciler:
@@ -160,7 +155,7 @@ class Reconciler:
     @staticmethod
     def _completed_before(task: dict, cutoff: datetime) -> bool:
         when = task.get("stateTransitionTime")
-        when = when if isinstance(when, datetime) else _time(when)
+        when = when if isinstance(when, datetime) else parse_timestamp(when)
         return when is None or when <= cutoff
 
     def _mark_running(self, pipeline: str, task: dict) -> None:
@@ -201,7 +196,7 @@ class Reconciler:
                 self._request(pipeline, entry, result)
                 continue
             run_id = entry.get("runId") or entry["RowKey"].removeprefix(INBOX_PREFIX)
-            since = _time(entry.get("since")) or now
+            since = parse_timestamp(entry.get("since")) or now
             age = now - since
             state = entry.get("state")
             if state in TERMINAL:
@@ -323,7 +318,7 @@ class Reconciler:
         if record.get("notified"):
             self.ctx.runs.forget(pipeline, run_id)
             return
-        claimed_at = _time(record.get("notifyClaimedAt"))
+        claimed_at = parse_timestamp(record.get("notifyClaimedAt"))
         if claimed_at and self.clock() - claimed_at < self.ctx.settings.notify_repair_after:
             return
         claimed = self.ctx.runs.claim_notification(record)
@@ -356,7 +351,7 @@ class Reconciler:
         passed; returns the number of delete calls."""
         retention = self.ctx.settings.task_retention
         if retention > timedelta(0):
-            ended = _time((task.get("executionInfo") or {}).get("endTime"))
+            ended = parse_timestamp((task.get("executionInfo") or {}).get("endTime"))
             if ended is None or self.clock() - ended < retention:
                 return 0
         calls = 0

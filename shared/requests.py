@@ -35,6 +35,7 @@ from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.app_context import AppContext
 from shared.batch_client import call
+from shared.durations import parse_timestamp
 from shared.records import inbox_key, now_iso, request_record_key
 from shared.request_summary import (
     NO_TASK,
@@ -231,7 +232,7 @@ def repair(ctx: AppContext, pipeline: str, entry: dict, now: datetime | None = N
             ctx.runs.table.delete_entity(pipeline, entry["RowKey"])
         return None
     now = now or datetime.now(UTC)
-    claimed_at = _time(current.get("notifyClaimedAt"))
+    claimed_at = parse_timestamp(current.get("notifyClaimedAt"))
     if claimed_at and now - claimed_at < ctx.settings.notify_repair_after:
         return None
     taken = _take_over(ctx, current)
@@ -279,10 +280,4 @@ def _status(exc: Exception) -> int | None:
         status = getattr(getattr(exc, "response", None), "status_code", None)
     return status
 
-
-def _time(value) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 

@@ -19,21 +19,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shared.durations import parse_timestamp
 from shared.records import STATES, TERMINAL
 
 TOP_REASONS = 5
 
-
-def parse_stamp(value) -> datetime | None:
-    """An ISO 8601 stamp of a record (`...Z`), None when absent or unreadable."""
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
@@ -53,12 +43,12 @@ class Timings:
 
 
 def timings(record: Mapping) -> Timings:
-    received = parse_stamp(record.get("receivedAt"))
+    received = parse_timestamp(record.get("receivedAt"))
     duration = _number(record.get("durationSeconds"))
     if duration is None:
-        duration = seconds_between(parse_stamp(record.get("startedAt")), parse_stamp(record.get("endedAt")))
-    return Timings(queue_wait=seconds_between(received, parse_stamp(record.get("startedAt"))),
-                   submit_wait=seconds_between(received, parse_stamp(record.get("submittedAt"))),
+        duration = seconds_between(parse_timestamp(record.get("startedAt")), parse_timestamp(record.get("endedAt")))
+    return Timings(queue_wait=seconds_between(received, parse_timestamp(record.get("startedAt"))),
+                   submit_wait=seconds_between(received, parse_timestamp(record.get("submittedAt"))),
                    submit_latency=_number(record.get("submitSeconds")), task_duration=duration)
 
 
@@ -83,7 +73,7 @@ def spread(values: Iterable[float | None]) -> dict:
 
 
 def last_activity(record: Mapping) -> datetime | None:
-    stamps = [parse_stamp(v) for k, v in record.items() if k.endswith("At") and k != "notifyClaimedAt"]
+    stamps = [parse_timestamp(v) for k, v in record.items() if k.endswith("At") and k != "notifyClaimedAt"]
     known = [s for s in stamps if s is not None]
     return max(known) if known else None
 
@@ -91,7 +81,7 @@ def last_activity(record: Mapping) -> datetime | None:
 def ended_at(record: Mapping) -> datetime | None:
     """When a terminal run reached its state (None for a run still under way)."""
     state = record.get("state")
-    return parse_stamp(record.get(f"{state}At")) if state in TERMINAL else None
+    return parse_timestamp(record.get(f"{state}At")) if state in TERMINAL else None
 
 
 def in_window(record: Mapping, since: datetime | None) -> bool:
@@ -160,7 +150,7 @@ def summarize(records: Iterable[Mapping], now: datetime, since: datetime | None 
               (pipeline is None or (r.get("pipeline") or r.get("PartitionKey")) == pipeline)]
     start = since
     if start is None:
-        firsts = [parse_stamp(r.get("receivedAt") or r.get("rejectedAt")) for r in chosen]
+        firsts = [parse_timestamp(r.get("receivedAt") or r.get("rejectedAt")) for r in chosen]
         known = [f for f in firsts if f is not None]
         start = min(known) if known else None
     minutes = max((now - start) / timedelta(minutes=1), 1.0) if start is not None else None
