@@ -72,8 +72,13 @@ def spread(values: Iterable[float | None]) -> dict:
     return {"count": len(known), "p50": percentile(known, 0.5), "p95": percentile(known, 0.95), "max": max(known)}
 
 
+# The stamps of a run's own life (arrival, each state, Batch's start and end); bookkeeping written later (the
+# notification's mark, a repair, a retry superseding it) is not activity of the run.
+LIFE_STAMPS = ("receivedAt", "startedAt", "endedAt", *(f"{state}At" for state in STATES))
+
+
 def last_activity(record: Mapping) -> datetime | None:
-    stamps = [parse_timestamp(v) for k, v in record.items() if k.endswith("At") and k != "notifyClaimedAt"]
+    stamps = [parse_timestamp(record.get(k)) for k in LIFE_STAMPS]
     known = [s for s in stamps if s is not None]
     return max(known) if known else None
 
@@ -85,7 +90,8 @@ def ended_at(record: Mapping) -> datetime | None:
 
 
 def in_window(record: Mapping, since: datetime | None) -> bool:
-    """A run belongs to the window when something happened to it since `since`, or it is still under way."""
+    """A run belongs to the window when it arrived, changed state, started or ended since `since`, or it is still
+    under way."""
     if since is None or record.get("state") not in TERMINAL:
         return True
     last = last_activity(record)

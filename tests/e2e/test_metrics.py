@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devstack.common import paths
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -27,7 +28,18 @@ def send_request(app_stack, body: dict) -> None:
     queue.send_message(json.dumps(body))
 
 
+def transform_runs_under_way(app_stack) -> list[str]:
+    from shared.records import TERMINAL, is_hidden
+
+    clause = " and ".join(f"state ne @s{i}" for i in range(len(TERMINAL)))
+    rows = app_stack.access.runs.query(f"PartitionKey eq 'transform' and {clause}",
+                                       {f"s{i}": s for i, s in enumerate(TERMINAL)})
+    return [r["RowKey"] for r in rows if not is_hidden(r["RowKey"])]
+
+
 def test_metrics_report_the_runs_of_the_window(app_stack, tmp_path):
+    # The window holds every run still under way: start it once earlier tests' transform runs have ended.
+    wait_for(lambda: not transform_runs_under_way(app_stack), 120, "earlier transform runs to end", interval=1)
     since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat(timespec="seconds").replace("+00:00", "Z")
     tag = f"e2e-metrics-{secrets.token_hex(3)}"
     files = []

@@ -31,7 +31,7 @@ def test_blob_becomes_a_task_with_outputs_manifest_record_and_message(app):
     assert {o["name"] for o in manifest["outputs"]} == {f"{prefix}/result.txt", f"{prefix}/summary.json"}
     assert manifest["logs"]["stdout"]["name"] == f"{prefix}/logs/stdout.txt"
     assert manifest["durationSeconds"] is not None and manifest["retryCount"] == 0
-    done = [m for m in app.drain_queue(app.ctx.settings.queues.completions) if m["runId"] == run_id]
+    done = [m for m in app.drain_queue(app.ctx.settings.queues.completions) if m.get("runId") == run_id]
     assert len(done) == 1 and done[0]["state"] == "succeeded"
     assert done[0]["manifest"] == {"container": app.output_container, "name": f"{prefix}/manifest.json"}
 
@@ -49,7 +49,7 @@ def test_failing_task_records_exit_code_stderr_tail_and_failure_message(app):
     assert manifest["result"] == "failure" and manifest["exitCode"] == 7
     assert "simulated failure while processing failing/doomed.txt" in manifest["stderrTail"]
     assert manifest["failureInfo"]["category"] == "usererror"
-    failures = [m for m in app.drain_queue(app.ctx.settings.queues.failures) if m["runId"] == run_id]
+    failures = [m for m in app.drain_queue(app.ctx.settings.queues.failures) if m.get("runId") == run_id]
     assert len(failures) == 1 and failures[0]["exitCode"] == 7
 
 
@@ -71,7 +71,7 @@ def test_same_event_three_times_makes_one_task_and_one_result(app):
     jobs = [j.id for j in app.ctx.batch.list_jobs() if j.id.startswith(app.ctx.settings.job_prefix)]
     tasks = [t.id for j in jobs for t in app.ctx.batch.list_tasks(j) if t.id == run_id]
     assert tasks == []  # recorded and deleted; never re-added
-    done = [m for m in app.drain_queue(app.ctx.settings.queues.completions) if m["runId"] == run_id]
+    done = [m for m in app.drain_queue(app.ctx.settings.queues.completions) if m.get("runId") == run_id]
     assert len(done) == 1
     assert app.record("transform", run_id)["state"] == "succeeded"
 
@@ -168,7 +168,7 @@ def test_a_run_batch_never_takes_fails_with_the_reason_after_the_last_attempt(ap
         rec = ctx.runs.get("transform", run_id)
         assert rec["state"] == "failed" and rec["notified"] is True
         assert "not submitted to Batch after 2 attempt(s)" in rec["reason"] and "503" in rec["reason"]
-        failures = [m for m in app.drain_queue(ctx.settings.queues.failures) if m["runId"] == run_id]
+        failures = [m for m in app.drain_queue(ctx.settings.queues.failures) if m.get("runId") == run_id]
         assert len(failures) == 1 and failures[0]["failure"]["code"] == "NotSubmitted"
         assert _retry_messages(app, run_id, wait=2) == []  # no further attempt is scheduled
     finally:

@@ -126,7 +126,7 @@ def test_task_retention_keeps_recorded_tasks_until_it_has_passed(app):
         result = later.tick()
         assert run_id not in result.recorded and result.deleted_tasks >= 1
         assert run_id not in [t.id for t in ctx.batch.list_tasks(rec["jobId"])]
-        done = [m for m in app.drain_queue(ctx.settings.queues.completions) if m["runId"] == run_id]
+        done = [m for m in app.drain_queue(ctx.settings.queues.completions) if m.get("runId") == run_id]
         assert len(done) == 1
     finally:
         set_context(app.ctx)

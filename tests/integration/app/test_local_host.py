@@ -92,10 +92,15 @@ def test_blob_and_request_through_the_local_host(stack, host):
     done = queues.get_queue_client(values["COMPLETIONS_QUEUE"])
     rejected = queues.get_queue_client(values["REJECTED_QUEUE"])
     seen, refused = [], []
-    while time.monotonic() < deadline and (len(seen) < 2 or not refused):
-        seen = [json.loads(m.content) for m in done.peek_messages(max_messages=32)]
+    ended = []
+    while time.monotonic() < deadline and (len(seen) < 2 or not ended or not refused):
+        everything = [json.loads(m.content) for m in done.peek_messages(max_messages=32)]
+        seen = [m for m in everything if m.get("kind") != "request"]  # one message per run
+        ended = [m for m in everything if m.get("kind") == "request"]  # and one when the request has ended
         refused = [json.loads(m.content) for m in rejected.peek_messages(max_messages=32)]
         time.sleep(0.5)
     assert len(seen) == 2, log.read_text()[-4000:]
     assert {m["requestId"] is not None for m in seen} == {True, False}
+    request_id = next(m["requestId"] for m in seen if m["requestId"])
+    assert [(m["requestId"], m["state"]) for m in ended] == [(request_id, "succeeded")], ended
     assert len(refused) == 1 and refused[0]["code"] == "malformed" and refused[0]["payload"] == "not json at all"

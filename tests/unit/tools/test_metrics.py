@@ -62,6 +62,14 @@ def test_the_window_keeps_recent_and_unfinished_runs_only():
     assert everything["since"] == at(300)[:19] + "Z"  # without --since the window starts at the oldest run
 
 
+def test_bookkeeping_written_later_does_not_bring_an_old_run_into_the_window():
+    # Ended five hours ago; its message was repaired, and a retry superseded it, within the last hour.
+    late = run("old-done", "failed", minutes_ago=300, notifiedAt=at(2), notifyClaimedAt=at(3),
+               supersededAt=at(1), supersededBy="old-done-a2")
+    out = run_metrics.summarize([late], NOW, since=NOW - timedelta(hours=1))
+    assert out["total"]["runs"] == 0
+
+
 def test_one_pipeline_only():
     records = [run("a", "succeeded"), run("b", "succeeded", pipeline="wordcount")]
     out = run_metrics.summarize(records, NOW, pipeline="wordcount")
