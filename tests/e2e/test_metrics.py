@@ -40,7 +40,10 @@ def transform_runs_under_way(app_stack) -> list[str]:
 def test_metrics_report_the_runs_of_the_window(app_stack, tmp_path):
     # The window holds every run still under way: start it once earlier tests' transform runs have ended.
     wait_for(lambda: not transform_runs_under_way(app_stack), 120, "earlier transform runs to end", interval=1)
-    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    # --since takes whole seconds: start at the next one, so that the runs which just ended stay out of it.
+    start = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+    time.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds()) + 0.05)
+    since = start.isoformat(timespec="seconds").replace("+00:00", "Z")
     tag = f"e2e-metrics-{secrets.token_hex(3)}"
     files = []
     for i in range(2):
