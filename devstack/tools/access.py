@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from azure.batch import models
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
 
 from devstack.common import paths
 from shared.batch_client import make_batch_client
@@ -40,6 +46,24 @@ from shared.storage import StorageClients
 
 class AccessError(Exception):
     """Settings cannot be found or read; the message says what to do."""
+
+
+# What a command cannot get past when it reads the app's settings or calls its services: failure_message says it.
+SERVICE_ERRORS = (AccessError, ServiceRequestError, ClientAuthenticationError, HttpResponseError)
+
+
+def failure_message(exc: Exception) -> str:
+    """One of SERVICE_ERRORS as the user reads it: what happened and what to do."""
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, ServiceRequestError):
+        return (f"cannot reach the service ({first}); is the stack up? Run `make up` (or check --settings / --env / "
+                "--azd-env)")
+    if isinstance(exc, ClientAuthenticationError):
+        return (f"not signed in or no access ({first}); on Azure run `az login` and check your roles on the storage "
+                "(and Batch) account")
+    if isinstance(exc, HttpResponseError):
+        return f"the service refused the request ({getattr(exc, 'error_code', None) or exc.status_code}: {first})"
+    return str(exc)
 
 
 def local_settings_path() -> Path:

@@ -22,14 +22,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
     ResourceNotFoundError,
-    ServiceRequestError,
 )
 
 from devstack.tools import links, logs_follow, runs_view, ui
-from devstack.tools.access import AccessError, AppAccess, add_arguments, normalize_argv
+from devstack.tools.access import SERVICE_ERRORS, AppAccess, add_arguments, failure_message, normalize_argv
 from devstack.tools.submit import SubmitError, send_request, upload_inputs
 from shared.context import create_context
 from shared.intake import handle_blob
@@ -158,20 +155,8 @@ def run(command: str, argv: list[str]) -> int:
         access = AppAccess.from_args(args, needs_batch=needs_batch)
         commands = {"status": cmd_status, "submit": cmd_submit, "logs": cmd_logs, "replay": cmd_replay}
         return commands[args.command](access, args)
-    except (AccessError, SubmitError) as exc:
-        ui.error(args.command, str(exc))
-        return 1
-    except ServiceRequestError as exc:
-        ui.error(args.command, f"cannot reach the service ({str(exc).splitlines()[0]}); is the stack up? Run "
-                               "`make up` (or check --settings / --env / --azd-env)")
-        return 1
-    except ClientAuthenticationError as exc:
-        ui.error(args.command, f"not signed in or no access ({str(exc).splitlines()[0]}); on Azure run `az login` "
-                               "and check your roles on the storage (and Batch) account")
-        return 1
-    except HttpResponseError as exc:
-        code = getattr(exc, "error_code", None) or exc.status_code
-        ui.error(args.command, f"the service refused the request ({code}: {str(exc).splitlines()[0]})")
+    except (SubmitError, *SERVICE_ERRORS) as exc:
+        ui.error(args.command, failure_message(exc))
         return 1
 
 

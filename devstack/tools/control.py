@@ -18,10 +18,8 @@ import base64
 import getpass
 import json
 
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
-
 from devstack.tools import runs_view, ui
-from devstack.tools.access import AccessError, AppAccess, normalize_argv
+from devstack.tools.access import SERVICE_ERRORS, AppAccess, failure_message, normalize_argv
 from devstack.tools.commands import _common
 from shared.context import create_context
 from shared.control import cancel_runs, retry_runs
@@ -86,20 +84,8 @@ def run(command: str, argv: list[str]) -> int:
     except ControlError as exc:
         ui.error(command, str(exc))
         return 2
-    except AccessError as exc:
-        ui.error(command, str(exc))
-        return 1
-    except ServiceRequestError as exc:
-        ui.error(command, f"cannot reach storage or Batch ({str(exc).splitlines()[0]}); is the stack up? "
-                          "Run `make up` (or check --settings/--env)")
-        return 1
-    except ClientAuthenticationError as exc:
-        ui.error(command, f"not signed in or no access ({str(exc).splitlines()[0]}); on Azure run "
-                          "`az login` and check your roles")
-        return 1
-    except HttpResponseError as exc:
-        ui.error(command, f"the service refused the request ({exc.status_code}: "
-                          f"{str(exc).splitlines()[0]})")
+    except SERVICE_ERRORS as exc:
+        ui.error(command, failure_message(exc))
         return 1
     print_report(report, args.json)
     return 1 if any(r.outcome in FAILING for r in report.results) else 0

@@ -18,14 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
     ResourceNotFoundError,
-    ServiceRequestError,
 )
 
 from devstack.tools import runs_view, ui
-from devstack.tools.access import AccessError, AppAccess, normalize_argv
+from devstack.tools.access import SERVICE_ERRORS, AppAccess, failure_message, normalize_argv
 from devstack.tools.commands import _common
 from shared.records import TERMINAL, RunStore, is_hidden
 from shared.run_metrics import TOP_REASONS, summarize
@@ -105,16 +102,9 @@ def main(argv: list[str] | None = None) -> int:
             records = read_records(access.runs, since, args.pipeline)
         except ResourceNotFoundError:
             records = []  # no runs table yet: the app has not run
-    except AccessError as exc:
-        return _fail(str(exc))
-    except ServiceRequestError as exc:
-        return _fail(f"cannot reach storage ({str(exc).splitlines()[0]}); is the stack up? Run `make up` (or check "
-                     "--settings/--env)")
-    except ClientAuthenticationError as exc:
-        return _fail(f"not signed in or no access ({str(exc).splitlines()[0]}); on Azure run `az login` and check "
-                     "your roles on the storage account")
-    except HttpResponseError as exc:
-        return _fail(f"storage refused the query ({exc.status_code}: {str(exc).splitlines()[0]})")
+    except SERVICE_ERRORS as exc:
+        ui.error("metrics", failure_message(exc))
+        return 1
     figures = summarize(records, now, since, args.pipeline, max(0, args.top))
     if args.json:
         ui.print_json(figures)
@@ -122,10 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         show(figures)
     return 0
 
-
-def _fail(message: str) -> int:
-    ui.error("metrics", message)
-    return 1
 
 
 # ---- plain text --------------------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from azure.core.exceptions import ResourceNotFoundError, ServiceRequestError
+from azure.core.exceptions import ResourceNotFoundError
 
 from devstack.tools import ui
-from devstack.tools.access import AccessError, AppAccess, normalize_argv
+from devstack.tools.access import SERVICE_ERRORS, AppAccess, failure_message, normalize_argv
 from devstack.tools.commands import _common
 from devstack.tools.runs_view import printable
 from shared import requests
@@ -95,14 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         pipelines = [args.pipeline] if args.pipeline else sorted(access.config.pipelines)
         views = [v for v in (describe(access, p, args.request_id) for p in pipelines) if v]
-    except AccessError as exc:
-        ui.error("request", str(exc))
-        return 1
     except ResourceNotFoundError:
         views = []  # no runs table yet
-    except ServiceRequestError as exc:
-        ui.error("request", f"cannot reach storage ({str(exc).splitlines()[0]}); is the stack up? Run `make up` "
-                            "(or check --settings/--env)")
+    except SERVICE_ERRORS as exc:
+        ui.error("request", failure_message(exc))
         return 1
     if not views:
         ui.error("request", f"no runs of request {args.request_id!r}"
